@@ -1,0 +1,155 @@
+"""Run one cell over a batch-first sequence with the hand-derived BPTT engine.
+
+This is the layer-facing entry point: it checks arguments, turns lengths into a
+mask, reverses time, does the input projection as one GEMM, and hands the time
+loop to ``Recurrence``.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..ops import CellSpec, Weights
+from .recurrence import run_recurrence
+
+
+def lengths_to_mask(lengths: Tensor, T: int) -> Tensor:
+    """(B,) integer lengths -> (B, T) bool mask, True on real steps (right padding)."""
+    return torch.arange(T, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def check_lengths(lengths: Tensor, B: int, T: int) -> Tensor:
+    lengths = torch.as_tensor(lengths)
+    if lengths.dtype.is_floating_point or lengths.dtype == torch.bool or lengths.dtype.is_complex:
+        raise TypeError(f"Argument `lengths` must hold integers, got dtype {lengths.dtype}")
+    if lengths.shape != (B,):
+        raise ValueError(f"Argument `lengths` must have shape (B,) = ({B},), got {tuple(lengths.shape)}")
+    if B and (int(lengths.min()) < 0 or int(lengths.max()) > T):
+        raise ValueError(
+            f"Argument `lengths` must lie in [0, T={T}], got min {int(lengths.min())} and max {int(lengths.max())}"
+        )
+    return lengths
+
+
+def check_mask(mask: Tensor, B: int, T: int) -> Tensor:
+    mask = torch.as_tensor(mask)
+    if mask.shape != (B, T):
+        raise ValueError(f"Argument `mask` must have shape (B, T) = ({B}, {T}), got {tuple(mask.shape)}")
+    return mask
+
+
+def check_input(x: Tensor, input_size: int, argument: str = "x") -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"Argument `{argument}` must be a torch.Tensor of shape (B, T, F), got {type(x).__name__}")
+    if not x.dtype.is_floating_point:
+        raise TypeError(f"Argument `{argument}` must be a floating-point tensor, got dtype {x.dtype}")
+    if x.dim() != 3:
+        raise ValueError(f"Argument `{argument}` must have shape (B, T, F) (rank 3), got shape {tuple(x.shape)}")
+    if x.shape[2] != input_size:
+        raise ValueError(
+            f"Argument `{argument}` must have F = {input_size} features in its last axis, got shape {tuple(x.shape)}"
+        )
+
+
+def state_sizes(weights: Weights) -> tuple[int, ...]:
+    """Sizes of the state components: (P,) or, for LSTM, (P, H)."""
+    P = weights.weight_hh.shape[1]
+    H = weights.weight_hr.shape[1] if weights.weight_hr is not None else P
+    return (P, H)
+
+
+def default_state(spec: CellSpec, weights: Weights, x: Tensor) -> tuple[Tensor, ...]:
+    return tuple(x.new_zeros(x.shape[0], n) for n in state_sizes(weights)[: spec.n_states])
+
+
+def check_state0(spec: CellSpec, weights: Weights, state0: Sequence[Tensor], B: int) -> tuple[Tensor, ...]:
+    state0 = tuple(state0)
+    if len(state0) != spec.n_states:
+        raise ValueError(f"Argument `state0` must have {spec.n_states} tensor(s) for a {spec.kind} cell, got {len(state0)}")
+    for i, (s, n) in enumerate(zip(state0, state_sizes(weights))):
+        if not isinstance(s, Tensor) or s.shape != (B, n):
+            shape = tuple(s.shape) if isinstance(s, Tensor) else type(s).__name__
+            raise ValueError(f"Argument `state0[{i}]` must have shape (B, {n}) = ({B}, {n}), got {shape}")
+    return state0
+
+
+def run(
+    spec: CellSpec,
+    x: Tensor,
+    weights: Weights,
+    state0: Optional[Sequence[Tensor]] = None,
+    *,
+    mask: Optional[Tensor] = None,
+    lengths: Optional[Tensor] = None,
+    reverse: bool = False,
+    tbptt: Optional[int] = None,
+    recurrent_mask: Optional[Tensor] = None,
+    zoneout: Optional[Sequence[Optional[Tensor]]] = None,
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """Run ``spec``'s cell over ``x`` with hand-derived BPTT.
+
+    Args:
+        x: (B, T, F) floating input.
+        weights: the cell's ``Weights`` (torch.nn layout).
+        state0: initial state, ``(h0,)`` or ``(h0, c0)`` with h0 (B, P), c0 (B, H); zeros if None.
+        mask: (B, T) bool/0-1 mask, True on real steps; a masked step leaves the state
+            unchanged and outputs zero. ``lengths`` (B,) is the right-padded shorthand.
+        reverse: process t = T-1 .. 0; outputs stay aligned with the input's time axis.
+        tbptt: cut the gradient every ``tbptt`` processed steps (the forward state carries on).
+        recurrent_mask: (B, P) variational recurrent-dropout mask, already scaled by 1/(1-p).
+        zoneout: per state component, (B, T, dim) probability of keeping the previous value
+            (0/1 samples in training, the rate itself at inference), or None.
+    Returns:
+        out (B, T, P) and the final state tuple.
+    """
+    check_input(x, weights.weight_ih.shape[1])
+    B, T, _ = x.shape
+    n_state = spec.n_states
+    sizes = state_sizes(weights)[:n_state]
+    if tbptt is not None and (not isinstance(tbptt, int) or isinstance(tbptt, bool) or tbptt < 1):
+        raise ValueError(f"Argument `tbptt` must be a positive integer or None, got {tbptt!r}")
+    if mask is not None and lengths is not None:
+        raise ValueError("Pass either `mask` or `lengths`, not both")
+    if lengths is not None:
+        mask = lengths_to_mask(check_lengths(lengths, B, T).to(x.device), T)
+    elif mask is not None:
+        mask = check_mask(mask, B, T)
+    state0 = default_state(spec, weights, x) if state0 is None else check_state0(spec, weights, state0, B)
+    if recurrent_mask is not None and recurrent_mask.shape != (B, sizes[0]):
+        raise ValueError(
+            f"Argument `recurrent_mask` must have shape (B, P) = ({B}, {sizes[0]}), got {tuple(recurrent_mask.shape)}"
+        )
+    zoneout = tuple(zoneout) if zoneout is not None else (None,) * n_state
+    for i, (z, n) in enumerate(zip(zoneout, sizes)):
+        if z is not None and z.shape != (B, T, n):
+            raise ValueError(f"Argument `zoneout[{i}]` must have shape (B, T, {n}) = ({B}, {T}, {n}), got {tuple(z.shape)}")
+
+    # Time-major from here on: per-step slices are then contiguous views.
+    def time_major(t: Tensor) -> Tensor:
+        t = t.transpose(0, 1)
+        return t.flip(0) if reverse else t
+
+    bias = weights.bias_ih
+    if spec.folds_hh_bias and weights.bias_hh is not None:
+        bias = weights.bias_hh if bias is None else bias + weights.bias_hh
+    xw = F.linear(time_major(x), weights.weight_ih, bias)  # (T, B, G)
+
+    out_mask = None
+    keeps: list[Optional[Tensor]] = [None] * n_state
+    if mask is not None:
+        m = time_major(mask.to(x.dtype))[..., None]  # (T, B, 1)
+        out_mask = m
+        keeps = [1 - m for _ in range(n_state)]
+    for i, z in enumerate(zoneout):
+        if z is not None:
+            z = time_major(z.to(x.dtype))
+            keeps[i] = z if out_mask is None else 1 - out_mask * (1 - z)
+
+    inner = weights._replace(weight_ih=None, bias_ih=None, bias_hh=None if spec.folds_hh_bias else weights.bias_hh)
+    out, final = run_recurrence(spec, xw.contiguous(), state0, inner, keeps, out_mask, recurrent_mask, tbptt)
+    out = out.flip(0) if reverse else out
+    return out.transpose(0, 1), final

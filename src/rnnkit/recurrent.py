@@ -1,0 +1,81 @@
+"""Run one recurrent layer direction by either path: torch's fused kernel or our engine.
+
+``implementation``:
+    "bptt"  : rnnkit's engine (hand-derived BPTT), every option.
+    "fused" : torch's fused kernel; raises if the configuration has no exact fused equivalent.
+    "auto"  : "fused" where it is exact *and* measured faster (``AUTO_FUSED`` below,
+              from BENCHMARKS.md), otherwise "bptt". Both give the same function.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from torch import Tensor
+
+from . import engine
+from .fused import fuse_blocker, mask_to_lengths, run_fused
+from .ops import CellSpec, Weights
+
+IMPLEMENTATIONS = ("auto", "fused", "bptt")
+
+# Cell kinds for which torch's fused CPU kernel beat our engine on training steps at
+# every benchmark config (benchmarks/run.py; table in BENCHMARKS.md).
+AUTO_FUSED = frozenset({"lstm"})
+
+
+def check_implementation(implementation: str) -> str:
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(
+            f"Received an invalid value for argument `implementation`: expected one of {IMPLEMENTATIONS}, got {implementation!r}"
+        )
+    return implementation
+
+
+def run_layer(
+    spec: CellSpec,
+    x: Tensor,
+    weights: Weights,
+    state0: Optional[Sequence[Tensor]] = None,
+    *,
+    mask: Optional[Tensor] = None,
+    lengths: Optional[Tensor] = None,
+    reverse: bool = False,
+    tbptt: Optional[int] = None,
+    recurrent_mask: Optional[Tensor] = None,
+    zoneout: Optional[Sequence[Optional[Tensor]]] = None,
+    implementation: str = "auto",
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """Run a cell over x (B, T, F); see ``rnnkit.engine.run`` for every argument.
+
+    Returns out (B, T, P) and the final state tuple.
+    """
+    check_implementation(implementation)
+    if implementation != "bptt" and (implementation == "fused" or spec.kind in AUTO_FUSED):
+        B, T = x.shape[:2]
+        engine.sequence.check_input(x, weights.weight_ih.shape[1])
+        if mask is not None:
+            mask = engine.sequence.check_mask(mask, B, T)
+            lengths = mask_to_lengths(mask)
+            blocker = "the mask is not right padding (it has holes)" if lengths is None else None
+        else:
+            if lengths is not None:
+                lengths = engine.sequence.check_lengths(lengths, B, T)
+            blocker = None
+        if lengths is not None and bool((lengths == T).all()):
+            lengths = None  # nothing is padded: the plain kernel is the same function and faster
+        blocker = blocker or fuse_blocker(
+            spec, weights, lengths=lengths, tbptt=tbptt, recurrent_mask=recurrent_mask, zoneout=zoneout
+        )
+        if blocker is None:
+            if state0 is None:
+                state0 = engine.sequence.default_state(spec, weights, x)
+            else:
+                state0 = engine.sequence.check_state0(spec, weights, state0, B)
+            return run_fused(spec, x, weights, state0, lengths=lengths, reverse=reverse, tbptt=tbptt)
+        if implementation == "fused":
+            raise ValueError(f"implementation='fused' is not possible here: {blocker}; use 'bptt' or 'auto'")
+    return engine.run(
+        spec, x, weights, state0, mask=mask, lengths=lengths, reverse=reverse, tbptt=tbptt,
+        recurrent_mask=recurrent_mask, zoneout=zoneout,
+    )
