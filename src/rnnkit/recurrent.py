@@ -45,13 +45,17 @@ def run_layer(
     recurrent_mask: Optional[Tensor] = None,
     zoneout: Optional[Sequence[Optional[Tensor]]] = None,
     implementation: str = "auto",
+    probe: Optional[Tensor] = None,
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Run a cell over x (B, T, F); see ``rnnkit.engine.run`` for every argument.
 
+    A ``probe`` (gradient-flow diagnostics) needs the engine, so it rules out "fused".
     Returns out (B, T, P) and the final state tuple.
     """
     check_implementation(implementation)
-    if implementation != "bptt" and (implementation == "fused" or spec.kind in AUTO_FUSED):
+    if implementation == "fused" and probe is not None:
+        raise ValueError("implementation='fused' cannot report gradient flow (`probe`); use 'bptt' or 'auto'")
+    if probe is None and implementation != "bptt" and (implementation == "fused" or spec.kind in AUTO_FUSED):
         B, T = x.shape[:2]
         engine.sequence.check_input(x, weights.weight_ih.shape[1])
         if mask is not None:
@@ -77,5 +81,5 @@ def run_layer(
             raise ValueError(f"implementation='fused' is not possible here: {blocker}; use 'bptt' or 'auto'")
     return engine.run(
         spec, x, weights, state0, mask=mask, lengths=lengths, reverse=reverse, tbptt=tbptt,
-        recurrent_mask=recurrent_mask, zoneout=zoneout,
+        recurrent_mask=recurrent_mask, zoneout=zoneout, probe=probe,
     )

@@ -36,6 +36,9 @@ class Recurrence(torch.autograd.Function):
         xw: (T, B, G) projected inputs.  state0: tuple of (B, P) [and (B, H)].
         keeps: per state component, (T, B, dim) or (T, B, 1) or None; 1 keeps the old state.
         out_mask: (T, B, 1) or None; zeroes outputs.  rdm: (B, P) or None, recurrent dropout.
+        probe: None, or a (T, n_state) zero tensor that requires grad; its "gradient" is then
+            the norm of dL/d(state_t) per processed step and state component, over the batch.
+            This is how ``rnnkit.diagnostics`` sees gradient flow through time.
         weights: Weights (weight_ih and bias_ih are unused here).
     Outputs:
         out: (T, B, P) and the final state components.
@@ -45,8 +48,8 @@ class Recurrence(torch.autograd.Function):
     def forward(ctx, spec: CellSpec, tbptt: Optional[int], xw: Tensor, n_state: int, *rest):  # type: ignore[override]
         state0 = rest[:n_state]
         keeps = rest[n_state : 2 * n_state]
-        out_mask, rdm = rest[2 * n_state], rest[2 * n_state + 1]
-        w = Weights(*rest[2 * n_state + 2 :])
+        out_mask, rdm, probe = rest[2 * n_state : 2 * n_state + 3]
+        w = Weights(*rest[2 * n_state + 3 :])
         need_grad = any(ctx.needs_input_grad)
         step = CELL_OPS[spec.kind].step
 
@@ -69,6 +72,7 @@ class Recurrence(torch.autograd.Function):
 
         if need_grad:
             ctx.spec, ctx.tbptt, ctx.n_state = spec, tbptt, n_state
+            ctx.has_probe = probe is not None
             ctx.weights_present = [x is not None for x in w]
             stacked_caches = tuple(torch.stack(c) if c[0] is not None else None for c in zip(*caches)) if T else ()
             states_prev = [torch.stack(hist[:-1]) for hist in history]
@@ -102,6 +106,7 @@ class Recurrence(torch.autograd.Function):
             d_out = d_out * out_mask
         dxw = d_out.new_empty(T, *states_prev[0].shape[1:-1], _gates_width(w))
         step_grads: list = []
+        norms = [] if ctx.has_probe else None
         cache_steps = [c.unbind(0) if c is not None else None for c in caches]
         prev_steps = [s.unbind(0) for s in states_prev]
         keep_steps = [k.unbind(0) if k is not None else None for k in keeps]
@@ -109,6 +114,8 @@ class Recurrence(torch.autograd.Function):
         d_out_steps = d_out.unbind(0)
         for t in range(T - 1, -1, -1):
             d_state = [d_carry[0] + d_out_steps[t]] + d_carry[1:]
+            if norms is not None:
+                norms.append(torch.stack([torch.linalg.vector_norm(d) for d in d_state]))
             d_new, d_prev = [], []
             for ks, d in zip(keep_steps, d_state):
                 if ks is None:
@@ -132,8 +139,11 @@ class Recurrence(torch.autograd.Function):
         grads = ops.weight_grads(w, spec, caches, stacked_sg, hin_all, states_prev) if T else {}
 
         d_weights = [grads.get(name) if present else None for name, present in zip(Weights._fields, ctx.weights_present)]
-        d_state0 = d_carry
-        return (None, None, dxw, None, *d_state0, *([None] * n_state), None, None, *d_weights)
+        d_probe = None
+        if norms is not None:
+            norms.reverse()
+            d_probe = torch.stack(norms) if T else d_out.new_zeros(0, n_state)
+        return (None, None, dxw, None, *d_carry, *([None] * n_state), None, None, d_probe, *d_weights)
 
 
 def _add(a: Optional[Tensor], b: Optional[Tensor]) -> Optional[Tensor]:
@@ -157,8 +167,9 @@ def run_recurrence(
     out_mask: Optional[Tensor],
     rdm: Optional[Tensor],
     tbptt: Optional[int],
+    probe: Optional[Tensor] = None,
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Apply ``Recurrence``; returns (out (T, B, P), final state tuple)."""
     n = len(state0)
-    res = Recurrence.apply(spec, tbptt, xw, n, *state0, *keeps, out_mask, rdm, *weights)
+    res = Recurrence.apply(spec, tbptt, xw, n, *state0, *keeps, out_mask, rdm, probe, *weights)
     return res[0], tuple(res[1:])

@@ -89,6 +89,7 @@ def run(
     tbptt: Optional[int] = None,
     recurrent_mask: Optional[Tensor] = None,
     zoneout: Optional[Sequence[Optional[Tensor]]] = None,
+    probe: Optional[Tensor] = None,
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Run ``spec``'s cell over ``x`` with hand-derived BPTT.
 
@@ -103,6 +104,8 @@ def run(
         recurrent_mask: (B, P) variational recurrent-dropout mask, already scaled by 1/(1-p).
         zoneout: per state component, (B, T, dim) probability of keeping the previous value
             (0/1 samples in training, the rate itself at inference), or None.
+        probe: optional (T, n_state) zero tensor requiring grad; after backward its ``.grad``
+            holds ||dL/d state_t|| per time step (in data order) and state component.
     Returns:
         out (B, T, P) and the final state tuple.
     """
@@ -150,6 +153,10 @@ def run(
             keeps[i] = z if out_mask is None else 1 - out_mask * (1 - z)
 
     inner = weights._replace(weight_ih=None, bias_ih=None, bias_hh=None if spec.folds_hh_bias else weights.bias_hh)
-    out, final = run_recurrence(spec, xw.contiguous(), state0, inner, keeps, out_mask, recurrent_mask, tbptt)
+    if probe is not None:
+        if probe.shape != (T, n_state) or not probe.requires_grad:
+            raise ValueError(f"Argument `probe` must be a (T, n_state) = ({T}, {n_state}) tensor that requires grad")
+        probe = probe.flip(0) if reverse else probe
+    out, final = run_recurrence(spec, xw.contiguous(), state0, inner, keeps, out_mask, recurrent_mask, tbptt, probe)
     out = out.flip(0) if reverse else out
     return out.transpose(0, 1), final
