@@ -1,0 +1,63 @@
+"""Real data bundled with rnnkit, generated pairs, and readers for archive formats.
+
+Nothing is downloaded: each ``load_<name>()`` reads a small gzip file shipped in
+``rnnkit/datasets/data/`` (or, for ``load_pydoc_text``, the running Python's own
+``pydoc_data``) and returns numpy arrays (str for raw text) with a fixed, documented
+split. ``list_datasets()`` gives each set's task, size, source and licence; the data
+folder's README.md and LICENSES.md hold the full notes.
+"""
+
+from .captions import DIGIT_WORDS as DIGIT_WORDS
+from .captions import DigitsCaptions as DigitsCaptions
+from .captions import load_digits_captions as load_digits_captions
+from .catalog import DatasetInfo as DatasetInfo
+from .catalog import list_datasets as list_datasets
+from .forecasting import Sunspots as Sunspots
+from .forecasting import load_sunspots as load_sunspots
+from .language import PydocText as PydocText
+from .language import Sentiment as Sentiment
+from .language import load_pydoc_text as load_pydoc_text
+from .language import load_sentiment as load_sentiment
+from .seq2seq import CMUDict as CMUDict
+from .seq2seq import Pairs as Pairs
+from .seq2seq import load_cmudict as load_cmudict
+from .seq2seq import make_dates as make_dates
+from .seq2seq import make_number_words as make_number_words
+from .seq2seq import number_to_words as number_to_words
+from .ucr import UCR_BUNDLED as UCR_BUNDLED
+from .ucr import TSData as TSData
+from .ucr import UCRData as UCRData
+from .ucr import load_ucr as load_ucr
+from .ucr import read_ts as read_ts
+from .ucr import read_ucr_tsv as read_ucr_tsv
+
+__all__ = [
+    "list_datasets",
+    "DatasetInfo",
+    # forecasting
+    "load_sunspots",
+    "Sunspots",
+    # time-series classification
+    "load_ucr",
+    "read_ts",
+    "read_ucr_tsv",
+    "UCRData",
+    "TSData",
+    "UCR_BUNDLED",
+    # language modelling and sentiment
+    "load_pydoc_text",
+    "PydocText",
+    "load_sentiment",
+    "Sentiment",
+    # sequence-to-sequence
+    "load_cmudict",
+    "CMUDict",
+    "make_number_words",
+    "make_dates",
+    "number_to_words",
+    "Pairs",
+    # one-to-many
+    "load_digits_captions",
+    "DigitsCaptions",
+    "DIGIT_WORDS",
+]
