@@ -150,6 +150,11 @@ class Layer(nn.Module):
             self.built = True
 
     def _to_tensor(self, x: Any) -> Any:
+        if isinstance(x, Layer):
+            raise TypeError(
+                f"Layer {self.name!r} got a layer ({x.name!r}) as input; rnnkit has no functional API. "
+                "Use Sequential([Input(shape=...), ...]) or subclass Model and call layers on tensors"
+            )
         if isinstance(x, np.ndarray):
             t = torch.from_numpy(np.ascontiguousarray(x))
             # numpy's float64 default is an accident of the data, not a request for float64 weights.
@@ -157,11 +162,6 @@ class Layer(nn.Module):
         return x
 
     def __call__(self, x: Any, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(x, Layer):
-            raise TypeError(
-                f"{self.name}: got a layer ({x.name}) as input; rnnkit has no functional API. "
-                "Use Sequential([Input(shape=...), ...]) or subclass Model and call layers on tensors"
-            )
         x = self._to_tensor(x)
         if isinstance(x, Tensor) and not self.built:
             self.maybe_build(tuple(x.shape))
@@ -197,6 +197,8 @@ class Layer(nn.Module):
 
     def set_weights(self, weights: Sequence[Any]) -> None:
         """Inverse of ``get_weights``; shapes must match exactly."""
+        if not self.built:
+            raise ValueError(f"Layer {self.name!r} is not built yet; call it on data (or pass input_shape=) before set_weights")
         params = list(self.parameters())
         assign_arrays(self.name, params, weights)
 

@@ -73,6 +73,13 @@ class Dense(Layer):
         k = state_dict.get(prefix + "kernel")
         return (None, int(k.shape[0])) if k is not None else None
 
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        """[kernel (F, U), bias (U,)], as Keras's ``get_weights``; builds the layer from the kernel if needed."""
+        weights = list(weights)
+        if weights and getattr(weights[0], "ndim", 0) == 2:
+            self.maybe_build((None, int(weights[0].shape[0])))
+        super().set_weights(weights)
+
     def forward(self, x: Tensor, mask: Optional[Tensor] = None, training: Optional[bool] = None) -> Tensor:
         x = _floating(self, x, self.kernel.dtype)
         if x.dim() < 2 or x.shape[-1] != self.kernel.shape[0]:
