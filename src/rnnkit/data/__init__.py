@@ -1,5 +1,8 @@
-"""Data helpers: padding ragged sequences (Keras's ``pad_sequences``)."""
+"""Data helpers: padding ragged sequences, vocabularies for text, sliding windows over series."""
 
 from .sequence import pad_sequences as pad_sequences
+from .text import CharVocab as CharVocab
+from .text import WordVocab as WordVocab
+from .windows import make_windows as make_windows
 
-__all__ = ["pad_sequences"]
+__all__ = ["CharVocab", "WordVocab", "make_windows", "pad_sequences"]
