@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from ..ops import CELL_OPS, CellSpec, Weights
+from .compiled import CompiledRecurrence, kernels_blocker
 
 
 def _mix(keep: Optional[Tensor], old: Tensor, new: Tensor) -> Tensor:
@@ -168,8 +169,13 @@ def run_recurrence(
     rdm: Optional[Tensor],
     tbptt: Optional[int],
     probe: Optional[Tensor] = None,
+    backend: str = "auto",
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Apply ``Recurrence``; returns (out (T, B, P), final state tuple)."""
+    """Apply the compiled loop where it covers the configuration, else ``Recurrence``.
+
+    Returns (out (T, B, P), final state tuple).
+    """
     n = len(state0)
-    res = Recurrence.apply(spec, tbptt, xw, n, *state0, *keeps, out_mask, rdm, probe, *weights)
+    fn = Recurrence if backend == "python" or kernels_blocker(spec, weights, xw) is not None else CompiledRecurrence
+    res = fn.apply(spec, tbptt, xw, n, *state0, *keeps, out_mask, rdm, probe, *weights)
     return res[0], tuple(res[1:])

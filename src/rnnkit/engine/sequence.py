@@ -90,6 +90,7 @@ def run(
     recurrent_mask: Optional[Tensor] = None,
     zoneout: Optional[Sequence[Optional[Tensor]]] = None,
     probe: Optional[Tensor] = None,
+    backend: str = "auto",
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Run ``spec``'s cell over ``x`` with hand-derived BPTT.
 
@@ -106,10 +107,14 @@ def run(
             (0/1 samples in training, the rate itself at inference), or None.
         probe: optional (T, n_state) zero tensor requiring grad; after backward its ``.grad``
             holds ||dL/d state_t|| per time step (in data order) and state component.
+        backend: "auto" runs the time loop in C++ where it covers the configuration (see
+            ``engine.compiled``), "python" forces the Python loop; both compute the same.
     Returns:
         out (B, T, P) and the final state tuple.
     """
     check_input(x, weights.weight_ih.shape[1])
+    if backend not in ("auto", "python"):
+        raise ValueError(f"Argument `backend` must be 'auto' or 'python', got {backend!r}")
     B, T, _ = x.shape
     n_state = spec.n_states
     sizes = state_sizes(weights)[:n_state]
@@ -157,6 +162,6 @@ def run(
         if probe.shape != (T, n_state) or not probe.requires_grad:
             raise ValueError(f"Argument `probe` must be a (T, n_state) = ({T}, {n_state}) tensor that requires grad")
         probe = probe.flip(0) if reverse else probe
-    out, final = run_recurrence(spec, xw.contiguous(), state0, inner, keeps, out_mask, recurrent_mask, tbptt, probe)
+    out, final = run_recurrence(spec, xw.contiguous(), state0, inner, keeps, out_mask, recurrent_mask, tbptt, probe, backend)
     out = out.flip(0) if reverse else out
     return out.transpose(0, 1), final

@@ -1,0 +1,128 @@
+"""The engine's time loop compiled to C++ (``csrc/recurrence.cpp``), same contract as ``Recurrence``.
+
+The C++ loop does the same math as ``rnnkit.ops`` step by step (tests hold the
+two paths to the same reference), minus Python's per-op dispatch cost, which
+dominates at typical sizes. It is built on first use with
+``torch.utils.cpp_extension`` (needs a C++ compiler and ninja) and cached; when
+it cannot be built, the engine warns once and keeps the Python loop.
+
+Set ``RNNKIT_KERNELS=python`` to force the Python loop.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from ..ops import CellSpec, Weights
+
+_ACT_CODES = {"tanh": 0, "sigmoid": 1, "relu": 2, "hard_sigmoid": 3, "linear": 4}
+_module = None
+_load_error: Optional[str] = None
+
+
+def _cpu_flags() -> list[str]:
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    words = set(info.split())
+    flags = ["-mavx2", "-mfma"] if {"avx2", "fma"} <= words else []
+    # The packed GEMM kernel needs AVX-512; without it the loop multiplies through ATen.
+    return flags + (["-mavx512f"] if flags and "avx512f" in words else [])
+
+
+def load_kernels():
+    """The compiled module, building it on first use; None (with one warning) if that fails."""
+    global _module, _load_error
+    if _module is not None or _load_error is not None:
+        return _module
+    if os.environ.get("RNNKIT_KERNELS", "").lower() == "python":
+        _load_error = "disabled by RNNKIT_KERNELS=python"
+        return None
+    try:
+        from torch.utils.cpp_extension import load
+
+        src = Path(__file__).with_name("csrc") / "recurrence.cpp"
+        _module = load(name="rnnkit_recurrence", sources=[str(src)], extra_cflags=["-O3", *_cpu_flags()],
+                       verbose=False)
+    except Exception as exc:  # a missing compiler or ninja must not break the library
+        _load_error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        warnings.warn(f"rnnkit: C++ kernels unavailable ({_load_error}); using the Python time loop, "
+                      "which gives the same results more slowly", RuntimeWarning, stacklevel=3)
+    return _module
+
+
+def kernels_blocker(spec: CellSpec, w: Weights, xw: Tensor) -> Optional[str]:
+    """Why the compiled loop cannot run this configuration, or None."""
+    if w.peephole is not None or w.ln_gamma is not None or w.weight_hr is not None:
+        return "peephole, layer norm and projection run in the Python loop"
+    if xw.device.type != "cpu" or xw.dtype not in (torch.float32, torch.float64):
+        return "the compiled loop is for float32/float64 on the CPU"
+    if load_kernels() is None:
+        return _load_error
+    return None
+
+
+def _kind_code(spec: CellSpec) -> int:
+    if spec.kind == "rnn":
+        return 0
+    if spec.kind == "lstm":
+        return 1
+    return 2 if spec.reset_after else 3
+
+
+def _c(t: Optional[Tensor]) -> Optional[Tensor]:
+    return None if t is None else t.contiguous()
+
+
+class CompiledRecurrence(torch.autograd.Function):
+    """``Recurrence`` (see recurrence.py for the contract) with the loop in C++."""
+
+    @staticmethod
+    def forward(ctx, spec: CellSpec, tbptt: Optional[int], xw: Tensor, n_state: int, *rest):  # type: ignore[override]
+        state0 = rest[:n_state]
+        keeps = rest[n_state : 2 * n_state]
+        out_mask, rdm, probe = rest[2 * n_state : 2 * n_state + 3]
+        w = Weights(*rest[2 * n_state + 3 :])
+        need_grad = any(ctx.needs_input_grad)
+        kind, act, ract = _kind_code(spec), _ACT_CODES[spec.activation], _ACT_CODES[spec.recurrent_activation]
+        keep_h = _c(keeps[0])
+        keep_c = _c(keeps[1]) if n_state == 2 else None
+        res = _module.forward(kind, act, ract, xw.contiguous(), state0[0].contiguous(),
+                              _c(state0[1]) if n_state == 2 else None, w.weight_hh.contiguous(), _c(w.bias_hh),
+                              keep_h, keep_c, _c(out_mask), _c(rdm), need_grad)
+        if not need_grad:
+            return tuple(res)
+        out, h_hist, c_hist, gates, extra, hin_all = res
+        ctx.codes = (kind, act, ract)
+        ctx.tbptt, ctx.n_state = tbptt, n_state
+        ctx.has_probe, ctx.has_b_hh = probe is not None, w.bias_hh is not None
+        ctx.weights_present = [x is not None for x in w]
+        ctx.save_for_backward(h_hist, c_hist, gates, extra, hin_all, w.weight_hh, keep_h, keep_c, out_mask, rdm)
+        T = xw.shape[0]
+        final = (h_hist[T],) if n_state == 1 else (h_hist[T], c_hist[T])
+        return (out, *final)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, d_out: Tensor, *d_final: Optional[Tensor]):  # type: ignore[override]
+        h_hist, c_hist, gates, extra, hin_all, w_hh, keep_h, keep_c, out_mask, rdm = ctx.saved_tensors
+        n_state = ctx.n_state
+        d_h = d_final[0] if d_final[0] is not None else torch.zeros_like(h_hist[0])
+        d_c = None
+        if n_state == 2:
+            d_c = d_final[1] if d_final[1] is not None else torch.zeros_like(c_hist[0])
+        dxw, dh0, dc0, dW, db, norms = _module.backward(
+            *ctx.codes, d_out.contiguous(), d_h.contiguous(), _c(d_c), h_hist, c_hist, gates, extra, hin_all,
+            w_hh.contiguous(), ctx.has_b_hh, keep_h, keep_c, out_mask, rdm, ctx.tbptt or 0, ctx.has_probe)
+        grads = {"weight_hh": dW, "bias_hh": db}
+        d_weights = [grads.get(name) if present else None for name, present in zip(Weights._fields, ctx.weights_present)]
+        d_state0 = (dh0,) if n_state == 1 else (dh0, dc0)
+        d_probe = norms if ctx.has_probe else None
+        return (None, None, dxw, None, *d_state0, *([None] * n_state), None, None, d_probe, *d_weights)

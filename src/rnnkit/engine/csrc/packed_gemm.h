@@ -1,0 +1,111 @@
+// A small-M GEMM against a matrix packed once per sequence.
+//
+// The recurrent matmul multiplies a (B, K) state by the same (K, N) weight at
+// every step. A general BLAS call re-packs the weight each time, which costs as
+// much as the arithmetic at B = 16..64; here the weight is packed once into
+// 32-column panels, Bp[panel][k][0..31], and each step streams the panels
+// through an 8 x 32 AVX-512 register tile. Without AVX-512 the caller falls
+// back to ATen's GEMM.
+
+#pragma once
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define RNNKIT_PACKED_GEMM 1
+#else
+#define RNNKIT_PACKED_GEMM 0
+#endif
+
+namespace rnnkit {
+
+constexpr int64_t kPanel = 32;
+
+struct PackedB {
+  std::vector<float> data;  // ceil(N / 32) panels of K x 32, zero-padded columns
+  int64_t K = 0, N = 0;
+  int64_t panels() const { return (N + kPanel - 1) / kPanel; }
+};
+
+// Pack B (K x N), given by element strides, as B[k][n] = src[k * sk + n * sn].
+inline void pack_b(PackedB& p, const float* src, int64_t K, int64_t N, int64_t sk, int64_t sn) {
+  p.K = K;
+  p.N = N;
+  p.data.assign(static_cast<size_t>(p.panels() * K * kPanel), 0.0f);
+  for (int64_t q = 0; q < p.panels(); ++q) {
+    float* dst = p.data.data() + q * K * kPanel;
+    const int64_t n0 = q * kPanel, nw = std::min<int64_t>(kPanel, N - n0);
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t j = 0; j < nw; ++j) dst[k * kPanel + j] = src[k * sk + (n0 + j) * sn];
+  }
+}
+
+#if RNNKIT_PACKED_GEMM
+// C[r, n0 .. n0+31] = (init ? init[r, ...] : 0) + sum_k A[r, k] * panel[k, :], for R rows.
+template <int R>
+inline void tile(const float* A, int64_t lda, const float* panel, int64_t K, float* C, int64_t ldc,
+                 const float* init, int64_t ldi, __mmask16 m0, __mmask16 m1) {
+  __m512 acc0[R], acc1[R];
+  for (int r = 0; r < R; ++r) {
+    acc0[r] = init ? _mm512_maskz_loadu_ps(m0, init + r * ldi) : _mm512_setzero_ps();
+    acc1[r] = init ? _mm512_maskz_loadu_ps(m1, init + r * ldi + 16) : _mm512_setzero_ps();
+  }
+  for (int64_t k = 0; k < K; ++k) {
+    const __m512 b0 = _mm512_loadu_ps(panel + k * kPanel);
+    const __m512 b1 = _mm512_loadu_ps(panel + k * kPanel + 16);
+    for (int r = 0; r < R; ++r) {
+      const __m512 a = _mm512_set1_ps(A[r * lda + k]);
+      acc0[r] = _mm512_fmadd_ps(a, b0, acc0[r]);
+      acc1[r] = _mm512_fmadd_ps(a, b1, acc1[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    _mm512_mask_storeu_ps(C + r * ldc, m0, acc0[r]);
+    _mm512_mask_storeu_ps(C + r * ldc + 16, m1, acc1[r]);
+  }
+}
+#endif
+
+// C (M x N, row stride ldc) = init (same layout, may be null) + A (M x K, row stride lda) @ B.
+inline void gemm_packed(const float* A, int64_t lda, const PackedB& B, int64_t M, float* C, int64_t ldc,
+                        const float* init, int64_t ldi) {
+#if RNNKIT_PACKED_GEMM
+  const int64_t K = B.K, N = B.N;
+  const int64_t work = M * K * B.panels() * kPanel;
+  // One thread below ~0.5 MFLOP of work per step: waking the second costs more than it saves.
+  const int64_t grain = work < (1 << 18) ? B.panels() : 1;
+  at::parallel_for(0, B.panels(), grain, [&](int64_t q0, int64_t q1) {
+    for (int64_t q = q0; q < q1; ++q) {
+      const int64_t n0 = q * kPanel, nw = std::min<int64_t>(kPanel, N - n0);
+      const __mmask16 m0 = nw >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << nw) - 1);
+      const __mmask16 m1 = nw >= 32 ? 0xFFFF : (nw <= 16 ? 0 : static_cast<__mmask16>((1u << (nw - 16)) - 1));
+      const float* panel = B.data.data() + q * K * kPanel;
+      int64_t r = 0;
+      for (; r + 8 <= M; r += 8)
+        tile<8>(A + r * lda, lda, panel, K, C + r * ldc + n0, ldc, init ? init + r * ldi + n0 : nullptr, ldi, m0, m1);
+      const float* a = A + r * lda;
+      float* c = C + r * ldc + n0;
+      const float* in = init ? init + r * ldi + n0 : nullptr;
+      switch (M - r) {
+        case 7: tile<7>(a, lda, panel, K, c, ldc, in, ldi, m0, m1); break;
+        case 6: tile<6>(a, lda, panel, K, c, ldc, in, ldi, m0, m1); break;
+        case 5: tile<5>(a, lda, panel, K, c, ldc, in, ldi, m0, m1); break;
+        case 4: tile<4>(a, lda, panel, K, c, ldc, in, ldi, m0, m1); break;
+        case 3: tile<3>(a, lda, panel, K, c, ldc, in, ldi, m0, m1); break;
+        case 2: tile<2>(a, lda, panel, K, c, ldc, in, ldi, m0, m1); break;
+        case 1: tile<1>(a, lda, panel, K, c, ldc, in, ldi, m0, m1); break;
+        default: break;
+      }
+    }
+  });
+#else
+  (void)A; (void)lda; (void)B; (void)M; (void)C; (void)ldc; (void)init; (void)ldi;
+#endif
+}
+
+}  // namespace rnnkit
