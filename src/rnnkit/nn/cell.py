@@ -1,0 +1,177 @@
+r"""Drop-in replacements for ``torch.nn.RNNCell``, ``LSTMCell`` and ``GRUCell``.
+
+Each is an ``rnnkit.cells.RecurrentCell`` (torch's parameter names and init, the
+step math of ``rnnkit.ops``) wrapped in torch.nn's single-step contract: input
+(B, F) or unbatched (F,), optional hx, returns h or (h, c). Extras that make sense
+for one step are keyword-only: ``peephole`` and ``layer_norm`` (LSTMCell), and
+``reset_after`` (GRUCell); their parameters (``peephole``, ``ln_gamma``, ...)
+exist only when switched on.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Union
+
+import torch
+from torch import Tensor
+
+from ..cells import RecurrentCell
+from ._checks import check_bool, check_features, check_float_tensor, check_nonlinearity, check_state_shape
+
+
+class RNNCellBase(RecurrentCell):
+    """Shared body of the torch.nn-style cells; use ``RNNCell``, ``LSTMCell`` or ``GRUCell``."""
+
+    def __init__(
+        self,
+        kind: str,
+        input_size: int,
+        hidden_size: int,
+        bias: bool,
+        device: Optional[Union[torch.device, str]],
+        dtype: Optional[torch.dtype],
+        **options: object,
+    ) -> None:
+        check_bool(bias, "bias")
+        super().__init__(kind, input_size, hidden_size, bias="double" if bias else "none", dtype=dtype, **options)  # type: ignore[arg-type]
+        self.bias = bias
+        if device is not None:
+            self.to(device)
+
+    def _step(self, input: Tensor, hx: Optional[tuple[Tensor, ...]]) -> tuple[Tensor, ...]:
+        """input (B, F) or (F,); hx per state component (B, n) or (n,), or None -> new state, same layout."""
+        layout = "(B, F) or unbatched (F,)"
+        check_float_tensor(input, "input", layout, self.weight_ih.dtype)
+        if input.dim() not in (1, 2):
+            raise ValueError(f"Argument `input` must have shape {layout} (rank 2 or 1), got shape {tuple(input.shape)}")
+        check_features(input, "input", layout, self.input_size)
+        batched = input.dim() == 2
+        x = input if batched else input.unsqueeze(0)
+        state = None
+        if hx is not None:
+            lstm = self.spec.kind == "lstm"
+            state = tuple(
+                check_state_shape(
+                    s,
+                    f"hx[{i}]" if lstm else "hx",
+                    "(B, H)" if batched else "(H,) for unbatched input",
+                    (x.shape[0], n) if batched else (n,),
+                    input.dtype,
+                )
+                for i, (s, n) in enumerate(zip(hx, self.state_sizes))
+            )
+            if not batched:
+                state = tuple(s.unsqueeze(0) for s in state)
+        new = super().forward(x, state)
+        return new if batched else tuple(s.squeeze(0) for s in new)
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if not self.bias:
+            s += ", bias=False"
+        if self.spec.kind == "rnn" and self.spec.activation != "tanh":
+            s += f", nonlinearity={self.spec.activation!r}"
+        if self.peephole is not None:
+            s += ", peephole=True"
+        if self.ln_gamma is not None:
+            s += ", layer_norm=True"
+        if self.spec.kind == "gru" and not self.spec.reset_after:
+            s += ", reset_after=False"
+        return s
+
+
+class RNNCell(RNNCellBase):
+    r"""Elman cell, a drop-in for ``torch.nn.RNNCell``:
+
+    .. math::
+        h' = \phi(W_{ih} x + b_{ih} + W_{hh} h + b_{hh}), \quad \phi = \tanh \text{ or ReLU}
+
+    Inputs: input (B, F) or (F,); hx (B, H) or (H,), zeros if None.
+    Output: h' (B, H) or (H,).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        nonlinearity: str = "tanh",
+        device: Optional[Union[torch.device, str]] = None,
+        dtype: Optional[torch.dtype] = None,
+    ) -> None:
+        super().__init__("rnn", input_size, hidden_size, bias, device, dtype, activation=check_nonlinearity(nonlinearity))
+        self.nonlinearity = nonlinearity
+
+    def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
+        (h,) = self._step(input, None if hx is None else (hx,))
+        return h
+
+
+class LSTMCell(RNNCellBase):
+    r"""LSTM cell, a drop-in for ``torch.nn.LSTMCell`` (gate order i, f, g, o):
+
+    .. math::
+        i = \sigma(a_i + p_i \odot c) \quad f = \sigma(a_f + p_f \odot c) \quad g = \tanh(a_g) \\
+        c' = f \odot c + i \odot g \quad o = \sigma(a_o + p_o \odot c') \quad h' = o \odot \tanh(c')
+
+    with a = W_ih x + b_ih + W_hh h + b_hh. Extras: ``peephole`` (p, parameter ``peephole`` (3, H)),
+    ``layer_norm`` (per gate block of a: ``ln_gamma``/``ln_beta`` (4H,); of c' before its tanh:
+    ``ln_cell_gamma``/``ln_cell_beta`` (H,)).
+
+    Inputs: input (B, F) or (F,); hx = (h, c), each (B, H) or (H,), zeros if None.
+    Output: (h', c'), each (B, H) or (H,).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        device: Optional[Union[torch.device, str]] = None,
+        dtype: Optional[torch.dtype] = None,
+        *,
+        peephole: bool = False,
+        layer_norm: bool = False,
+    ) -> None:
+        super().__init__(
+            "lstm", input_size, hidden_size, bias, device, dtype,
+            peephole=check_bool(peephole, "peephole"), layer_norm=check_bool(layer_norm, "layer_norm"),
+        )
+
+    def forward(self, input: Tensor, hx: Optional[tuple[Tensor, Tensor]] = None) -> tuple[Tensor, Tensor]:
+        if hx is not None and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
+            raise TypeError(f"Argument `hx` of an LSTMCell must be a tuple (h, c), got {type(hx).__name__}")
+        h, c = self._step(input, None if hx is None else tuple(hx))
+        return h, c
+
+
+class GRUCell(RNNCellBase):
+    r"""GRU cell, a drop-in for ``torch.nn.GRUCell`` (gate order r, z, n):
+
+    .. math::
+        r = \sigma(W_{ir} x + b_{ir} + W_{hr} h + b_{hr}) \quad
+        z = \sigma(W_{iz} x + b_{iz} + W_{hz} h + b_{hz}) \\
+        n = \tanh(W_{in} x + b_{in} + r \odot (W_{hn} h + b_{hn})) \quad
+        h' = (1 - z) \odot n + z \odot h
+
+    Extra: ``reset_after=False`` gives n = tanh(W_in x + b_in + W_hn (r * h) + b_hn).
+
+    Inputs: input (B, F) or (F,); hx (B, H) or (H,), zeros if None.
+    Output: h' (B, H) or (H,).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        device: Optional[Union[torch.device, str]] = None,
+        dtype: Optional[torch.dtype] = None,
+        *,
+        reset_after: bool = True,
+    ) -> None:
+        super().__init__("gru", input_size, hidden_size, bias, device, dtype, reset_after=check_bool(reset_after, "reset_after"))
+
+    def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
+        (h,) = self._step(input, None if hx is None else (hx,))
+        return h
