@@ -456,6 +456,9 @@ CONFIG_LAYERS = [
     lambda: Input(shape=(None, 3)),
     lambda: Flatten(),
     lambda: Activation("relu"),
+    lambda: LSTM(3, stateful=True, batch_input_shape=(4, None, 2)),
+    lambda: Embedding(5, 2, trainable=False),
+    lambda: Dense(2, input_dim=3),
 ]
 
 
@@ -477,6 +480,26 @@ def test_keras_weights_round_trip():
     other.set_weights(weights)
     x = torch.randn(2, 4, 2)
     torch.testing.assert_close(other(x), gru(x))
+
+
+def test_keras_base_layer_arguments():
+    # Embedding(V, D, weights=[matrix], trainable=False): fixed pretrained vectors.
+    table = np.arange(12.0).reshape(6, 2)
+    emb = Embedding(6, 2, weights=[table], trainable=False)
+    assert not emb.embeddings.requires_grad
+    torch.testing.assert_close(emb(torch.tensor([[5]]))[0, 0], torch.tensor([10.0, 11.0]))
+    frozen = LSTM(3, trainable=False)
+    frozen(torch.randn(1, 2, 4))  # weights made by the lazy build are frozen as well
+    assert not any(p.requires_grad for p in frozen.parameters())
+    frozen.trainable = True
+    assert all(p.requires_grad for p in frozen.parameters())
+    assert Dense(2, input_dim=3).count_params() == 3 * 2 + 2  # Keras 2's input_dim
+    stateful = LSTM(3, stateful=True, batch_input_shape=(4, 5, 2))
+    assert stateful.built and stateful.declared_input_shape == (4, 5, 2)
+    bi = Bidirectional(GRU(3), input_shape=(None, 2))
+    copy = Bidirectional(GRU(3), "concat", bi.get_weights())  # Keras's positional weights
+    x = torch.randn(2, 4, 2)
+    torch.testing.assert_close(copy(x), bi(x))
 
 
 # ------------------------------------------------------------------ errors

@@ -82,6 +82,14 @@ def to_dtype(dtype: Any, argument: str = "dtype") -> Optional[torch.dtype]:
     raise ValueError(f"Received an invalid value for argument `{argument}`: expected one of {sorted(_DTYPES)}, got {dtype!r}")
 
 
+def _check_shape(shape: Any, argument: str) -> Shape:
+    if isinstance(shape, int):
+        shape = (shape,)
+    if not isinstance(shape, (tuple, list)) or not all(d is None or (isinstance(d, int) and d > 0) for d in shape):
+        raise ValueError(f"Argument `{argument}` must be a tuple of positive ints or None, got {shape!r}")
+    return tuple(shape)
+
+
 def check_rate(rate: Any, argument: str) -> float:
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= float(rate) < 1.0:
         raise ValueError(f"Received an invalid value for argument `{argument}`, expected a rate in [0, 1), got {rate!r}")
@@ -97,11 +105,13 @@ def check_flag(value: Any, argument: str) -> bool:
 class Layer(nn.Module):
     """Base class of the Keras-style layers: lazy build, masks, config, parameter count.
 
-    Args:
+    Every layer takes these keyword arguments (Keras's base-layer arguments):
         name: Keras-style unique name ("lstm", "lstm_1", ...) when None.
         input_shape: the input shape without the batch axis, as in Keras; the layer is
             then built at construction, so ``count_params()`` works before any call.
+        batch_input_shape: the same with the batch axis (Keras 2, used with ``stateful``).
         dtype: weight dtype (torch dtype or "float32"/"float64"); the default dtype if None.
+        trainable: False freezes the weights (``requires_grad=False``); settable later.
     """
 
     supports_masking: bool = False
@@ -110,25 +120,41 @@ class Layer(nn.Module):
         super().__init_subclass__(**kwargs)
         _REGISTRY[cls.__name__] = cls
 
-    def __init__(self, name: Optional[str] = None, input_shape: Optional[Sequence[Optional[int]]] = None,
-                 dtype: Any = None) -> None:
+    def __init__(
+        self,
+        name: Optional[str] = None,
+        input_shape: Optional[Sequence[Optional[int]]] = None,
+        dtype: Any = None,
+        *,
+        batch_input_shape: Optional[Sequence[Optional[int]]] = None,
+        trainable: bool = True,
+    ) -> None:
         super().__init__()
         if name is not None and not isinstance(name, str):
             raise TypeError(f"Argument `name` must be a string, got {name!r}")
         self.name = name or unique_name(_snake(type(self).__name__))
         self.built = False
+        if input_shape is not None and batch_input_shape is not None:
+            raise ValueError("Pass either `input_shape` (batch axis excluded) or `batch_input_shape`, not both")
+        self.declared_input_shape: Optional[Shape] = None
         if input_shape is not None:
-            if isinstance(input_shape, int):
-                input_shape = (input_shape,)
-            if not isinstance(input_shape, (tuple, list)) or not all(
-                d is None or (isinstance(d, int) and d > 0) for d in input_shape
-            ):
-                raise ValueError(
-                    f"Argument `input_shape` must be a tuple of positive ints or None (batch axis excluded), got {input_shape!r}"
-                )
-        # Keras's input_shape excludes the batch axis.
-        self.declared_input_shape: Optional[Shape] = (None, *input_shape) if input_shape is not None else None
+            # Keras's input_shape excludes the batch axis.
+            self.declared_input_shape = (None, *_check_shape(input_shape, "input_shape"))
+        elif batch_input_shape is not None:
+            self.declared_input_shape = _check_shape(batch_input_shape, "batch_input_shape")
         self.dtype = to_dtype(dtype)
+        self._trainable = check_flag(trainable, "trainable")
+
+    @property
+    def trainable(self) -> bool:
+        """Whether the optimiser may change the weights; False sets ``requires_grad=False``."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self._trainable = check_flag(value, "trainable")
+        for p in self.parameters():
+            p.requires_grad_(self._trainable)
 
     @property
     def weight_dtype(self) -> torch.dtype:
@@ -148,6 +174,8 @@ class Layer(nn.Module):
         if not self.built:
             self.build(tuple(input_shape))
             self.built = True
+            if not self._trainable:
+                self.trainable = False  # weights created by build are frozen too
 
     def _to_tensor(self, x: Any) -> Any:
         if isinstance(x, Layer):
@@ -204,10 +232,15 @@ class Layer(nn.Module):
 
     def get_config(self) -> dict[str, Any]:
         config: dict[str, Any] = {"name": self.name}
-        if self.declared_input_shape is not None:
-            config["input_shape"] = list(self.declared_input_shape[1:])
+        shape = self.declared_input_shape
+        if shape is not None and shape[0] is not None:
+            config["batch_input_shape"] = list(shape)
+        elif shape is not None:
+            config["input_shape"] = list(shape[1:])
         if self.dtype is not None:
             config["dtype"] = str(self.dtype).replace("torch.", "")
+        if not self._trainable:
+            config["trainable"] = False
         return config
 
     @classmethod

@@ -38,11 +38,12 @@ class Dense(Layer):
         kernel_initializer: str = "glorot_uniform",
         bias_initializer: str = "zeros",
         *,
-        name: Optional[str] = None,
-        input_shape: Optional[Sequence[Optional[int]]] = None,
-        dtype: Any = None,
+        input_dim: Optional[int] = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(name=name, input_shape=input_shape, dtype=dtype)
+        if input_dim is not None:  # Keras 2's Dense(units, input_dim=F)
+            kwargs.setdefault("input_shape", (check_positive_int(input_dim, "input_dim"),))
+        super().__init__(**kwargs)
         self.units = check_positive_int(units, "units")
         self.activation = activation
         self._act = get_activation(activation)
@@ -109,9 +110,8 @@ class Activation(Layer):
 
     supports_masking = True
 
-    def __init__(self, activation: ActivationLike, *, name: Optional[str] = None,
-                 input_shape: Optional[Sequence[Optional[int]]] = None, dtype: Any = None) -> None:
-        super().__init__(name=name, input_shape=input_shape, dtype=dtype)
+    def __init__(self, activation: ActivationLike, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.activation = activation
         self._act = get_activation(activation)
 
@@ -131,9 +131,8 @@ class Dropout(Layer):
 
     supports_masking = True
 
-    def __init__(self, rate: float, noise_shape: Optional[Sequence[Optional[int]]] = None, *,
-                 name: Optional[str] = None, input_shape: Optional[Sequence[Optional[int]]] = None, dtype: Any = None) -> None:
-        super().__init__(name=name, input_shape=input_shape, dtype=dtype)
+    def __init__(self, rate: float, noise_shape: Optional[Sequence[Optional[int]]] = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.rate = check_rate(rate, "rate")
         if noise_shape is not None and not isinstance(noise_shape, (tuple, list)):
             raise TypeError(f"Argument `noise_shape` must be a tuple or None, got {noise_shape!r}")
@@ -173,9 +172,8 @@ class Flatten(Layer):
 class RepeatVector(Layer):
     """(B, F) -> (B, n, F): feeds one vector to every step of a decoder."""
 
-    def __init__(self, n: int, *, name: Optional[str] = None, input_shape: Optional[Sequence[Optional[int]]] = None,
-                 dtype: Any = None) -> None:
-        super().__init__(name=name, input_shape=input_shape, dtype=dtype)
+    def __init__(self, n: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.n = check_positive_int(n, "n")
 
     def forward(self, x: Tensor, mask: Optional[Tensor] = None, training: Optional[bool] = None) -> Tensor:

@@ -23,6 +23,8 @@ class Embedding(Layer):
         mask_zero: id 0 is padding: the layer emits the mask ``x != 0`` for the next layers
             (so V must count the padding id).
         input_length: the fixed T (Keras 2); checked, and shown in output shapes.
+        weights: [table (V, D)], e.g. pretrained vectors; with ``trainable=False`` they stay fixed.
+        **kwargs: the base-layer arguments (``Layer``).
 
     The table does not depend on the input, so the layer is built at construction.
     """
@@ -35,11 +37,10 @@ class Embedding(Layer):
         mask_zero: bool = False,
         input_length: Optional[int] = None,
         *,
-        name: Optional[str] = None,
-        input_shape: Optional[Sequence[Optional[int]]] = None,
-        dtype: Any = None,
+        weights: Optional[Sequence[Any]] = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(name=name, input_shape=input_shape, dtype=dtype)
+        super().__init__(**kwargs)
         self.input_dim = check_positive_int(input_dim, "input_dim")
         self.output_dim = check_positive_int(output_dim, "output_dim")
         self.embeddings_initializer = check_initializer(embeddings_initializer, "embeddings_initializer")
@@ -48,6 +49,9 @@ class Embedding(Layer):
         self.embeddings = nn.Parameter(torch.empty(self.input_dim, self.output_dim, dtype=self.weight_dtype))
         self.reset_parameters()
         self.built = True
+        self.trainable = self.trainable  # applies trainable=False to the table just made
+        if weights is not None:
+            self.set_weights(weights)
 
     def reset_parameters(self) -> None:
         initialize(self.embeddings.data, self.embeddings_initializer)
@@ -108,9 +112,8 @@ class Masking(Layer):
 
     supports_masking = True
 
-    def __init__(self, mask_value: float = 0.0, *, name: Optional[str] = None,
-                 input_shape: Optional[Sequence[Optional[int]]] = None, dtype: Any = None) -> None:
-        super().__init__(name=name, input_shape=input_shape, dtype=dtype)
+    def __init__(self, mask_value: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         if isinstance(mask_value, bool) or not isinstance(mask_value, (int, float)):
             raise TypeError(f"Argument `mask_value` must be a number, got {mask_value!r}")
         self.mask_value = float(mask_value)

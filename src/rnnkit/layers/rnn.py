@@ -89,28 +89,27 @@ class BaseRNN(Layer):
         zoneout: float,
         implementation: Union[str, int],
         tbptt: Optional[int],
-        name: Optional[str],
-        input_shape: Optional[Sequence[Optional[int]]],
-        dtype: Any,
-        unit_forget_bias: bool = False,
-        reset_after: bool = True,
-        peephole: bool = False,
-        layer_norm: bool = False,
+        _cell_options: Optional[dict[str, bool]] = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(name=name, input_shape=input_shape, dtype=dtype)
+        # Cell-kind options (LSTM: unit_forget_bias, peephole, layer_norm; GRU: reset_after) come
+        # from the subclass, so SimpleRNN(peephole=True) fails as an unknown argument.
+        options = {"unit_forget_bias": False, "reset_after": True, "peephole": False, "layer_norm": False}
+        options.update(_cell_options or {})
+        super().__init__(**kwargs)
         self.units = check_positive_int(units, "units")
         self.activation = "linear" if activation is None else activation
         self.recurrent_activation = "linear" if recurrent_activation is None else recurrent_activation
-        self.reset_after = check_flag(reset_after, "reset_after")
+        self.reset_after = check_flag(options["reset_after"], "reset_after")
         # Validates the activation names now rather than at the first call.
         self.spec = CellSpec(self.kind, self.activation, self.recurrent_activation, self.reset_after)
         self.use_bias = check_flag(use_bias, "use_bias")
         self.kernel_initializer = _check_cell_initializer(kernel_initializer, "kernel_initializer")
         self.recurrent_initializer = _check_cell_initializer(recurrent_initializer, "recurrent_initializer")
         self.bias_initializer = _check_cell_initializer(bias_initializer, "bias_initializer")
-        self.unit_forget_bias = check_flag(unit_forget_bias, "unit_forget_bias")
-        self.peephole = check_flag(peephole, "peephole")
-        self.layer_norm = check_flag(layer_norm, "layer_norm")
+        self.unit_forget_bias = check_flag(options["unit_forget_bias"], "unit_forget_bias")
+        self.peephole = check_flag(options["peephole"], "peephole")
+        self.layer_norm = check_flag(options["layer_norm"], "layer_norm")
         self.dropout = check_rate(dropout, "dropout")
         self.recurrent_dropout = check_rate(recurrent_dropout, "recurrent_dropout")
         self.zoneout = check_rate(zoneout, "zoneout")
@@ -370,16 +369,14 @@ class SimpleRNN(BaseRNN):
         zoneout: float = 0.0,
         implementation: Union[str, int] = "auto",
         tbptt: Optional[int] = None,
-        name: Optional[str] = None,
-        input_shape: Optional[Sequence[Optional[int]]] = None,
-        dtype: Any = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(
             units, activation=activation, recurrent_activation="sigmoid", use_bias=use_bias,
             kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
             bias_initializer=bias_initializer, dropout=dropout, recurrent_dropout=recurrent_dropout,
             return_sequences=return_sequences, return_state=return_state, go_backwards=go_backwards, stateful=stateful,
-            zoneout=zoneout, implementation=implementation, tbptt=tbptt, name=name, input_shape=input_shape, dtype=dtype,
+            zoneout=zoneout, implementation=implementation, tbptt=tbptt, **kwargs,
         )
 
 
@@ -419,17 +416,15 @@ class LSTM(BaseRNN):
         peephole: bool = False,
         implementation: Union[str, int] = "auto",
         tbptt: Optional[int] = None,
-        name: Optional[str] = None,
-        input_shape: Optional[Sequence[Optional[int]]] = None,
-        dtype: Any = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(
             units, activation=activation, recurrent_activation=recurrent_activation, use_bias=use_bias,
             kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
             bias_initializer=bias_initializer, dropout=dropout, recurrent_dropout=recurrent_dropout,
             return_sequences=return_sequences, return_state=return_state, go_backwards=go_backwards, stateful=stateful,
-            zoneout=zoneout, implementation=implementation, tbptt=tbptt, name=name, input_shape=input_shape, dtype=dtype,
-            unit_forget_bias=unit_forget_bias, peephole=peephole, layer_norm=layer_norm,
+            zoneout=zoneout, implementation=implementation, tbptt=tbptt, **kwargs,
+            _cell_options={"unit_forget_bias": unit_forget_bias, "peephole": peephole, "layer_norm": layer_norm},
         )
 
     def get_config(self) -> dict[str, Any]:
@@ -473,17 +468,15 @@ class GRU(BaseRNN):
         zoneout: float = 0.0,
         implementation: Union[str, int] = "auto",
         tbptt: Optional[int] = None,
-        name: Optional[str] = None,
-        input_shape: Optional[Sequence[Optional[int]]] = None,
-        dtype: Any = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(
             units, activation=activation, recurrent_activation=recurrent_activation, use_bias=use_bias,
             kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
             bias_initializer=bias_initializer, dropout=dropout, recurrent_dropout=recurrent_dropout,
             return_sequences=return_sequences, return_state=return_state, go_backwards=go_backwards, stateful=stateful,
-            zoneout=zoneout, implementation=implementation, tbptt=tbptt, name=name, input_shape=input_shape, dtype=dtype,
-            reset_after=reset_after,
+            zoneout=zoneout, implementation=implementation, tbptt=tbptt, **kwargs,
+            _cell_options={"reset_after": reset_after},
         )
 
     def get_config(self) -> dict[str, Any]:

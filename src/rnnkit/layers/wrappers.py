@@ -39,6 +39,7 @@ class Bidirectional(Layer):
             "forward_<name>" and "backward_<name>".
         merge_mode: "concat" (B, [T,] 2H), "sum", "mul", "ave" (B, [T,] H), or None:
             a list [forward output, backward output].
+        weights: initial Keras-layout arrays, forward layer's then backward layer's.
         backward_layer: the backward layer to use instead of a copy; it must have the
             opposite ``go_backwards`` and the same ``return_sequences``, ``return_state``
             and ``stateful``.
@@ -56,20 +57,18 @@ class Bidirectional(Layer):
         self,
         layer: BaseRNN,
         merge_mode: Optional[str] = "concat",
+        weights: Optional[Sequence[Any]] = None,
         backward_layer: Optional[BaseRNN] = None,
-        *,
-        name: Optional[str] = None,
-        input_shape: Optional[Sequence[Optional[int]]] = None,
-        dtype: Any = None,
+        **kwargs: Any,
     ) -> None:
         for arg, value in (("layer", layer), ("backward_layer", backward_layer)):
             if value is not None and not isinstance(value, BaseRNN):
                 raise TypeError(f"Argument `{arg}` must be a recurrent layer (SimpleRNN, LSTM or GRU), got {type(value).__name__}")
         if merge_mode not in MERGE_MODES:
             raise ValueError(f"Received an invalid value for argument `merge_mode`: expected one of {MERGE_MODES}, got {merge_mode!r}")
-        if input_shape is None and layer.declared_input_shape is not None:
-            input_shape = layer.declared_input_shape[1:]
-        super().__init__(name=name, input_shape=input_shape, dtype=dtype)
+        if "input_shape" not in kwargs and "batch_input_shape" not in kwargs and layer.declared_input_shape is not None:
+            kwargs["batch_input_shape"] = layer.declared_input_shape
+        super().__init__(**kwargs)
         overrides: dict[str, Any] = {"dtype": str(self.dtype).replace("torch.", "")} if self.dtype is not None else {}
         self.forward_layer = _fresh_copy(layer, name="forward_" + _strip(layer.name, "forward_"), **overrides)
         if backward_layer is None:
@@ -86,6 +85,8 @@ class Bidirectional(Layer):
                 raise ValueError(f"The forward and backward layers must have the same `{attr}`, got {f} and {b}")
         self.merge_mode = merge_mode
         self._build_declared()
+        if weights is not None:
+            self.set_weights(weights)
 
     # Read-only mirrors of the wrapped layers' settings.
     @property
@@ -222,11 +223,10 @@ class TimeDistributed(Layer):
 
     supports_masking = True
 
-    def __init__(self, layer: Layer, *, name: Optional[str] = None,
-                 input_shape: Optional[Sequence[Optional[int]]] = None, dtype: Any = None) -> None:
+    def __init__(self, layer: Layer, **kwargs: Any) -> None:
         if not isinstance(layer, Layer):
             raise TypeError(f"Argument `layer` must be an rnnkit Layer, got {type(layer).__name__}")
-        super().__init__(name=name, input_shape=input_shape, dtype=dtype)
+        super().__init__(**kwargs)
         self.layer = layer
         self._pass_training = _accepts(layer, "training")
         self._build_declared()
