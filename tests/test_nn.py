@@ -266,6 +266,8 @@ def test_attributes_as_torch():
     assert [[p.shape for p in ps] for ps in ours.all_weights] == [[p.shape for p in ps] for ps in ref.all_weights]
     ours.flatten_parameters()
     assert rnn.RNN(F_IN, H, 1, "relu").nonlinearity == "relu"
+    with pytest.warns(UserWarning, match="dropout"):
+        rnn.GRU(F_IN, H, dropout=0.3)
 
 
 # -- cells --------------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ _TORCH_FIELDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
 _EXTRA_FIELDS = ("peephole", "ln_gamma", "ln_beta", "ln_cell_gamma", "ln_cell_beta")
 
 Input = Union[Tensor, PackedSequence]
+Lengths = Union[Tensor, Sequence[int]]
 
 
 class RNNBase(nn.Module):
@@ -91,25 +92,37 @@ class RNNBase(nn.Module):
                 f"Received an invalid value for argument `proj_size`, expected 0 (off) or a size smaller than "
                 f"hidden_size={hidden_size}, got {proj_size}"
             )
+        self.spec = CellSpec(kind, activation, "sigmoid", check_bool(reset_after, "reset_after"))
+        self.peephole = check_bool(peephole, "peephole")
+        self.layer_norm = check_bool(layer_norm, "layer_norm")
         self.recurrent_dropout = check_rate(recurrent_dropout, "recurrent_dropout", allow_one=False)
         self.zoneout = check_rate(zoneout, "zoneout", allow_one=False)
         self.implementation = check_implementation(implementation)
         self.tbptt = check_tbptt(tbptt)
-        self.spec = CellSpec(kind, activation, "sigmoid", check_bool(reset_after, "reset_after"))
-        self.peephole = check_bool(peephole, "peephole")
-        self.layer_norm = check_bool(layer_norm, "layer_norm")
+        self._check_options()
+        # Per layer-direction (index layer * D + direction): Weights field -> parameter name.
+        self._names: list[dict[str, str]] = self._make_parameters({"device": device, "dtype": dtype})
+        self.reset_parameters()
+
+    def _check_options(self) -> None:
+        kind = self.spec.kind
+        if (self.peephole or self.layer_norm) and kind != "lstm":
+            raise ValueError(f"`peephole` and `layer_norm` are LSTM options, got them for {self.mode}")
+        if not self.spec.reset_after and kind != "gru":
+            raise ValueError(f"`reset_after` is a GRU option, got reset_after=False for {self.mode}")
         if self.dropout > 0 and self.num_layers == 1:
             warnings.warn(
                 f"`dropout` acts between stacked layers only, so dropout={self.dropout} does nothing with num_layers=1",
-                stacklevel=3,
+                stacklevel=4,
             )
-        if implementation == "fused":
+        if self.implementation == "fused":
+            # Refused here, at construction, rather than at the first forward in training.
             unfusable = [
                 name
                 for name, on in (
-                    ("reset_after=False", not reset_after),
-                    ("peephole", peephole),
-                    ("layer_norm", layer_norm),
+                    ("reset_after=False", not self.spec.reset_after),
+                    ("peephole", self.peephole),
+                    ("layer_norm", self.layer_norm),
                     ("recurrent_dropout", self.recurrent_dropout > 0),
                     ("zoneout", self.zoneout > 0),
                 )
@@ -121,41 +134,36 @@ class RNNBase(nn.Module):
                     "use implementation='auto' or 'bptt'"
                 )
 
-        H, D = hidden_size, self.num_directions
-        P = proj_size or H
+    def _make_parameters(self, factory: dict) -> list[dict[str, str]]:
+        H, D = self.hidden_size, self.num_directions
+        P = self.proj_size or H
         G = self.spec.gates * H
-        factory = {"device": device, "dtype": dtype}
-
-        def shape(field: str, layer: int) -> Optional[tuple[int, ...]]:
-            wanted = {
-                "weight_ih": (G, input_size if layer == 0 else P * D),
-                "weight_hh": (G, P),
-                "bias_ih": (G,) if bias else None,
-                "bias_hh": (G,) if bias else None,
-                "weight_hr": (P, H) if proj_size else None,
-                "peephole": (3, H) if peephole else None,
-                "ln_gamma": (G,) if layer_norm else None,
-                "ln_beta": (G,) if layer_norm else None,
-                "ln_cell_gamma": (H,) if layer_norm else None,
-                "ln_cell_beta": (H,) if layer_norm else None,
-            }
-            return wanted[field]
-
-        # Per layer-direction (index layer * D + direction): Weights field -> parameter name.
-        self._names: list[dict[str, str]] = [{} for _ in range(self.num_layers * D)]
+        shapes = {
+            "weight_ih": (G, P * D),  # layer 0 reads the input instead, see below
+            "weight_hh": (G, P),
+            "bias_ih": (G,) if self.bias else None,
+            "bias_hh": (G,) if self.bias else None,
+            "weight_hr": (P, H) if self.proj_size else None,
+            "peephole": (3, H) if self.peephole else None,
+            "ln_gamma": (G,) if self.layer_norm else None,
+            "ln_beta": (G,) if self.layer_norm else None,
+            "ln_cell_gamma": (H,) if self.layer_norm else None,
+            "ln_cell_beta": (H,) if self.layer_norm else None,
+        }
+        names: list[dict[str, str]] = [{} for _ in range(self.num_layers * D)]
         # torch's parameters of every layer come first and the extras after, so a plain module
         # has torch's exact parameter order and a seeded init draws torch's weights, extras or not.
         for fields in (_TORCH_FIELDS, _EXTRA_FIELDS):
             for layer in range(self.num_layers):
                 for direction in range(D):
                     for field in fields:
-                        s = shape(field, layer)
-                        if s is None:
+                        shape = (G, self.input_size) if field == "weight_ih" and layer == 0 else shapes[field]
+                        if shape is None:
                             continue
                         name = f"{field}_l{layer}{'_reverse' if direction else ''}"
-                        self.register_parameter(name, nn.Parameter(torch.empty(s, **factory)))
-                        self._names[layer * D + direction][field] = name
-        self.reset_parameters()
+                        self.register_parameter(name, nn.Parameter(torch.empty(shape, **factory)))
+                        names[layer * D + direction][field] = name
+        return names
 
     @property
     def num_directions(self) -> int:
@@ -232,7 +240,7 @@ class RNNBase(nn.Module):
         check_features(x, "input", layout, self.input_size)
 
     def _forward(
-        self, input: Input, hx: object, lengths: Optional[Union[Tensor, Sequence[int]]]
+        self, input: Input, hx: object, lengths: Optional[Lengths]
     ) -> tuple[Input, tuple[Tensor, ...]]:
         """Returns the output in the input's layout and the final states, each (L*D, B, n)."""
         self._check_input(input)
@@ -332,19 +340,6 @@ def _repack(out: Tensor, like: PackedSequence, lengths: Tensor) -> PackedSequenc
     return like._replace(data=data)
 
 
-_FORWARD_DOC = """
-    Inputs: ``input, hx=None, *, lengths=None``
-        input: (T, B, F), or (B, T, F) with ``batch_first``, or unbatched (T, F), or a PackedSequence.
-        hx: {hx}; zeros if None. Drop the B axis for unbatched input.
-        lengths: (B,) integer lengths of right-padded sequences, an alternative to a PackedSequence:
-            outputs past a sequence's end are zero and its state stops there.
-    Outputs: ``output, {hn}``
-        output: (T, B, D*{P}) (or the input's layout), or a PackedSequence for PackedSequence input.
-        {hn_doc}
-    D = 2 if bidirectional else 1.
-"""
-
-
 class RNN(RNNBase):
     r"""Elman RNN, a drop-in for ``torch.nn.RNN``:
 
@@ -353,9 +348,17 @@ class RNN(RNNBase):
 
     Extras (keyword-only): ``recurrent_dropout`` (one mask per sequence and layer-direction, training
     only), ``zoneout``, ``implementation`` ("auto" | "fused" | "bptt") and ``tbptt`` (window length).
-    """ + _FORWARD_DOC.format(
-        hx="(num_layers * D, B, H)", hn="h_n", P="H", hn_doc="h_n: (num_layers * D, B, H), the state after each sequence's last step."
-    )
+
+    Inputs: ``input, hx=None, *, lengths=None``
+        input: (T, B, F), or (B, T, F) with ``batch_first``, or unbatched (T, F), or a PackedSequence.
+        hx: (num_layers * D, B, H), zeros if None; (num_layers * D, H) for unbatched input.
+        lengths: (B,) integer lengths of right-padded sequences, an alternative to a PackedSequence.
+    Outputs: ``output, h_n``
+        output: (T, B, D * H) in the input's layout, or a PackedSequence for PackedSequence input;
+            zero past each sequence's end.
+        h_n: (num_layers * D, B, H), the state after each sequence's last step.
+    D = 2 if bidirectional else 1.
+    """
 
     def __init__(
         self,
@@ -383,7 +386,7 @@ class RNN(RNNBase):
         )
 
     def forward(
-        self, input: Input, hx: Optional[Tensor] = None, *, lengths: Optional[Tensor] = None
+        self, input: Input, hx: Optional[Tensor] = None, *, lengths: Optional[Lengths] = None
     ) -> tuple[Input, Tensor]:
         output, (h_n,) = self._forward(input, hx, lengths)
         return output, h_n
@@ -402,12 +405,18 @@ class LSTM(RNNBase):
 
     Extras (keyword-only): ``peephole``, ``layer_norm`` (per gate block of a, and of c_t before its
     tanh), ``recurrent_dropout``, ``zoneout``, ``implementation``, ``tbptt``.
-    """ + _FORWARD_DOC.format(
-        hx="(h_0, c_0) with h_0 (num_layers * D, B, P) and c_0 (num_layers * D, B, H)",
-        hn="(h_n, c_n)",
-        P="P",
-        hn_doc="h_n: (num_layers * D, B, P) and c_n: (num_layers * D, B, H), after each sequence's last step.",
-    )
+
+    Inputs: ``input, hx=None, *, lengths=None``
+        input: (T, B, F), or (B, T, F) with ``batch_first``, or unbatched (T, F), or a PackedSequence.
+        hx: (h_0, c_0) with h_0 (num_layers * D, B, P) and c_0 (num_layers * D, B, H), zeros if None;
+            without the B axis for unbatched input.
+        lengths: (B,) integer lengths of right-padded sequences, an alternative to a PackedSequence.
+    Outputs: ``output, (h_n, c_n)``
+        output: (T, B, D * P) in the input's layout, or a PackedSequence for PackedSequence input;
+            zero past each sequence's end.
+        h_n: (num_layers * D, B, P) and c_n: (num_layers * D, B, H), after each sequence's last step.
+    D = 2 if bidirectional else 1.
+    """
 
     def __init__(
         self,
@@ -440,7 +449,7 @@ class LSTM(RNNBase):
         input: Input,
         hx: Optional[tuple[Tensor, Tensor]] = None,
         *,
-        lengths: Optional[Tensor] = None,
+        lengths: Optional[Lengths] = None,
     ) -> tuple[Input, tuple[Tensor, Tensor]]:
         output, (h_n, c_n) = self._forward(input, hx, lengths)
         return output, (h_n, c_n)
@@ -458,9 +467,10 @@ class GRU(RNNBase):
     Extras (keyword-only): ``reset_after=False`` applies r before the recurrent matmul,
     n_t = tanh(W_in x_t + b_in + W_hn (r_t * h_{t-1}) + b_hn) (Cho et al. 2014, Keras);
     ``recurrent_dropout``, ``zoneout``, ``implementation``, ``tbptt``.
-    """ + _FORWARD_DOC.format(
-        hx="(num_layers * D, B, H)", hn="h_n", P="H", hn_doc="h_n: (num_layers * D, B, H), the state after each sequence's last step."
-    )
+
+    Inputs and outputs as ``RNN``: input (T, B, F) / (B, T, F) / (T, F) / PackedSequence,
+    hx (num_layers * D, B, H); returns output (T, B, D * H) and h_n (num_layers * D, B, H).
+    """
 
     def __init__(
         self,
@@ -487,7 +497,7 @@ class GRU(RNNBase):
         )
 
     def forward(
-        self, input: Input, hx: Optional[Tensor] = None, *, lengths: Optional[Tensor] = None
+        self, input: Input, hx: Optional[Tensor] = None, *, lengths: Optional[Lengths] = None
     ) -> tuple[Input, Tensor]:
         output, (h_n,) = self._forward(input, hx, lengths)
         return output, h_n
