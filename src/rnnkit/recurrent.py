@@ -59,6 +59,8 @@ def run_layer(
         B, T = x.shape[:2]
         engine.sequence.check_input(x, weights.weight_ih.shape[1])
         if mask is not None:
+            if lengths is not None:
+                raise ValueError("Pass either `mask` or `lengths`, not both")
             mask = engine.sequence.check_mask(mask, B, T)
             lengths = mask_to_lengths(mask)
             blocker = "the mask is not right padding (it has holes)" if lengths is None else None
@@ -79,6 +81,8 @@ def run_layer(
             return run_fused(spec, x, weights, state0, lengths=lengths, reverse=reverse, tbptt=tbptt)
         if implementation == "fused":
             raise ValueError(f"implementation='fused' is not possible here: {blocker}; use 'bptt' or 'auto'")
+        if mask is not None:
+            lengths = None  # derived from the mask for the fused kernel; the engine takes the mask itself
     return engine.run(
         spec, x, weights, state0, mask=mask, lengths=lengths, reverse=reverse, tbptt=tbptt,
         recurrent_mask=recurrent_mask, zoneout=zoneout, probe=probe,
