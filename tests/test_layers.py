@@ -304,6 +304,19 @@ def test_masked_batch_equals_each_sequence_alone(cls, wrap, pad):
             torch.testing.assert_close(s_batch[i], s_alone[0], rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("kwargs", [{}, {"peephole": True}, {"recurrent_dropout": 0.3}])
+def test_lstm_right_padded_mask_with_an_empty_row(kwargs):
+    # Right padding is the fused kernel's case; an empty row or an unfusable option sends it
+    # back to the engine, which must still get the mask.
+    x, mask = _ragged_batch([4, 0, 2], 4, 3, pad="post")
+    lstm = LSTM(5, return_sequences=True, return_state=True, dtype=F64, **kwargs)
+    out, h, c = lstm(x, mask=mask)
+    assert torch.equal(out[1], torch.zeros(4, 5, dtype=F64)) and torch.equal(h[1], torch.zeros(5, dtype=F64))
+    lstm.eval()
+    out, h, c = lstm(x, mask=mask)
+    torch.testing.assert_close(out[2, :2], lstm(x[2:3, :2])[0][0])
+
+
 def test_embedding_mask_zero_flows_to_the_recurrent_layer():
     ids = torch.tensor(pad_sequences([[3, 4, 5], [7, 2], [9]], maxlen=4))
     emb = Embedding(10, 4, mask_zero=True, dtype=F64)
@@ -469,6 +482,18 @@ def test_config_round_trips_through_json(make):
     clone = deserialize(data)
     assert type(clone) is type(layer) and clone.get_config() == layer.get_config()
     assert get_layer_class(type(layer).__name__) is type(layer)
+
+
+def test_user_subclasses_register_without_shadowing_builtins():
+    class LSTM(Dense):  # noqa: N801 - a user's class that reuses a built-in name
+        pass
+
+    class MyDense(Dense):
+        pass
+
+    assert get_layer_class("LSTM").__module__ == "rnnkit.layers.rnn"
+    assert get_layer_class("MyDense") is MyDense
+    assert isinstance(deserialize(serialize(MyDense(3))), MyDense)
 
 
 def test_keras_weights_round_trip():

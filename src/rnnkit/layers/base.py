@@ -118,7 +118,11 @@ class Layer(nn.Module):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        _REGISTRY[cls.__name__] = cls
+        # A user's class may not shadow rnnkit's own of the same name (a custom "LSTM"
+        # would otherwise be what every saved LSTM loads as).
+        taken = _REGISTRY.get(cls.__name__)
+        if taken is None or not taken.__module__.startswith("rnnkit.") or cls.__module__.startswith("rnnkit."):
+            _REGISTRY[cls.__name__] = cls
 
     def __init__(
         self,
