@@ -38,8 +38,10 @@ PathLike = Union[str, os.PathLike]
 
 
 def _tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    from .training.trainer import is_built
+
     state = model.state_dict()
-    if any(isinstance(v, torch.nn.parameter.UninitializedParameter) for v in state.values()):
+    if not is_built(model):
         raise ValueError(f"Model {getattr(model, 'name', '')!r} is not built yet, so it has no weights to save: "
                          "call build(input_shape), fit, or the model on a batch first")
     # Cloned so tied weights do not share storage, which safetensors refuses.

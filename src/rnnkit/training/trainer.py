@@ -37,7 +37,8 @@ class StepOutcome:
 def is_built(model: nn.Module) -> bool:
     if any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters()):
         return False
-    return bool(getattr(model, "built", True)) and all(getattr(m, "built", True) for m in model.modules())
+    # The model's own flag only says whether it has seen data; its layers say whether weights exist.
+    return all(getattr(m, "built", True) for m in model.modules() if m is not model)
 
 
 class Trainer:
