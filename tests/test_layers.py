@@ -566,6 +566,8 @@ def test_bad_inputs_raise_clear_errors():
         lstm(torch.randn(2, 3, 5))
     with pytest.raises(ValueError, match="mask"):
         lstm(torch.randn(2, 3, 4), mask=torch.ones(2, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match="T >= 1"):
+        lstm(torch.randn(2, 0, 4))
     with pytest.raises(ValueError, match="initial_state"):
         lstm(torch.randn(2, 3, 4), initial_state=[torch.zeros(2, 4)])
     emb = Embedding(10, 3)

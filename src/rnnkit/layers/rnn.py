@@ -16,6 +16,15 @@ Parameter counts equal Keras's (G = gates * H, gates = 1, 4, 3):
     use_bias=False drops the bias terms. Our LSTM extras add 3 H (``peephole``) and
     2 G + 2 H (``layer_norm``: gain and shift per gate block and for the cell).
 
+Deliberate differences from Keras:
+    - With ``return_sequences`` a masked step outputs zeros (Keras's plain layers repeat
+      the previous output there; its ``Bidirectional`` zeroes them, as we always do).
+    - With ``go_backwards`` the output mask is reversed along with the outputs (Keras
+      passes the input mask on unchanged, misaligned with its reversed outputs).
+    - ``input_shape=(T,)`` reads (B, T) inputs as univariate (B, T, 1) series (Keras raises).
+    - ``training=None`` means ``self.training``, torch's flag, which is True until
+      ``.eval()``; Keras's direct calls default to inference.
+
 Contracts used by other parts of rnnkit:
     S (state carrying, ``fit(tbptt=k)``): when ``stateful or carry_state``, the final
       state is stored detached in ``self.states`` after each call and used as the next
@@ -189,6 +198,8 @@ class BaseRNN(Layer):
             raise ValueError(
                 f"Layer {self.name!r} was built for inputs of shape (B, T, {features}), got shape {tuple(x.shape)}"
             )
+        if x.shape[1] == 0:
+            raise ValueError(f"Layer {self.name!r} needs at least one time step (T >= 1), got shape {tuple(x.shape)}")
         # Keras casts float inputs to the layer's dtype; so do we.
         return x.to(self.cell.weight_ih.dtype)
 
