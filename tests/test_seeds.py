@@ -7,6 +7,8 @@ small random data of the same form.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -34,10 +36,11 @@ def test_embedding_lstm_dense_summary(capsys):
     model.summary()
 
     out = capsys.readouterr().out
-    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith(" ") and "(" in line}
-    assert "(None, None, 64)" in rows["embedding"] and rows["embedding"].rstrip().endswith("64000")
-    assert "(None, 128)" in rows["lstm"] and rows["lstm"].rstrip().endswith("98816")
-    assert "(None, 10)" in rows["dense"] and rows["dense"].rstrip().endswith("1290")
+    # Keyed by layer type: names count up across a session (lstm, lstm_1, ...), as in Keras.
+    rows = {m.group(1): line.rstrip() for line in out.splitlines() if (m := re.match(r" \S+ \((\w+)\) ", line))}
+    assert "(None, None, 64)" in rows["Embedding"] and rows["Embedding"].endswith("64000")
+    assert "(None, 128)" in rows["LSTM"] and rows["LSTM"].endswith("98816")
+    assert "(None, 10)" in rows["Dense"] and rows["Dense"].endswith("1290")
     assert "Total params: 164,106" in out
     assert "Trainable params: 164,106" in out
     assert "Non-trainable params: 0" in out

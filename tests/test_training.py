@@ -458,7 +458,7 @@ def compiled(loss: str = "binary_crossentropy") -> Sequential:
     (lambda x, y: (x, np.where(np.arange(y.size) == 2, np.inf, y)), ValueError, r"`y` contains NaN or inf"),
     (lambda x, y: (x[:0], y[:0]), ValueError, "empty"),
     (lambda x, y: (x, y[:-1]), ValueError, "same number of samples; x has 8, y has 7"),
-    (lambda x, y: (x[:, :, 0], y), ValueError, r"shape \(B, \?, 1\) \(rank 3\)"),
+    (lambda x, y: (x[:, :, 0], y), ValueError, r"shape \(B, T, 1\) \(rank 3\)"),
     (lambda x, y: (x.tolist()[:3] + [[[1.0]]] + x.tolist()[4:], y), TypeError, "pad"),
     (lambda x, y: (x, None), ValueError, "`y` is required"),
 ])

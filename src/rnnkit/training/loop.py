@@ -54,7 +54,9 @@ def _check_first_layer(model: Any, x: Data, x_name: str) -> None:
         return
     ok = x.dim() == len(declared) and all(d is None or d == s for d, s in zip(declared[1:], x.shape[1:]))
     if not ok:
-        want = "(" + ", ".join("B" if i == 0 else ("?" if d is None else str(d)) for i, d in enumerate(declared)) + ")"
+        letters = ["B", "T"] if len(declared) >= 3 else ["B"]
+        want = "(" + ", ".join(letters[i] if i < len(letters) and d is None else ("?" if d is None else str(d))
+                               for i, d in enumerate(declared)) + ")"
         raise ValueError(f"Argument `{x_name}` must have shape {want} (rank {len(declared)}) for model "
                          f"{model.name!r}, got shape {tuple(x.shape)}")
 

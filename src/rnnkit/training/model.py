@@ -24,7 +24,9 @@ Shape = tuple[Optional[int], ...]
 
 
 def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    """Keras's default model names: GRU -> gru, MyGRUModel -> my_gru_model."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
 
 
 class Model(nn.Module):

@@ -34,7 +34,7 @@ class Sequential(Model):
     def __init__(self, layers: Optional[Iterable[nn.Module]] = None, name: Optional[str] = None) -> None:
         super().__init__(name=name)
         self._input_shape: Optional[Shape] = None
-        self._takes_mask: dict[int, bool] = {}
+        self._takes: dict[int, frozenset[str]] = {}
         for layer in layers or ():
             self.add(layer)
 
@@ -68,6 +68,7 @@ class Sequential(Model):
             raise IndexError("Sequential.pop: there are no layers to remove")
         key = next(reversed(self._modules))
         layer = self._modules.pop(key)
+        self._takes.pop(len(self._modules), None)
         self._output_shapes.pop(key, None)
         return layer  # type: ignore[return-value]
 
@@ -100,15 +101,19 @@ class Sequential(Model):
             self._build_input_shape = tuple(input_shape)
             self._input_shape = tuple(input_shape)
 
-    def _call_with_mask(self, inputs: Any) -> tuple[Any, Optional[Tensor]]:
+    def _call_with_mask(self, inputs: Any, mask: Optional[Tensor] = None,
+                        training: Optional[bool] = None) -> tuple[Any, Optional[Tensor]]:
         if not self.built and not self._output_shapes and isinstance(inputs, Tensor):
             self._build_input_shape = (None, *inputs.shape[1:])
-        x, mask = inputs, None
+        x = inputs
         for i, layer in enumerate(self._modules.values()):
-            if mask is not None and self._layer_takes_mask(i, layer):
-                y = layer(x, mask=mask)
-            else:
-                y = layer(x)
+            takes = self._accepted(i, layer)
+            kwargs: dict[str, Any] = {}
+            if mask is not None and "mask" in takes:
+                kwargs["mask"] = mask
+            if training is not None and "training" in takes:
+                kwargs["training"] = training
+            y = layer(x, **kwargs)
             mask = layer.compute_mask(x, mask) if isinstance(layer, Layer) else None
             x = y
         if not self.built:
@@ -116,16 +121,22 @@ class Sequential(Model):
         return x, mask
 
     def forward(self, inputs: Any, mask: Optional[Tensor] = None, training: Optional[bool] = None) -> Any:
-        return self._call_with_mask(inputs)[0]
+        """inputs (B, T, F) or (B, T) ids; ``mask`` (B, T) bool for the first layer; ``training``
+        overrides each layer's mode for this call (default: the module's ``.training``)."""
+        return self._call_with_mask(inputs, mask, training)[0]
 
-    def call(self, inputs: Any) -> Any:
-        return self._call_with_mask(inputs)[0]
+    def call(self, inputs: Any, mask: Optional[Tensor] = None, training: Optional[bool] = None) -> Any:
+        return self._call_with_mask(inputs, mask, training)[0]
 
-    def _layer_takes_mask(self, i: int, layer: nn.Module) -> bool:
-        if i not in self._takes_mask:
+    def _accepted(self, i: int, layer: nn.Module) -> frozenset[str]:
+        """Which of "mask"/"training" the layer's forward takes (cached per position)."""
+        if i not in self._takes:
             params = inspect.signature(layer.forward).parameters
-            self._takes_mask[i] = "mask" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-        return self._takes_mask[i]
+            if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+                self._takes[i] = frozenset({"mask", "training"})
+            else:
+                self._takes[i] = frozenset({"mask", "training"} & set(params))
+        return self._takes[i]
 
     def _record_shapes(self) -> None:
         """After a first forward on data: the output shapes for summary(), with batch None."""

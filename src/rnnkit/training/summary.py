@@ -47,13 +47,22 @@ def _is_built(module: nn.Module) -> bool:
     return all(getattr(m, "built", True) for m in module.modules())
 
 
+def _output_shape(model: Any, key: str, layer: nn.Module) -> Any:
+    shape = model._output_shapes.get(key)
+    declared = getattr(layer, "declared_input_shape", None)
+    if shape is None and declared is not None and hasattr(layer, "compute_output_shape"):
+        # A layer built from input_shape= before the model saw data.
+        shape = layer.compute_output_shape(tuple(declared))
+    return shape
+
+
 def summary_lines(model: Any, line_length: Optional[int] = None, positions: Optional[Sequence[float]] = None) -> list[str]:
     """The summary table as a list of lines."""
     rows = []
     for key, layer in model._modules.items():
         name = getattr(layer, "name", key)
         kind = type(layer).__name__
-        shape = format_shape(model._output_shapes.get(key)) if _is_built(layer) else "?"
+        shape = format_shape(_output_shape(model, key, layer)) if _is_built(layer) else "?"
         count = f"{sum(_params(layer))}" if _is_built(layer) else "0 (unbuilt)"
         rows.append((f"{name} ({kind})", shape, count))
     header = ("Layer (type)", "Output Shape", "Param #")

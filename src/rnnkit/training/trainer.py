@@ -21,7 +21,7 @@ from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
 from . import clipping
 from .data import Data, num_samples, take, time_slice, time_steps
-from .tbptt import reset_states, windows
+from .tbptt import recurrent_modules, reset_states, windows
 
 
 @dataclass
@@ -81,8 +81,6 @@ class Trainer:
                 model._call_with_mask(take(x, slice(0, min(2, num_samples(x)))))
             model.train(was_training)
             # That forward must not leave a state behind in stateful layers.
-            from .tbptt import recurrent_modules
-
             reset_states(recurrent_modules(model), include_stateful=True)
         params = [p for p in model.parameters() if p.requires_grad]
         if not params:
