@@ -139,6 +139,27 @@ def test_verbose_shows_a_progress_bar(capsys):
     assert "Epoch 1/1" in capsys.readouterr().out
 
 
+def test_sequential_add_pop_build_and_summary_via_print_fn():
+    model = Sequential([layers.Input(shape=(None, 3)), layers.GRU(4, return_sequences=True)])
+    model.add(layers.Dense(2))
+    assert [type(l).__name__ for l in model.layers] == ["GRU", "Dense"] and model.built
+    assert model.count_params() == 3 * 4 * (3 + 4) + 2 * 3 * 4 + 4 * 2 + 2
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert any("(None, None, 2)" in l for l in lines) and lines[-3] == "Trainable params: 118"
+    assert isinstance(model.pop(), layers.Dense) and len(model.layers) == 1
+    assert model.predict(np.zeros((2, 5, 3), "float32"), verbose=0).shape == (2, 5, 4)
+    assert sorted(model.state_dict())[0].startswith("0.")  # torch.nn.Sequential-style keys
+
+
+def test_masks_flow_through_sequential():
+    model = Sequential([layers.Embedding(20, 4, mask_zero=True), layers.LSTM(3, return_sequences=True),
+                        layers.GRU(3), layers.Dense(1)])
+    padded = np.array([[5, 3, 2, 0, 0], [7, 1, 4, 9, 6]])
+    alone = model.predict(padded[:1, :3], verbose=0)
+    np.testing.assert_allclose(model.predict(padded, verbose=0)[:1], alone, rtol=1e-5, atol=1e-6)
+
+
 # -- losses, metrics, optimizers -----------------------------------------------------------
 
 def test_losses_match_torch():
