@@ -482,6 +482,7 @@ def compiled(loss: str = "binary_crossentropy") -> Sequential:
     (lambda x, y: (x[:, :, 0], y), ValueError, r"shape \(B, T, 1\) \(rank 3\)"),
     (lambda x, y: (x.tolist()[:3] + [[[1.0]]] + x.tolist()[4:], y), TypeError, "pad"),
     (lambda x, y: (x, None), ValueError, "`y` is required"),
+    (lambda x, y: (x, np.stack([y, y], 1)), ValueError, r"same shape, got y_true \(8, 2\) and y_pred \(8, 1\)"),
 ])
 def test_bad_fit_inputs_are_named(make_args, error, match):
     x, y = sign_task(8)
