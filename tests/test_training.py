@@ -129,6 +129,25 @@ def test_subclassed_model_with_two_inputs():
     assert model.predict([x, extra], verbose=0).shape == (20, 1)
 
 
+def test_torch_style_subclass_may_own_layers_and_loss_attributes():
+    class Torchy(Model):
+        def __init__(self):
+            super().__init__()
+            self.layers = torch.nn.ModuleList([torch.nn.Linear(3, 4), torch.nn.Linear(4, 1)])
+            self.loss = torch.nn.MSELoss()
+
+        def call(self, x):
+            for layer in self.layers:
+                x = layer(x)
+            return x
+
+    model = Torchy()
+    assert isinstance(model.layers, torch.nn.ModuleList) and isinstance(model.loss, torch.nn.MSELoss)
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(np.ones((4, 3)), np.ones((4, 1)), verbose=0)
+    assert isinstance(model.optimizer, optimizers.SGD)
+
+
 def test_verbose_shows_a_progress_bar(capsys):
     x, y = sign_task(40)
     model = small_model()

@@ -29,6 +29,25 @@ def _snake(name: str) -> str:
     return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
 
 
+class _Default:
+    """A read-only Keras attribute (``layers``, ``optimizer``, ``loss``) that a subclass may
+    replace by assigning it, as torch code does with ``self.layers = nn.ModuleList(...)``."""
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self.fn, self.name, self.__doc__ = fn, fn.__name__, fn.__doc__
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self
+        # Non-module values land in the instance __dict__, which wins over this descriptor;
+        # modules and parameters land in torch's registries, so look there first.
+        for store in ("_modules", "_parameters", "_buffers"):
+            registry = obj.__dict__.get(store)
+            if registry is not None and self.name in registry:
+                return registry[self.name]
+        return self.fn(obj)
+
+
 class Model(nn.Module):
     """Base of ``Sequential`` and of user models that define ``call(inputs)``.
 
@@ -104,7 +123,7 @@ class Model(nn.Module):
         self.train(was_training)
         self._build_input_shape = (None, *tuple(input_shape)[1:])
 
-    @property
+    @_Default
     def layers(self) -> list[nn.Module]:
         """The direct sublayers, in the order they were assigned."""
         return list(self.children())
@@ -163,18 +182,22 @@ class Model(nn.Module):
                 global_clipnorm: Optional[float] = None) -> None:
         """Set the optimizer, loss and metrics (see ``rnnkit.optimizers/losses/metrics`` for names).
 
+        This is Keras's compile; it shadows ``torch.nn.Module.compile`` (use ``torch.compile(model)``).
+
         Clipping (Keras semantics, at most one): ``clipnorm`` per parameter tensor,
         ``global_clipnorm`` over all gradients, ``clipvalue`` elementwise. It may be set
         here or on a ``rnnkit.optimizers`` optimizer, not both.
         """
         self._trainer = Trainer(self, optimizer, loss, metrics, clipnorm, clipvalue, global_clipnorm)
 
-    @property
+    @_Default
     def optimizer(self) -> Any:
+        """The compiled ``rnnkit.optimizers.Optimizer`` (``.torch_optimizer`` once built), or None."""
         return self._trainer.optimizer if self._trainer is not None else None
 
-    @property
+    @_Default
     def loss(self) -> Any:
+        """The compiled ``rnnkit.losses.Loss``, or None."""
         return self._trainer.loss if self._trainer is not None else None
 
     @property

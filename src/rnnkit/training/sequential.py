@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from ..layers.base import Layer
 from ..layers.embedding import Embedding
-from .model import Model, Shape
+from .model import Model, Shape, _Default
 
 
 def _is_input_layer(layer: nn.Module) -> bool:
@@ -38,8 +38,9 @@ class Sequential(Model):
         for layer in layers or ():
             self.add(layer)
 
-    @property
+    @_Default
     def layers(self) -> list[nn.Module]:
+        """The layers in order (an ``Input`` is not one of them, as in Keras)."""
         return list(self._modules.values())  # type: ignore[arg-type]
 
     def add(self, layer: nn.Module) -> None:
