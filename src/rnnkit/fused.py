@@ -25,6 +25,7 @@ def fuse_blocker(
     tbptt: Optional[int] = None,
     recurrent_mask: Optional[Tensor] = None,
     zoneout: Optional[Sequence[Optional[Tensor]]] = None,
+    seq_len: int = 1,
 ) -> Optional[str]:
     """Why torch's fused kernel cannot run this configuration, or None if it can.
 
@@ -43,6 +44,8 @@ def fuse_blocker(
         return "torch's fused LSTM has no layer normalisation"
     if recurrent_mask is not None:
         return "torch's fused kernels have no recurrent dropout"
+    if seq_len == 0:
+        return "torch's fused kernels need at least one time step"
     if zoneout is not None and any(z is not None for z in zoneout):
         return "torch's fused kernels have no zoneout"
     if lengths is not None:

@@ -71,7 +71,7 @@ def run_layer(
         if lengths is not None and bool((lengths == T).all()):
             lengths = None  # nothing is padded: the plain kernel is the same function and faster
         blocker = blocker or fuse_blocker(
-            spec, weights, lengths=lengths, tbptt=tbptt, recurrent_mask=recurrent_mask, zoneout=zoneout
+            spec, weights, lengths=lengths, tbptt=tbptt, recurrent_mask=recurrent_mask, zoneout=zoneout, seq_len=T
         )
         if blocker is None:
             if state0 is None:

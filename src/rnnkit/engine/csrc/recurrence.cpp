@@ -1,8 +1,8 @@
 // The engine's time loop in C++: the same math as rnnkit/ops/*.py and
 // rnnkit/engine/recurrence.py, without Python's per-op overhead.
 //
-// Per step: one GEMM (two for GRU reset-before) through ATen, then one fused
-// pass over the gate block written here. The backward walks t = T-1 .. 0
+// Per step: one GEMM (two for GRU reset-before) against the recurrent weight,
+// packed once per sequence (packed_gemm.h), then one pass over the gate block. The backward walks t = T-1 .. 0
 // carrying dh (and dc); weight gradients are one GEMM each after the loop.
 //
 // Shapes: xw (T, B, G), states (B, H), G = gates * H. Gate order as torch:
@@ -70,17 +70,6 @@ template <typename T> inline T act_(int code, T x) {
   }
 }
 
-// f'(a) written in terms of y = f(a), as in rnnkit/ops/activations.py.
-template <typename T> inline T dact_(int code, T y) {
-  switch (code) {
-    case 0: return T(1) - y * y;
-    case 1: return y * (T(1) - y);
-    case 2: return y > T(0) ? T(1) : T(0);
-    case 3: return (y > T(0) && y < T(1)) ? T(1) / T(6) : T(0);
-    default: return T(1);
-  }
-}
-
 // Apply f over n contiguous values; the common codes get a branch-free loop
 // so the compiler vectorises it.
 template <typename T> void act_inplace(int code, T* p, int64_t n) {
@@ -90,6 +79,32 @@ template <typename T> void act_inplace(int code, T* p, int64_t n) {
     for (int64_t i = 0; i < n; ++i) p[i] = sigmoid_<T>(p[i]);
   } else {
     for (int64_t i = 0; i < n; ++i) p[i] = act_<T>(code, p[i]);
+  }
+}
+
+// out[i] = x[i] * f'(a_i), from y = f(a); the switch sits outside the loops so each vectorises.
+template <typename T> void mul_dact(int code, const T* y, const T* x, T* out, int64_t n) {
+  switch (code) {
+    case 0: for (int64_t i = 0; i < n; ++i) out[i] = x[i] * (T(1) - y[i] * y[i]); break;
+    case 1: for (int64_t i = 0; i < n; ++i) out[i] = x[i] * (y[i] * (T(1) - y[i])); break;
+    case 2: for (int64_t i = 0; i < n; ++i) out[i] = y[i] > T(0) ? x[i] : T(0); break;
+    case 3: for (int64_t i = 0; i < n; ++i) out[i] = (y[i] > T(0) && y[i] < T(1)) ? x[i] / T(6) : T(0); break;
+    default: for (int64_t i = 0; i < n; ++i) out[i] = x[i]; break;
+  }
+}
+
+// torch.lerp(new, old, k), evaluated the way torch does so k = 1 returns old exactly.
+template <typename T> inline T keep_mix(T nw, T old, T k) {
+  return k < T(0.5) ? nw + k * (old - nw) : old - (old - nw) * (T(1) - k);
+}
+
+// Mix a row of the new state with the old one by keep (zoneout / mask); keep has width kw (1 or n).
+template <typename T> void mix_row(T* nw, const T* old, const T* keep, int64_t kw, int64_t n) {
+  if (kw == 1) {
+    const T k = keep[0];
+    for (int64_t j = 0; j < n; ++j) nw[j] = keep_mix(nw[j], old[j], k);
+  } else {
+    for (int64_t j = 0; j < n; ++j) nw[j] = keep_mix(nw[j], old[j], keep[j]);
   }
 }
 
@@ -119,118 +134,150 @@ struct StepMatrix {
     }
   }
 
-  // out (M x N) = init + a @ w; init may be undefined (zero), (M x N), or (N,) broadcast over rows.
-  void apply(const Tensor& a, Tensor& out, const Tensor& init) const {
+  // out (M x N, row stride ldc) = init + a (M x K, row stride lda) @ w.
+  // init: null (zero), or rows of stride ldi (ldi = 0 broadcasts one row, e.g. a bias).
+  void apply(const T* a, int64_t lda, int64_t M, T* out, int64_t ldc, const T* init, int64_t ldi) const {
     if constexpr (std::is_same_v<T, float>) {
       if (use_packed) {
-        const float* ip = init.defined() ? init.data_ptr<float>() : nullptr;
-        const int64_t ldi = init.defined() && init.dim() == 2 ? init.stride(0) : 0;
-        rnnkit::gemm_packed(a.data_ptr<float>(), a.stride(0), packed, a.size(0), out.data_ptr<float>(),
-                            out.stride(0), ip, ldi);
+        rnnkit::gemm_packed(a, lda, packed, M, out, ldc, init, ldi);
         return;
       }
     }
-    if (init.defined()) at::addmm_out(out, init, a, w); else at::mm_out(out, a, w);
+    const int64_t K = w.size(0), N = w.size(1);
+    auto opts = w.options();
+    Tensor A = at::from_blob(const_cast<T*>(a), {M, K}, {lda, 1}, opts);
+    Tensor C = at::from_blob(out, {M, N}, {ldc, 1}, opts);
+    if (init) {
+      Tensor I = at::from_blob(const_cast<T*>(init), {M, N}, {ldi, 1}, opts);
+      at::addmm_out(C, I, A, w);
+    } else {
+      at::mm_out(C, A, w);
+    }
   }
 };
 
+struct Codes {
+  int64_t kind, act, ract;
+};
+
+// ---------------------------------------------------------------- forward rows
+// Each takes one batch row; g points at its G gate pre-activations, which are
+// overwritten by the activated gates the backward needs.
+
+template <typename T> void rnn_row(const Codes& c, T* g, T* hn, int64_t H) {
+  act_inplace<T>(c.act, g, H);
+  for (int64_t j = 0; j < H; ++j) hn[j] = g[j];
+}
+
+template <typename T> void lstm_row(const Codes& c, T* g, const T* cp, T* cn, T* tanh_c, T* hn, int64_t H) {
+  act_inplace<T>(c.ract, g, 2 * H);       // ingate, forgetgate
+  act_inplace<T>(c.act, g + 2 * H, H);    // cellgate
+  act_inplace<T>(c.ract, g + 3 * H, H);   // outgate
+  const T *i = g, *f = g + H, *gg = g + 2 * H, *o = g + 3 * H;
+  for (int64_t j = 0; j < H; ++j) cn[j] = f[j] * cp[j] + i[j] * gg[j];
+  for (int64_t j = 0; j < H; ++j) tanh_c[j] = cn[j];
+  act_inplace<T>(c.act, tanh_c, H);
+  for (int64_t j = 0; j < H; ++j) hn[j] = o[j] * tanh_c[j];
+}
+
+// reset-after: g holds nothing yet; x = W_ih x + b_ih, hw = W_hh h + b_hh (both G wide).
+template <typename T> void gru_after_row(const Codes& c, T* g, const T* x, const T* hw, T* hn_cache, const T* hp,
+                                         T* hn, int64_t H) {
+  for (int64_t j = 0; j < 2 * H; ++j) g[j] = x[j] + hw[j];
+  act_inplace<T>(c.ract, g, 2 * H);
+  const T *r = g, *z = g + H;
+  T* n = g + 2 * H;
+  for (int64_t j = 0; j < H; ++j) {
+    hn_cache[j] = hw[2 * H + j];
+    n[j] = x[2 * H + j] + r[j] * hn_cache[j];
+  }
+  act_inplace<T>(c.act, n, H);
+  for (int64_t j = 0; j < H; ++j) hn[j] = n[j] + z[j] * (hp[j] - n[j]);
+}
+
+// reset-before, second half: r, z are activated and n's pre-activation is in place.
+template <typename T> void gru_before_row(const Codes& c, T* g, const T* hp, T* hn, int64_t H) {
+  T* n = g + 2 * H;
+  const T* z = g + H;
+  act_inplace<T>(c.act, n, H);
+  for (int64_t j = 0; j < H; ++j) hn[j] = n[j] + z[j] * (hp[j] - n[j]);
+}
+
 template <typename T>
-std::vector<Tensor> forward_impl(int64_t kind, int64_t act, int64_t ract, const Tensor& xw, const Tensor& h0,
-                                 const Tensor& c0, const Tensor& w_hh, const Tensor& b_hh, const Tensor& keep_h,
-                                 const Tensor& keep_c, const Tensor& out_mask, const Tensor& rdm, bool need_cache) {
-  const int64_t T_ = xw.size(0), B = xw.size(1), G = xw.size(2), H = h0.size(1);
+std::vector<Tensor> forward_impl(const Codes& c, const Tensor& xw, const Tensor& h0, const Tensor& c0,
+                                 const Tensor& w_hh, const Tensor& b_hh, const Tensor& keep_h, const Tensor& keep_c,
+                                 const Tensor& out_mask, const Tensor& rdm, bool need_cache) {
+  const int64_t T_ = xw.size(0), B = xw.size(1), G = xw.size(2), H = h0.size(1), BH = B * H;
+  const int64_t kind = c.kind;
   const bool lstm = kind == 1;
   auto opts = xw.options();
   Tensor h_hist = at::empty({T_ + 1, B, H}, opts);
   h_hist[0].copy_(h0);
   Tensor c_hist = lstm ? at::empty({T_ + 1, B, H}, opts) : Tensor();
   if (lstm) c_hist[0].copy_(c0);
-  Tensor gates = at::empty({T_, B, G}, opts);                      // activated gates per step
-  Tensor extra = (kind != 0) ? at::empty({T_, B, H}, opts) : Tensor();  // tanh(c) | W_hn h + b_hn | r * h
+  Tensor gates = at::empty({T_, B, G}, opts);                             // activated gates per step
+  Tensor extra = kind != 0 ? at::empty({T_, B, H}, opts) : Tensor();      // tanh(c) | W_hn h + b_hn | r * h
   Tensor hin_all = rdm.defined() ? at::empty({T_, B, H}, opts) : Tensor();
-  Tensor hw = (kind == 2) ? at::empty({B, G}, opts) : Tensor();
+  std::vector<T> hw(kind == 2 ? B * G : 0);
   // kind 3 multiplies by the r, z rows and the n rows separately; the others by all of W_hh.
-  StepMatrix<T> w_t(kind == 3 ? w_hh.narrow(0, 0, 2 * H).t() : w_hh.t());
-  StepMatrix<T> w_n_t(kind == 3 ? w_hh.narrow(0, 2 * H, H).t() : w_hh.narrow(0, 0, 1).t());
-  const int64_t kh_w = keep_h.defined() ? keep_h.size(2) : 0, kc_w = keep_c.defined() ? keep_c.size(2) : 0;
+  StepMatrix<T> w_main(kind == 3 ? w_hh.narrow(0, 0, 2 * H).t() : w_hh.t());
+  StepMatrix<T> w_n(kind == 3 ? w_hh.narrow(0, 2 * H, H).t() : w_hh.narrow(0, 0, 1).t());
+  const int64_t khw = keep_h.defined() ? keep_h.size(2) : 0, kcw = keep_c.defined() ? keep_c.size(2) : 0;
+
+  const T* X = xw.data_ptr<T>();
+  T* HH = h_hist.data_ptr<T>();
+  T* CH = lstm ? c_hist.data_ptr<T>() : nullptr;
+  T* GT = gates.data_ptr<T>();
+  T* EX = extra.defined() ? extra.data_ptr<T>() : nullptr;
+  T* HIN = hin_all.defined() ? hin_all.data_ptr<T>() : nullptr;
+  const T* RDM = rdm.defined() ? rdm.data_ptr<T>() : nullptr;
+  const T* KH = keep_h.defined() ? keep_h.data_ptr<T>() : nullptr;
+  const T* KC = keep_c.defined() ? keep_c.data_ptr<T>() : nullptr;
+  const T* BHH = b_hh.defined() ? b_hh.data_ptr<T>() : nullptr;
 
   for (int64_t t = 0; t < T_; ++t) {
-    Tensor h_prev = h_hist[t];
-    Tensor hin = h_prev;
-    if (rdm.defined()) {
-      hin = hin_all[t];
-      at::mul_out(hin, h_prev, rdm);
+    const T* hp = HH + t * BH;
+    T* hn = HH + (t + 1) * BH;
+    const T* x = X + t * B * G;
+    T* g = GT + t * B * G;
+    T* ex = EX ? EX + t * BH : nullptr;
+    const T* hin = hp;
+    if (RDM) {
+      T* dst = HIN + t * BH;
+      for (int64_t i = 0; i < BH; ++i) dst[i] = hp[i] * RDM[i];
+      hin = dst;
     }
-    Tensor g_t = gates[t];
-    Tensor x_t = xw[t];
     if (kind == 2) {
-      w_t.apply(hin, hw, b_hh);
-    } else if (kind == 3) {
-      Tensor g_rz = g_t.narrow(1, 0, 2 * H);
-      w_t.apply(hin, g_rz, x_t.narrow(1, 0, 2 * H));
+      w_main.apply(hin, H, B, hw.data(), G, BHH, 0);
     } else {
-      w_t.apply(hin, g_t, x_t);
+      w_main.apply(hin, H, B, g, G, x, G);  // kind 3: only the r, z columns
     }
-    T* G_ = g_t.data_ptr<T>();
-    const T* X_ = x_t.data_ptr<T>();
-    const T* HP = h_prev.data_ptr<T>();
-    const T* HIN = hin.data_ptr<T>();
-    T* HN = h_hist[t + 1].data_ptr<T>();
-    const T* CP = lstm ? c_hist[t].data_ptr<T>() : nullptr;
-    T* CN = lstm ? c_hist[t + 1].data_ptr<T>() : nullptr;
-    T* E = extra.defined() ? extra[t].data_ptr<T>() : nullptr;
-    const T* HW = hw.defined() ? hw.data_ptr<T>() : nullptr;
-    const T* KH = keep_h.defined() ? keep_h[t].data_ptr<T>() : nullptr;
-    const T* KC = keep_c.defined() ? keep_c[t].data_ptr<T>() : nullptr;
-
     if (kind == 3) {
-      // r and z first: n needs r * h before its own GEMM.
+      // n needs r * h before its own GEMM.
       for_rows(B, 2 * H, [&](int64_t b) {
-        T* g = G_ + b * G;
-        if (ract == 1) { for (int64_t j = 0; j < 2 * H; ++j) g[j] = sigmoid_<T>(g[j]); }
-        else act_inplace<T>(ract, g, 2 * H);
-        for (int64_t j = 0; j < H; ++j) E[b * H + j] = g[j] * HIN[b * H + j];
+        T* gb = g + b * G;
+        act_inplace<T>(c.ract, gb, 2 * H);
+        for (int64_t j = 0; j < H; ++j) ex[b * H + j] = gb[j] * hin[b * H + j];
       });
-      Tensor g_n = g_t.narrow(1, 2 * H, H);
-      w_n_t.apply(extra[t], g_n, x_t.narrow(1, 2 * H, H));
+      w_n.apply(ex, H, B, g + 2 * H, G, x + 2 * H, G);
     }
-
     for_rows(B, G, [&](int64_t b) {
-      T* g = G_ + b * G;
-      const T* hp = HP + b * H;
-      T* hn = HN + b * H;
-      const T* kh = KH ? KH + b * kh_w : nullptr;
+      T* gb = g + b * G;
+      T* hnb = hn + b * H;
+      const T* hpb = hp + b * H;
       if (kind == 0) {
-        act_inplace<T>(act, g, H);
-        for (int64_t j = 0; j < H; ++j) hn[j] = g[j];
+        rnn_row(c, gb, hnb, H);
       } else if (kind == 1) {
-        const T* cp = CP + b * H;
-        T* cn = CN + b * H;
-        T* e = E + b * H;
-        const T* kc = KC ? KC + b * kc_w : nullptr;
-        if (ract == 1) { for (int64_t j = 0; j < 2 * H; ++j) g[j] = sigmoid_<T>(g[j]); for (int64_t j = 3 * H; j < 4 * H; ++j) g[j] = sigmoid_<T>(g[j]); }
-        else { act_inplace<T>(ract, g, 2 * H); act_inplace<T>(ract, g + 3 * H, H); }
-        act_inplace<T>(act, g + 2 * H, H);
-        for (int64_t j = 0; j < H; ++j) cn[j] = g[H + j] * cp[j] + g[j] * g[2 * H + j];
-        for (int64_t j = 0; j < H; ++j) e[j] = cn[j];
-        act_inplace<T>(act, e, H);
-        for (int64_t j = 0; j < H; ++j) hn[j] = g[3 * H + j] * e[j];
-        if (kc) for (int64_t j = 0; j < H; ++j) { T k = kc[kc_w == 1 ? 0 : j]; cn[j] = cn[j] + k * (cp[j] - cn[j]); }
+        const T* cpb = CH + t * BH + b * H;
+        T* cnb = CH + (t + 1) * BH + b * H;
+        lstm_row(c, gb, cpb, cnb, ex + b * H, hnb, H);
+        if (KC) mix_row(cnb, cpb, KC + (t * B + b) * kcw, kcw, H);
       } else if (kind == 2) {
-        const T* x = X_ + b * G;
-        const T* w = HW + b * G;
-        T* e = E + b * H;
-        for (int64_t j = 0; j < 2 * H; ++j) g[j] = x[j] + w[j];
-        if (ract == 1) { for (int64_t j = 0; j < 2 * H; ++j) g[j] = sigmoid_<T>(g[j]); }
-        else act_inplace<T>(ract, g, 2 * H);
-        for (int64_t j = 0; j < H; ++j) { e[j] = w[2 * H + j]; g[2 * H + j] = x[2 * H + j] + g[j] * e[j]; }
-        act_inplace<T>(act, g + 2 * H, H);
-        for (int64_t j = 0; j < H; ++j) { T n = g[2 * H + j]; hn[j] = n + g[H + j] * (hp[j] - n); }
+        gru_after_row(c, gb, x + b * G, hw.data() + b * G, ex + b * H, hpb, hnb, H);
       } else {
-        act_inplace<T>(act, g + 2 * H, H);
-        for (int64_t j = 0; j < H; ++j) { T n = g[2 * H + j]; hn[j] = n + g[H + j] * (hp[j] - n); }
+        gru_before_row(c, gb, hpb, hnb, H);
       }
-      if (kh) for (int64_t j = 0; j < H; ++j) { T k = kh[kh_w == 1 ? 0 : j]; hn[j] = hn[j] + k * (hp[j] - hn[j]); }
+      if (KH) mix_row(hnb, hpb, KH + (t * B + b) * khw, khw, H);
     });
   }
   Tensor out = h_hist.narrow(0, 1, T_);
@@ -244,117 +291,144 @@ std::vector<Tensor> forward_impl(int64_t kind, int64_t act, int64_t ract, const 
           hin_all.defined() ? hin_all : Tensor()};
 }
 
+// --------------------------------------------------------------- backward rows
+// dnew: gradient of the cell's new h (after the keep split); dx: the G-wide
+// gradient of the step's pre-activations; s1, s2: H-wide scratch.
+
+template <typename T> void lstm_back_row(const Codes& c, const T* g, const T* tanh_c, const T* cp, const T* dnew,
+                                         const T* dcn, T* dc_out, T* dx, T* s1, int64_t H) {
+  const T *i = g, *f = g + H, *gg = g + 2 * H, *o = g + 3 * H;
+  for (int64_t j = 0; j < H; ++j) s1[j] = dnew[j] * tanh_c[j];
+  mul_dact<T>(c.ract, o, s1, dx + 3 * H, H);                  // d outgate
+  for (int64_t j = 0; j < H; ++j) s1[j] = dnew[j] * o[j];
+  mul_dact<T>(c.act, tanh_c, s1, s1, H);
+  for (int64_t j = 0; j < H; ++j) s1[j] += dcn[j];            // total gradient of the new c
+  for (int64_t j = 0; j < H; ++j) dc_out[j] += s1[j] * f[j];
+  for (int64_t j = 0; j < H; ++j) dx[j] = s1[j] * gg[j];
+  mul_dact<T>(c.ract, i, dx, dx, H);                          // d ingate
+  for (int64_t j = 0; j < H; ++j) dx[H + j] = s1[j] * cp[j];
+  mul_dact<T>(c.ract, f, dx + H, dx + H, H);                  // d forgetgate
+  for (int64_t j = 0; j < H; ++j) dx[2 * H + j] = s1[j] * i[j];
+  mul_dact<T>(c.act, gg, dx + 2 * H, dx + 2 * H, H);          // d cellgate
+}
+
+// GRU, both forms: dz, dn and the direct path to h_{t-1}; reset-after also dr and dhw.
+template <typename T> void gru_back_row(const Codes& c, const T* g, const T* hn_cache, const T* hp, const T* dnew,
+                                        T* dh_out, T* dx, T* dhw, int64_t H) {
+  const T *r = g, *z = g + H, *n = g + 2 * H;
+  for (int64_t j = 0; j < H; ++j) dh_out[j] += dnew[j] * z[j];
+  for (int64_t j = 0; j < H; ++j) dx[H + j] = dnew[j] * (hp[j] - n[j]);
+  mul_dact<T>(c.ract, z, dx + H, dx + H, H);
+  for (int64_t j = 0; j < H; ++j) dx[2 * H + j] = dnew[j] * (T(1) - z[j]);
+  mul_dact<T>(c.act, n, dx + 2 * H, dx + 2 * H, H);
+  if (dhw) {
+    for (int64_t j = 0; j < H; ++j) dx[j] = dx[2 * H + j] * hn_cache[j];
+    mul_dact<T>(c.ract, r, dx, dx, H);
+    for (int64_t j = 0; j < 2 * H; ++j) dhw[j] = dx[j];
+    for (int64_t j = 0; j < H; ++j) dhw[2 * H + j] = dx[2 * H + j] * r[j];
+  }
+}
+
 template <typename T>
-std::vector<Tensor> backward_impl(int64_t kind, int64_t act, int64_t ract, Tensor d_out, const Tensor& d_hT,
-                                  const Tensor& d_cT, const Tensor& h_hist, const Tensor& c_hist,
-                                  const Tensor& gates, const Tensor& extra, const Tensor& hin_all,
-                                  const Tensor& w_hh, bool has_b_hh, const Tensor& keep_h, const Tensor& keep_c,
-                                  const Tensor& out_mask, const Tensor& rdm, int64_t tbptt, bool want_norms) {
-  const int64_t T_ = gates.size(0), B = gates.size(1), G = gates.size(2), H = h_hist.size(2);
+std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_hT, const Tensor& d_cT,
+                                  const Tensor& h_hist, const Tensor& c_hist, const Tensor& gates,
+                                  const Tensor& extra, const Tensor& hin_all, const Tensor& w_hh, bool has_b_hh,
+                                  const Tensor& keep_h, const Tensor& keep_c, const Tensor& out_mask,
+                                  const Tensor& rdm, int64_t tbptt, bool want_norms) {
+  const int64_t T_ = gates.size(0), B = gates.size(1), G = gates.size(2), H = h_hist.size(2), BH = B * H;
+  const int64_t kind = c.kind;
   const bool lstm = kind == 1;
   auto opts = gates.options();
   if (out_mask.defined()) d_out = d_out * out_mask;
   d_out = d_out.contiguous();
   Tensor dxw = at::empty({T_, B, G}, opts);
-  Tensor dhw_all = (kind == 2) ? at::empty({T_, B, G}, opts) : Tensor();
-  Tensor dh = d_hT.clone();          // carried gradient of h_t
+  Tensor dhw_all = kind == 2 ? at::empty({T_, B, G}, opts) : Tensor();
+  Tensor dh = d_hT.clone();  // carried gradient of h_t, then of h_{t-1}
   Tensor dc = lstm ? d_cT.clone() : Tensor();
-  Tensor dhin = at::empty({B, H}, opts);
-  Tensor drh = (kind == 3) ? at::empty({B, H}, opts) : Tensor();
-  Tensor norms = want_norms ? at::zeros({T_, lstm ? 2 : 1}, opts) : Tensor();
-  const int64_t kh_w = keep_h.defined() ? keep_h.size(2) : 0, kc_w = keep_c.defined() ? keep_c.size(2) : 0;
+  Tensor norms = want_norms ? at::zeros({T_, lstm ? 2 : 1}, opts.dtype(at::kDouble)) : Tensor();
+  std::vector<T> dnew(BH), dcn(lstm ? BH : 0), dhin(BH), drh(kind == 3 ? BH : 0), scratch(BH);
   StepMatrix<T> w_back(kind == 3 ? w_hh.narrow(0, 0, 2 * H) : w_hh);
   StepMatrix<T> w_n(kind == 3 ? w_hh.narrow(0, 2 * H, H) : w_hh.narrow(0, 0, 1));
-  const Tensor none;
+  const int64_t khw = keep_h.defined() ? keep_h.size(2) : 0, kcw = keep_c.defined() ? keep_c.size(2) : 0;
+
   T* DH = dh.data_ptr<T>();
   T* DC = lstm ? dc.data_ptr<T>() : nullptr;
+  const T* DO = d_out.data_ptr<T>();
+  const T* GT = gates.data_ptr<T>();
+  const T* HH = h_hist.data_ptr<T>();
+  const T* CH = lstm ? c_hist.data_ptr<T>() : nullptr;
+  const T* EX = extra.defined() ? extra.data_ptr<T>() : nullptr;
+  const T* HIN = hin_all.defined() ? hin_all.data_ptr<T>() : nullptr;
   const T* RDM = rdm.defined() ? rdm.data_ptr<T>() : nullptr;
+  const T* KH = keep_h.defined() ? keep_h.data_ptr<T>() : nullptr;
+  const T* KC = keep_c.defined() ? keep_c.data_ptr<T>() : nullptr;
+  T* DX = dxw.data_ptr<T>();
+  T* DHW = dhw_all.defined() ? dhw_all.data_ptr<T>() : nullptr;
+  double* NORMS = want_norms ? norms.data_ptr<double>() : nullptr;
 
   for (int64_t t = T_ - 1; t >= 0; --t) {
-    const T* DO = d_out[t].data_ptr<T>();
-    const T* g = gates[t].data_ptr<T>();
-    const T* HP = h_hist[t].data_ptr<T>();
-    const T* CP = lstm ? c_hist[t].data_ptr<T>() : nullptr;
-    const T* E = extra.defined() ? extra[t].data_ptr<T>() : nullptr;
-    const T* HIN = hin_all.defined() ? hin_all[t].data_ptr<T>() : HP;
-    const T* KH = keep_h.defined() ? keep_h[t].data_ptr<T>() : nullptr;
-    const T* KC = keep_c.defined() ? keep_c[t].data_ptr<T>() : nullptr;
-    T* DX = dxw[t].data_ptr<T>();
-    T* DHW = dhw_all.defined() ? dhw_all[t].data_ptr<T>() : nullptr;
-
+    const T* g = GT + t * B * G;
+    const T* hp = HH + t * BH;
+    const T* hin = HIN ? HIN + t * BH : hp;
+    const T* ex = EX ? EX + t * BH : nullptr;
+    T* dx = DX + t * B * G;
+    T* dhw = DHW ? DHW + t * B * G : nullptr;
     // Total gradient of state_t: what later steps sent back plus this step's output.
-    for (int64_t i = 0; i < B * H; ++i) DH[i] += DO[i];
-    if (want_norms) {
-      norms[t][0] = dh.norm();
-      if (lstm) norms[t][1] = dc.norm();
+    const T* dot = DO + t * BH;
+    for (int64_t i = 0; i < BH; ++i) DH[i] += dot[i];
+    if (NORMS) {
+      double sh = 0, sc = 0;
+      for (int64_t i = 0; i < BH; ++i) sh += double(DH[i]) * double(DH[i]);
+      if (lstm) for (int64_t i = 0; i < BH; ++i) sc += double(DC[i]) * double(DC[i]);
+      NORMS[t * (lstm ? 2 : 1)] = std::sqrt(sh);
+      if (lstm) NORMS[t * 2 + 1] = std::sqrt(sc);
     }
-    // Split by keep: k * d goes straight to state_{t-1}; (1 - k) * d enters the cell.
-    // After this loop DH / DC hold the direct part, and the cell's input gradient is formed in place.
     for_rows(B, G, [&](int64_t b) {
-      T* dh_b = DH + b * H;
+      // Split by keep: k * d goes straight to state_{t-1}; (1 - k) * d enters the cell.
+      T* dhb = DH + b * H;
+      T* dnb = dnew.data() + b * H;
+      if (KH) {
+        const T* k = KH + (t * B + b) * khw;
+        for (int64_t j = 0; j < H; ++j) { T kj = k[khw == 1 ? 0 : j]; dnb[j] = dhb[j] * (T(1) - kj); dhb[j] *= kj; }
+      } else {
+        for (int64_t j = 0; j < H; ++j) { dnb[j] = dhb[j]; dhb[j] = T(0); }
+      }
       const T* gb = g + b * G;
-      const T* hp = HP + b * H;
-      T* dx = DX + b * G;
-      const T* kh = KH ? KH + b * kh_w : nullptr;
-      for (int64_t j = 0; j < H; ++j) {
-        T d = dh_b[j];
-        T k = kh ? kh[kh_w == 1 ? 0 : j] : T(0);
-        T dnew = d * (T(1) - k);
-        dh_b[j] = d * k;  // direct part
-        if (kind == 0) {
-          dx[j] = dnew * dact_<T>(act, gb[j]);
-        } else if (kind == 1) {
-          T* dc_b = DC + b * H;
-          const T* kc = KC ? KC + b * kc_w : nullptr;
-          T kcj = kc ? kc[kc_w == 1 ? 0 : j] : T(0);
-          T i_ = gb[j], f_ = gb[H + j], g_ = gb[2 * H + j], o_ = gb[3 * H + j];
-          T tc = E[b * H + j];
-          T dcn = dc_b[j] * (T(1) - kcj);
-          T dc_direct = dc_b[j] * kcj;
-          T do_ = dnew * tc * dact_<T>(ract, o_);
-          T dct = dcn + dnew * o_ * dact_<T>(act, tc);
-          dx[j] = dct * g_ * dact_<T>(ract, i_);
-          dx[H + j] = dct * CP[b * H + j] * dact_<T>(ract, f_);
-          dx[2 * H + j] = dct * i_ * dact_<T>(act, g_);
-          dx[3 * H + j] = do_;
-          dc_b[j] = dc_direct + dct * f_;
+      T* dxb = dx + b * G;
+      if (kind == 0) {
+        mul_dact<T>(c.act, gb, dnb, dxb, H);
+      } else if (kind == 1) {
+        T* dcb = DC + b * H;
+        T* dcnb = dcn.data() + b * H;
+        if (KC) {
+          const T* k = KC + (t * B + b) * kcw;
+          for (int64_t j = 0; j < H; ++j) { T kj = k[kcw == 1 ? 0 : j]; dcnb[j] = dcb[j] * (T(1) - kj); dcb[j] *= kj; }
         } else {
-          T r_ = gb[j], z_ = gb[H + j], n_ = gb[2 * H + j];
-          T dn = dnew * (T(1) - z_) * dact_<T>(act, n_);
-          T dz = dnew * (hp[j] - n_) * dact_<T>(ract, z_);
-          dh_b[j] += dnew * z_;
-          dx[H + j] = dz;
-          dx[2 * H + j] = dn;
-          if (kind == 2) {
-            T dr = dn * E[b * H + j] * dact_<T>(ract, r_);
-            dx[j] = dr;
-            T* dhw = DHW + b * G;
-            dhw[j] = dr;
-            dhw[H + j] = dz;
-            dhw[2 * H + j] = dn * r_;
-          }
+          for (int64_t j = 0; j < H; ++j) { dcnb[j] = dcb[j]; dcb[j] = T(0); }
         }
+        lstm_back_row(c, gb, ex + b * H, CH + t * BH + b * H, dnb, dcnb, dcb, dxb, scratch.data() + b * H, H);
+      } else {
+        gru_back_row(c, gb, ex ? ex + b * H : nullptr, hp + b * H, dnb, dhb, dxb, dhw ? dhw + b * G : nullptr, H);
       }
     });
     if (kind == 3) {
       // r's gradient needs dn @ W_hn first.
-      w_n.apply(dxw[t].narrow(1, 2 * H, H), drh, none);
-      const T* DRH = drh.data_ptr<T>();
+      w_n.apply(dx + 2 * H, G, B, drh.data(), H, nullptr, 0);
       for_rows(B, H, [&](int64_t b) {
-        T* dx = DX + b * G;
-        const T* gb = g + b * G;
-        for (int64_t j = 0; j < H; ++j) dx[j] = DRH[b * H + j] * HIN[b * H + j] * dact_<T>(ract, gb[j]);
+        T* dxb = dx + b * G;
+        const T* d = drh.data() + b * H;
+        const T* hb = hin + b * H;
+        for (int64_t j = 0; j < H; ++j) dxb[j] = d[j] * hb[j];
+        mul_dact<T>(c.ract, g + b * G, dxb, dxb, H);
       });
-      w_back.apply(dxw[t].narrow(1, 0, 2 * H), dhin, none);
-      dhin.addcmul_(drh, gates[t].narrow(1, 0, H));
-    } else if (kind == 2) {
-      w_back.apply(dhw_all[t], dhin, none);
+      w_back.apply(dx, G, B, dhin.data(), H, nullptr, 0);
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t j = 0; j < H; ++j) dhin[b * H + j] += drh[b * H + j] * g[b * G + j];
     } else {
-      w_back.apply(dxw[t], dhin, none);
+      w_back.apply(kind == 2 ? dhw : dx, G, B, dhin.data(), H, nullptr, 0);
     }
-    const T* DHIN = dhin.data_ptr<T>();
-    if (RDM) { for (int64_t i = 0; i < B * H; ++i) DH[i] += DHIN[i] * RDM[i]; }
-    else { for (int64_t i = 0; i < B * H; ++i) DH[i] += DHIN[i]; }
+    if (RDM) { for (int64_t i = 0; i < BH; ++i) DH[i] += dhin[i] * RDM[i]; }
+    else { for (int64_t i = 0; i < BH; ++i) DH[i] += dhin[i]; }
     if (tbptt > 0 && t % tbptt == 0 && t > 0) {
       // The graph is cut between windows: state_{t-1} enters window t/k as a constant.
       dh.zero_();
@@ -374,7 +448,7 @@ std::vector<Tensor> backward_impl(int64_t kind, int64_t act, int64_t ract, Tenso
   } else {
     dW = at::mm(dxw.reshape({T_ * B, G}).t(), hin2);
   }
-  return {dxw, dh, lstm ? dc : Tensor(), dW, db, norms};
+  return {dxw, dh, lstm ? dc : Tensor(), dW, db, want_norms ? norms.to(opts.dtype()) : Tensor()};
 }
 
 Tensor opt_or_undef(const c10::optional<Tensor>& t) { return t.has_value() ? *t : Tensor(); }
@@ -386,7 +460,7 @@ std::vector<Tensor> forward(int64_t kind, int64_t act, int64_t ract, const Tenso
                             bool need_cache) {
   TORCH_CHECK(xw.is_contiguous() && h0.is_contiguous(), "rnnkit kernel: inputs must be contiguous");
   return AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "rnnkit_forward", [&] {
-    return forward_impl<scalar_t>(kind, act, ract, xw, h0, opt_or_undef(c0), w_hh, opt_or_undef(b_hh),
+    return forward_impl<scalar_t>(Codes{kind, act, ract}, xw, h0, opt_or_undef(c0), w_hh, opt_or_undef(b_hh),
                                   opt_or_undef(keep_h), opt_or_undef(keep_c), opt_or_undef(out_mask),
                                   opt_or_undef(rdm), need_cache);
   });
@@ -400,7 +474,7 @@ std::vector<Tensor> backward(int64_t kind, int64_t act, int64_t ract, const Tens
                              const c10::optional<Tensor>& keep_c, const c10::optional<Tensor>& out_mask,
                              const c10::optional<Tensor>& rdm, int64_t tbptt, bool want_norms) {
   return AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "rnnkit_backward", [&] {
-    return backward_impl<scalar_t>(kind, act, ract, d_out, d_hT, opt_or_undef(d_cT), h_hist, opt_or_undef(c_hist),
+    return backward_impl<scalar_t>(Codes{kind, act, ract}, d_out, d_hT, opt_or_undef(d_cT), h_hist, opt_or_undef(c_hist),
                                    gates, opt_or_undef(extra), opt_or_undef(hin_all), w_hh, has_b_hh,
                                    opt_or_undef(keep_h), opt_or_undef(keep_c), opt_or_undef(out_mask),
                                    opt_or_undef(rdm), tbptt, want_norms);
