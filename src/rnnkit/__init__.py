@@ -1,3 +1,48 @@
-"""rnnkit: recurrent neural networks on PyTorch, with a hand-derived BPTT engine."""
+"""rnnkit: recurrent neural networks on PyTorch, with a hand-derived BPTT engine.
+
+Two fronts share the same cells and engine:
+
+* Keras-style: ``rnnkit.Sequential``, ``rnnkit.Model``, ``rnnkit.layers`` (LSTM, GRU,
+  SimpleRNN, Bidirectional, Embedding, Dense, ...), ``compile/fit/evaluate/predict``.
+* PyTorch-style: ``rnnkit.nn.LSTM/GRU/RNN`` and their cells, drop-in for ``torch.nn``.
+"""
+
+from . import callbacks as callbacks
+from . import data as data
+from . import datasets as datasets
+from . import diagnostics as diagnostics
+from . import engine as engine
+from . import interop as interop
+from . import layers as layers
+from . import losses as losses
+from . import metrics as metrics
+from . import nn as nn
+from . import optimizers as optimizers
+from . import saving as saving
+from .cells import RecurrentCell as RecurrentCell
+from .data import pad_sequences as pad_sequences
+from .layers import GRU as GRU
+from .layers import LSTM as LSTM
+from .layers import Bidirectional as Bidirectional
+from .layers import Dense as Dense
+from .layers import Dropout as Dropout
+from .layers import Embedding as Embedding
+from .layers import Input as Input
+from .layers import Layer as Layer
+from .layers import Masking as Masking
+from .layers import SimpleRNN as SimpleRNN
+from .layers import TimeDistributed as TimeDistributed
+from .recurrent import run_layer as run_layer
+from .saving import load_model as load_model
+from .training import Model as Model
+from .training import Sequential as Sequential
+from .training.compat import keras as keras
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "Bidirectional", "Dense", "Dropout", "Embedding", "GRU", "Input", "LSTM", "Layer", "Masking", "Model",
+    "RecurrentCell", "Sequential", "SimpleRNN", "TimeDistributed", "callbacks", "data", "datasets", "diagnostics",
+    "engine", "interop", "keras", "layers", "load_model", "losses", "metrics", "nn", "optimizers", "pad_sequences",
+    "run_layer", "saving",
+]
