@@ -124,16 +124,25 @@ class RecurrentCell(nn.Module):
 
     def forward(self, x: Tensor, state: Optional[tuple[Tensor, ...]] = None) -> tuple[Tensor, ...]:
         """One step: x (B, F), state ((B, P),) or ((B, P), (B, H)) -> new state. Autograd does the backward."""
+        if not isinstance(x, Tensor) or not x.dtype.is_floating_point:
+            got = f"dtype {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
+            raise TypeError(f"Argument `x` must be a floating-point tensor of shape (B, {self.input_size}), got {got}")
         if x.dim() != 2 or x.shape[1] != self.input_size:
             raise ValueError(f"Argument `x` must have shape (B, {self.input_size}), got {tuple(x.shape)}")
         if state is None:
             state = self.initial_state(x.shape[0], x)
+        state = tuple(state)
+        expected = [(x.shape[0], n) for n in self.state_sizes]
+        got_shapes = [tuple(s.shape) if isinstance(s, Tensor) else type(s).__name__ for s in state]
+        if got_shapes != expected:
+            # Without this a wrong state fails deep in a matmul, or in tuple unpacking.
+            raise ValueError(f"Argument `state` must be {len(expected)} tensor(s) of shapes {expected}, got {got_shapes}")
         w = self.weights()
         bias = w.bias_ih
         if self.spec.folds_hh_bias and w.bias_hh is not None:
             bias = w.bias_hh if bias is None else bias + w.bias_hh
         inner = w if not self.spec.folds_hh_bias else w._replace(bias_hh=None)
-        new, _ = CELL_OPS[self.spec.kind].step(F.linear(x, w.weight_ih, bias), tuple(state), state[0], inner, self.spec)
+        new, _ = CELL_OPS[self.spec.kind].step(F.linear(x, w.weight_ih, bias), state, state[0], inner, self.spec)
         return new
 
     def extra_repr(self) -> str:
