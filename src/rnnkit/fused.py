@@ -98,6 +98,9 @@ def run_fused(
 
     x: (B, T, F); state0 as in ``engine.run``. Returns out (B, T, P) and the final state.
     """
+    if tbptt is not None and (not isinstance(tbptt, int) or isinstance(tbptt, bool) or tbptt < 1):
+        # As engine.run checks it; here a bad window would reach range() and fail without a name.
+        raise ValueError(f"Argument `tbptt` must be a positive integer or None, got {tbptt!r}")
     kernel = _kernel(spec)
     b_ih, b_hh = weights.bias_ih, weights.bias_hh
     has_biases = b_ih is not None or b_hh is not None
