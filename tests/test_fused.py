@@ -239,7 +239,7 @@ def test_auto_falls_back_to_the_engine_with_identical_numbers(name, opts):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("opt", ["plain", "state0+reverse+lengths", "mask_right", "tbptt+reverse+state0"])
+@pytest.mark.parametrize("opt", list(OPTIONS))
 @pytest.mark.parametrize("name", list(FUSABLE))
 def test_auto_matches_bptt_where_fusable(name, opt, dtype):
     cell = make_cell(FUSABLE, name, dtype)
