@@ -604,7 +604,7 @@ def test_zoneout_at_inference_is_the_deterministic_mix(name):
         assert_rel(f, s, RTOL, "final")
 
 
-def test_zoneout_rate_one_minus_epsilon_and_zero_are_extremes():
+def test_dropout_and_zoneout_rates_at_the_edges():
     # rate 0 means no zoneout at all; zoneout_keep returns None so the engine skips it
     like = torch.zeros((), dtype=DTYPE)
     assert engine.zoneout_keep(2, 3, 4, 0.0, True, like=like) is None
