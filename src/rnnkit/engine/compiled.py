@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from ..ops import CellSpec, Weights
+from .blas import weight_grad
 
 _ACT_CODES = {"tanh": 0, "sigmoid": 1, "relu": 2, "hard_sigmoid": 3, "linear": 4}
 _module = None
@@ -118,10 +119,24 @@ class CompiledRecurrence(torch.autograd.Function):
         d_c = None
         if n_state == 2:
             d_c = d_final[1] if d_final[1] is not None else torch.zeros_like(c_hist[0])
-        dxw, dh0, dc0, dW, db, norms = _module.backward(
+        dxw, dh0, dc0, dhw, norms = _module.backward(
             *ctx.codes, d_out.contiguous(), d_h.contiguous(), _c(d_c), h_hist, c_hist, gates, extra, hin_all,
-            w_hh.contiguous(), ctx.has_b_hh, keep_h, keep_c, out_mask, rdm, ctx.tbptt or 0, ctx.has_probe)
-        grads = {"weight_hh": dW, "bias_hh": db}
+            w_hh.contiguous(), keep_h, keep_c, out_mask, rdm, ctx.tbptt or 0, ctx.has_probe)
+        T, B, G = dxw.shape
+        H = h_hist.shape[-1]
+        hin = (hin_all if hin_all is not None else h_hist[:T]).reshape(T * B, H)
+        kind = ctx.codes[0]
+        grads = {}
+        if kind == 2:  # GRU reset-after: W_hh sees d(W_hh h + b_hh), not dxw
+            dhw = dhw.reshape(T * B, G)
+            grads["weight_hh"] = weight_grad(dhw, hin)
+            grads["bias_hh"] = dhw.sum(0) if ctx.has_b_hh else None
+        elif kind == 3:  # GRU reset-before: the n rows multiply r * h
+            d2 = dxw.reshape(T * B, G)
+            rh = extra.reshape(T * B, H)
+            grads["weight_hh"] = torch.cat([weight_grad(d2[:, : 2 * H], hin), weight_grad(d2[:, 2 * H :], rh)])
+        else:
+            grads["weight_hh"] = weight_grad(dxw.reshape(T * B, G), hin)
         d_weights = [grads.get(name) if present else None for name, present in zip(Weights._fields, ctx.weights_present)]
         d_state0 = (dh0,) if n_state == 1 else (dh0, dc0)
         d_probe = norms if ctx.has_probe else None

@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..ops import CellSpec, Weights
+from .blas import project
 from .recurrence import run_recurrence
 
 
@@ -144,7 +144,7 @@ def run(
     bias = weights.bias_ih
     if spec.folds_hh_bias and weights.bias_hh is not None:
         bias = weights.bias_hh if bias is None else bias + weights.bias_hh
-    xw = F.linear(time_major(x), weights.weight_ih, bias)  # (T, B, G)
+    xw = project(time_major(x), weights.weight_ih, bias)  # (T, B, G)
 
     out_mask = None
     keeps: list[Optional[Tensor]] = [None] * n_state

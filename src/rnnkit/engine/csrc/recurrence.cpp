@@ -3,7 +3,7 @@
 //
 // Per step: one GEMM (two for GRU reset-before) against the recurrent weight,
 // packed once per sequence (packed_gemm.h), then one pass over the gate block. The backward walks t = T-1 .. 0
-// carrying dh (and dc); weight gradients are one GEMM each after the loop.
+// carrying dh (and dc); the caller sums weight gradients with one GEMM each.
 //
 // Shapes: xw (T, B, G), states (B, H), G = gates * H. Gate order as torch:
 // LSTM i, f, g, o; GRU r, z, n. Cell kinds: 0 Elman, 1 LSTM, 2 GRU reset-after,
@@ -332,7 +332,7 @@ template <typename T> void gru_back_row(const Codes& c, const T* g, const T* hn_
 template <typename T>
 std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_hT, const Tensor& d_cT,
                                   const Tensor& h_hist, const Tensor& c_hist, const Tensor& gates,
-                                  const Tensor& extra, const Tensor& hin_all, const Tensor& w_hh, bool has_b_hh,
+                                  const Tensor& extra, const Tensor& hin_all, const Tensor& w_hh,
                                   const Tensor& keep_h, const Tensor& keep_c, const Tensor& out_mask,
                                   const Tensor& rdm, int64_t tbptt, bool want_norms) {
   const int64_t T_ = gates.size(0), B = gates.size(1), G = gates.size(2), H = h_hist.size(2), BH = B * H;
@@ -435,20 +435,8 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
       if (lstm) dc.zero_();
     }
   }
-  Tensor hin2 = (hin_all.defined() ? hin_all : h_hist.narrow(0, 0, T_)).reshape({T_ * B, H});
-  Tensor dW, db;
-  if (kind == 2) {
-    Tensor d2 = dhw_all.reshape({T_ * B, G});
-    dW = at::mm(d2.t(), hin2);
-    if (has_b_hh) db = d2.sum(0);
-  } else if (kind == 3) {
-    Tensor d2 = dxw.reshape({T_ * B, G});
-    dW = at::cat({at::mm(d2.narrow(1, 0, 2 * H).t(), hin2),
-                  at::mm(d2.narrow(1, 2 * H, H).t(), extra.reshape({T_ * B, H}))}, 0);
-  } else {
-    dW = at::mm(dxw.reshape({T_ * B, G}).t(), hin2);
-  }
-  return {dxw, dh, lstm ? dc : Tensor(), dW, db, want_norms ? norms.to(opts.dtype()) : Tensor()};
+  // The weight gradients are one GEMM each over all steps; the caller does them (engine/blas.py).
+  return {dxw, dh, lstm ? dc : Tensor(), kind == 2 ? dhw_all : Tensor(), want_norms ? norms.to(opts.dtype()) : Tensor()};
 }
 
 Tensor opt_or_undef(const c10::optional<Tensor>& t) { return t.has_value() ? *t : Tensor(); }
@@ -470,12 +458,12 @@ std::vector<Tensor> backward(int64_t kind, int64_t act, int64_t ract, const Tens
                              const c10::optional<Tensor>& d_cT, const Tensor& h_hist,
                              const c10::optional<Tensor>& c_hist, const Tensor& gates,
                              const c10::optional<Tensor>& extra, const c10::optional<Tensor>& hin_all,
-                             const Tensor& w_hh, bool has_b_hh, const c10::optional<Tensor>& keep_h,
+                             const Tensor& w_hh, const c10::optional<Tensor>& keep_h,
                              const c10::optional<Tensor>& keep_c, const c10::optional<Tensor>& out_mask,
                              const c10::optional<Tensor>& rdm, int64_t tbptt, bool want_norms) {
   return AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "rnnkit_backward", [&] {
     return backward_impl<scalar_t>(Codes{kind, act, ract}, d_out, d_hT, opt_or_undef(d_cT), h_hist, opt_or_undef(c_hist),
-                                   gates, opt_or_undef(extra), opt_or_undef(hin_all), w_hh, has_b_hh,
+                                   gates, opt_or_undef(extra), opt_or_undef(hin_all), w_hh,
                                    opt_or_undef(keep_h), opt_or_undef(keep_c), opt_or_undef(out_mask),
                                    opt_or_undef(rdm), tbptt, want_norms);
   });
