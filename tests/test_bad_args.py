@@ -120,16 +120,7 @@ def test_non_float_input(entry, dtype):
         call(entry, lstm(), torch.ones(B, T, F_IN, dtype=dtype))
 
 
-_SHAPE_BEFORE_CHECK = pytest.mark.xfail(strict=True, reason=(
-    "rnnkit/recurrent.py run_layer reads `B, T = x.shape[:2]` before engine.sequence.check_input(x, ...) "
-    "on the fused/auto path, so a list input raises AttributeError instead of a TypeError naming `x`"
-))
-
-
-@pytest.mark.parametrize("entry", [
-    "engine", "bptt",
-    pytest.param("fused", marks=_SHAPE_BEFORE_CHECK), pytest.param("auto", marks=_SHAPE_BEFORE_CHECK),
-])
+@pytest.mark.parametrize("entry", ["engine", "bptt", "fused", "auto"])
 def test_input_that_is_not_a_tensor(entry):
     with pytest.raises(TypeError, match="`x`"):
         call(entry, lstm(), x_ok().tolist())
@@ -246,11 +237,6 @@ def test_bad_rates(rate):
 # ------------------------------------------------------------------------ dtypes
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rnnkit/engine/sequence.py: check_input/check_state0 do not compare dtypes, so a float64 x with float32 "
-    "weights fails inside F.linear with a RuntimeError, and a float64 state0 with float32 x is a RuntimeError "
-    "in the Python loop but silently cast by the compiled loop"
-))
 @pytest.mark.parametrize("case", ["x_vs_weights", "state0_vs_x"])
 def test_dtype_mismatch_names_the_argument(case):
     cell = lstm()

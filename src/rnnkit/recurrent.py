@@ -3,8 +3,8 @@
 ``implementation``:
     "bptt"  : rnnkit's engine (hand-derived BPTT), every option.
     "fused" : torch's fused kernel; raises if the configuration has no exact fused equivalent.
-    "auto"  : "fused" where it is exact *and* measured faster (``AUTO_FUSED`` below,
-              from BENCHMARKS.md), otherwise "bptt". Both give the same function.
+    "auto"  : "fused" where it is exact *and* measured faster (``auto_prefers_fused``,
+              the rule in BENCHMARKS.md), otherwise "bptt". Both give the same function.
 """
 
 from __future__ import annotations
@@ -19,9 +19,18 @@ from .ops import CellSpec, Weights
 
 IMPLEMENTATIONS = ("auto", "fused", "bptt")
 
-# Cell kinds for which torch's fused CPU kernel beat our engine on training steps at
-# every benchmark config (benchmarks/run.py; table in BENCHMARKS.md).
-AUTO_FUSED = frozenset({"lstm"})
+
+
+def auto_prefers_fused(kind: str, padded: bool) -> bool:
+    """The rule "auto" follows where both paths are exact (measured in BENCHMARKS.md).
+
+    With the engine's C++ loop, only an unpadded LSTM is faster in torch's kernel
+    (oneDNN); GRU, SimpleRNN and any padded batch (torch's PackedSequence) are faster
+    in ours. Without the C++ loop, torch's kernels beat the Python loop everywhere.
+    """
+    if engine.compiled.load_kernels() is None:
+        return True
+    return kind == "lstm" and not padded
 
 
 def check_implementation(implementation: str) -> str:
@@ -55,9 +64,9 @@ def run_layer(
     check_implementation(implementation)
     if implementation == "fused" and probe is not None:
         raise ValueError("implementation='fused' cannot report gradient flow (`probe`); use 'bptt' or 'auto'")
-    if probe is None and implementation != "bptt" and (implementation == "fused" or spec.kind in AUTO_FUSED):
+    if implementation == "fused" or (implementation == "auto" and probe is None and auto_prefers_fused(spec.kind, False)):
+        engine.sequence.check_input(x, weights.weight_ih.shape[1], dtype=weights.weight_ih.dtype)
         B, T = x.shape[:2]
-        engine.sequence.check_input(x, weights.weight_ih.shape[1])
         if mask is not None:
             if lengths is not None:
                 raise ValueError("Pass either `mask` or `lengths`, not both")
@@ -73,7 +82,7 @@ def run_layer(
         blocker = blocker or fuse_blocker(
             spec, weights, lengths=lengths, tbptt=tbptt, recurrent_mask=recurrent_mask, zoneout=zoneout, seq_len=T
         )
-        if blocker is None:
+        if blocker is None and (implementation == "fused" or auto_prefers_fused(spec.kind, lengths is not None)):
             if state0 is None:
                 state0 = engine.sequence.default_state(spec, weights, x)
             else:

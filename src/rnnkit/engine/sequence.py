@@ -42,7 +42,7 @@ def check_mask(mask: Tensor, B: int, T: int) -> Tensor:
     return mask
 
 
-def check_input(x: Tensor, input_size: int, argument: str = "x") -> None:
+def check_input(x: Tensor, input_size: int, argument: str = "x", dtype: Optional[torch.dtype] = None) -> None:
     if not isinstance(x, Tensor):
         raise TypeError(f"Argument `{argument}` must be a torch.Tensor of shape (B, T, F), got {type(x).__name__}")
     if not x.dtype.is_floating_point:
@@ -53,6 +53,8 @@ def check_input(x: Tensor, input_size: int, argument: str = "x") -> None:
         raise ValueError(
             f"Argument `{argument}` must have F = {input_size} features in its last axis, got shape {tuple(x.shape)}"
         )
+    if dtype is not None and x.dtype != dtype:
+        raise TypeError(f"Argument `{argument}` has dtype {x.dtype} but the weights are {dtype}; cast one to the other")
 
 
 def state_sizes(weights: Weights) -> tuple[int, ...]:
@@ -74,6 +76,8 @@ def check_state0(spec: CellSpec, weights: Weights, state0: Sequence[Tensor], B: 
         if not isinstance(s, Tensor) or s.shape != (B, n):
             shape = tuple(s.shape) if isinstance(s, Tensor) else type(s).__name__
             raise ValueError(f"Argument `state0[{i}]` must have shape (B, {n}) = ({B}, {n}), got {shape}")
+        if s.dtype != weights.weight_hh.dtype:
+            raise TypeError(f"Argument `state0[{i}]` has dtype {s.dtype} but the weights are {weights.weight_hh.dtype}")
     return state0
 
 
@@ -112,7 +116,7 @@ def run(
     Returns:
         out (B, T, P) and the final state tuple.
     """
-    check_input(x, weights.weight_ih.shape[1])
+    check_input(x, weights.weight_ih.shape[1], dtype=weights.weight_ih.dtype)
     if backend not in ("auto", "python"):
         raise ValueError(f"Argument `backend` must be 'auto' or 'python', got {backend!r}")
     B, T, _ = x.shape
