@@ -3,5 +3,6 @@
 from .cell import RecurrentCell as RecurrentCell
 from .init import INITIALIZERS as INITIALIZERS
 from .init import initialize as initialize
+from .stream import Streamer as Streamer
 
-__all__ = ["INITIALIZERS", "RecurrentCell", "initialize"]
+__all__ = ["INITIALIZERS", "RecurrentCell", "Streamer", "initialize"]

@@ -35,7 +35,8 @@ def _cpu_flags() -> list[str]:
     words = set(info.split())
     flags = ["-mavx2", "-mfma"] if {"avx2", "fma"} <= words else []
     # The packed GEMM kernel needs AVX-512; without it the loop multiplies through ATen.
-    return flags + (["-mavx512f"] if flags and "avx512f" in words else [])
+    flags += ["-mavx512f"] if flags and "avx512f" in words else []
+    return flags + ["-fopenmp-simd"]  # vectorises the dot products' reductions without -ffast-math
 
 
 def load_kernels():
@@ -60,7 +61,7 @@ def load_kernels():
 
 
 def kernels_blocker(spec: CellSpec, w: Weights, xw: Tensor) -> Optional[str]:
-    """Why the compiled loop cannot run this configuration, or None."""
+    """Why the compiled loop cannot run this configuration (``xw``: any input tensor), or None."""
     if w.peephole is not None or w.ln_gamma is not None or w.weight_hr is not None:
         return "peephole, layer norm and projection run in the Python loop"
     if xw.device.type != "cpu" or xw.dtype not in (torch.float32, torch.float64):
@@ -80,6 +81,20 @@ def _kind_code(spec: CellSpec) -> int:
 
 def _c(t: Optional[Tensor]) -> Optional[Tensor]:
     return None if t is None else t.contiguous()
+
+
+def inference_step(spec: CellSpec, w: Weights, x: Tensor, state: tuple[Tensor, ...]) -> Optional[tuple[Tensor, ...]]:
+    """One step without autograd, in one C++ call; None where the compiled loop does not apply.
+
+    x (B, F), state ((B, H),) or ((B, H), (B, H)) -> new state. For streaming inference,
+    where the Python step's dozen small torch ops cost more than the arithmetic.
+    """
+    if kernels_blocker(spec, w, x) is not None:
+        return None
+    codes = (_kind_code(spec), _ACT_CODES[spec.activation], _ACT_CODES[spec.recurrent_activation])
+    c = state[1] if len(state) == 2 else None
+    return tuple(_module.step(*codes, x.contiguous(), state[0].contiguous(), c, w.weight_ih, w.weight_hh,
+                              w.bias_ih, w.bias_hh))
 
 
 class CompiledRecurrence(torch.autograd.Function):

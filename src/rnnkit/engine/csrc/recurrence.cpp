@@ -291,6 +291,100 @@ std::vector<Tensor> forward_impl(const Codes& c, const Tensor& xw, const Tensor&
           hin_all.defined() ? hin_all : Tensor()};
 }
 
+
+// out[b, n] (+)= sum_k a[b, k] w[n, k] for a few rows b: at B = 1 a GEMM call's
+// setup costs more than the dot products themselves.
+template <typename T> void small_rows_matmul(const T* a, int64_t B, int64_t K, const T* w, int64_t ldw, int64_t N,
+                                             T* out, int64_t ldo, bool accumulate) {
+  for (int64_t b = 0; b < B; ++b) {
+    const T* ab = a + b * K;
+    for (int64_t n = 0; n < N; ++n) {
+      const T* wn = w + n * ldw;
+      T acc = accumulate ? out[b * ldo + n] : T(0);
+#pragma omp simd reduction(+ : acc)
+      for (int64_t k = 0; k < K; ++k) acc += ab[k] * wn[k];
+      out[b * ldo + n] = acc;
+    }
+  }
+}
+
+// One step for streaming inference (no autograd, no time loop): the same row
+// kernels as the forward loop.
+template <typename T>
+std::vector<Tensor> step_impl(const Codes& c, const Tensor& x, const Tensor& h, const Tensor& c_prev,
+                              const Tensor& w_ih, const Tensor& w_hh, const Tensor& b_ih, const Tensor& b_hh) {
+  const int64_t B = x.size(0), G = w_ih.size(0), H = h.size(1);
+  const int64_t kind = c.kind;
+  const bool small = B <= 4 && w_ih.is_contiguous() && w_hh.is_contiguous();
+  // out (B, rows of w) (+)= v @ w^T, through the dot-product loop for a few rows, else ATen.
+  auto matmul_t = [&](const Tensor& v, const Tensor& w, Tensor out, bool accumulate) {
+    if (small) {
+      small_rows_matmul<T>(v.data_ptr<T>(), B, v.size(1), w.data_ptr<T>(), w.stride(0), w.size(0), out.data_ptr<T>(),
+                           out.stride(0), accumulate);
+    } else if (accumulate) {
+      out.addmm_(v, w.t());
+    } else {
+      at::mm_out(out, v, w.t());
+    }
+  };
+  // Start each product from its bias, then accumulate.
+  auto from_bias = [&](const Tensor& bias) {
+    Tensor out = at::empty({B, G}, x.options());
+    T* o = out.data_ptr<T>();
+    if (bias.defined()) {
+      const T* bp = bias.data_ptr<T>();
+      for (int64_t b = 0; b < B; ++b) std::memcpy(o + b * G, bp, G * sizeof(T));
+    } else {
+      std::memset(o, 0, B * G * sizeof(T));
+    }
+    return out;
+  };
+  Tensor xw = from_bias(b_ih);  // (B, G)
+  matmul_t(x, w_ih, xw, true);
+  Tensor hn = at::empty({B, H}, h.options());
+  Tensor cn = kind == 1 ? at::empty({B, H}, h.options()) : Tensor();
+  std::vector<T> scratch(B * H);
+  T* HN = hn.data_ptr<T>();
+  const T* HP = h.data_ptr<T>();
+  if (kind == 2) {
+    Tensor hw = from_bias(b_hh);
+    matmul_t(h, w_hh, hw, true);
+    Tensor g = at::empty({B, G}, h.options());
+    for (int64_t b = 0; b < B; ++b)
+      gru_after_row(c, g.data_ptr<T>() + b * G, xw.data_ptr<T>() + b * G, hw.data_ptr<T>() + b * G,
+                    scratch.data() + b * H, HP + b * H, HN + b * H, H);
+    return {hn};
+  }
+  if (b_hh.defined()) xw.add_(b_hh);  // b_hh folds into the input side for these cells
+  if (kind == 3) {
+    Tensor g = xw;
+    Tensor rz = g.narrow(1, 0, 2 * H);
+    matmul_t(h, w_hh.narrow(0, 0, 2 * H), rz, true);
+    T* G_ = g.data_ptr<T>();
+    for (int64_t b = 0; b < B; ++b) {
+      act_inplace<T>(c.ract, G_ + b * G, 2 * H);
+      for (int64_t j = 0; j < H; ++j) scratch[b * H + j] = G_[b * G + j] * HP[b * H + j];
+    }
+    Tensor rh = at::from_blob(scratch.data(), {B, H}, h.options());
+    matmul_t(rh, w_hh.narrow(0, 2 * H, H), g.narrow(1, 2 * H, H), true);
+    for (int64_t b = 0; b < B; ++b) gru_before_row(c, G_ + b * G, HP + b * H, HN + b * H, H);
+    return {hn};
+  }
+  Tensor g = xw;
+  matmul_t(h, w_hh, g, true);
+  T* G_ = g.data_ptr<T>();
+  for (int64_t b = 0; b < B; ++b) {
+    if (kind == 0) {
+      rnn_row(c, G_ + b * G, HN + b * H, H);
+    } else {
+      lstm_row(c, G_ + b * G, c_prev.data_ptr<T>() + b * H, cn.data_ptr<T>() + b * H, scratch.data() + b * H,
+               HN + b * H, H);
+    }
+  }
+  if (kind == 1) return {hn, cn};
+  return {hn};
+}
+
 // --------------------------------------------------------------- backward rows
 // dnew: gradient of the cell's new h (after the keep split); dx: the G-wide
 // gradient of the step's pre-activations; s1, s2: H-wide scratch.
@@ -469,9 +563,38 @@ std::vector<Tensor> backward(int64_t kind, int64_t act, int64_t ract, const Tens
   });
 }
 
+std::vector<Tensor> step(int64_t kind, int64_t act, int64_t ract, const Tensor& x, const Tensor& h,
+                         const c10::optional<Tensor>& c, const Tensor& w_ih, const Tensor& w_hh,
+                         const c10::optional<Tensor>& b_ih, const c10::optional<Tensor>& b_hh) {
+  TORCH_CHECK(x.is_contiguous() && h.is_contiguous(), "rnnkit kernel: inputs must be contiguous");
+  return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_step", [&] {
+    return step_impl<scalar_t>(Codes{kind, act, ract}, x, h, opt_or_undef(c).defined() ? opt_or_undef(c).contiguous() : Tensor(),
+                               w_ih, w_hh, opt_or_undef(b_ih), opt_or_undef(b_hh));
+  });
+}
+
+// The step's weights bound once, so a streaming loop passes only x and the state.
+struct Stepper {
+  int64_t kind, act, ract;
+  Tensor w_ih, w_hh, b_ih, b_hh;
+  std::vector<Tensor> step(const Tensor& x, const Tensor& h, const c10::optional<Tensor>& c) const {
+    return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_stepper", [&] {
+      return step_impl<scalar_t>(Codes{kind, act, ract}, x, h, opt_or_undef(c), w_ih, w_hh, b_ih, b_hh);
+    });
+  }
+};
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &forward, "rnnkit recurrence forward");
   m.def("backward", &backward, "rnnkit recurrence backward (BPTT)");
+  m.def("step", &step, "one inference step");
+  pybind11::class_<Stepper>(m, "Stepper")
+      .def(pybind11::init([](int64_t kind, int64_t act, int64_t ract, const Tensor& w_ih, const Tensor& w_hh,
+                             const c10::optional<Tensor>& b_ih, const c10::optional<Tensor>& b_hh) {
+        return Stepper{kind, act, ract, w_ih.contiguous(), w_hh.contiguous(),
+                       b_ih ? b_ih->contiguous() : Tensor(), b_hh ? b_hh->contiguous() : Tensor()};
+      }))
+      .def("step", &Stepper::step);
 }
