@@ -32,6 +32,8 @@ from safetensors.torch import save as st_save
 FORMAT_VERSION = "1"
 MODEL_FORMAT = "rnnkit.model"
 WEIGHTS_FORMAT = "rnnkit.weights"
+CHECKPOINT_FORMAT = "rnnkit.checkpoint"  # fit(checkpoint_dir=...): see rnnkit.training.checkpoint
+_KINDS = {MODEL_FORMAT: "model", WEIGHTS_FORMAT: "weights", CHECKPOINT_FORMAT: "checkpoint"}
 _MAX_HEADER = 100 * 1024 * 1024
 
 PathLike = Union[str, os.PathLike]
@@ -82,7 +84,7 @@ def _read(path: PathLike, expected: str) -> tuple[dict[str, torch.Tensor], dict[
     if path.is_dir():
         raise ValueError(f"{str(path)!r} is a directory; rnnkit models are single files")
     blob = path.read_bytes()
-    what = f"{str(path)!r} is not an rnnkit {'model' if expected == MODEL_FORMAT else 'weights'} file"
+    what = f"{str(path)!r} is not an rnnkit {_KINDS[expected]} file"
     if len(blob) < 8:
         raise ValueError(f"{what}: it is only {len(blob)} bytes long")
     (n,) = struct.unpack("<Q", blob[:8])
@@ -94,12 +96,13 @@ def _read(path: PathLike, expected: str) -> tuple[dict[str, torch.Tensor], dict[
         raise ValueError(f"{what}: its header is not valid JSON ({e})") from None
     meta = header.get("__metadata__") if isinstance(header, dict) else None
     fmt = meta.get("format") if isinstance(meta, dict) else None
-    if fmt not in (MODEL_FORMAT, WEIGHTS_FORMAT):
+    if fmt not in _KINDS:
         raise ValueError(f"{what}: it has no rnnkit metadata (a safetensors or other file written by something else)")
     if fmt != expected:
         hint = ("it holds weights only (save_weights); build the model in code and call model.load_weights(path)"
-                if fmt == WEIGHTS_FORMAT else "it is a full model (save); use rnnkit.saving.load_model(path), or its "
-                "weights load with load_weights too")
+                if fmt == WEIGHTS_FORMAT else "it is a training checkpoint (fit(checkpoint_dir=...)); continue with "
+                "fit(..., checkpoint_dir=..., resume=True)" if fmt == CHECKPOINT_FORMAT else
+                "it is a full model (save); use rnnkit.saving.load_model(path), or its weights load with load_weights too")
         if not (fmt == MODEL_FORMAT and expected == WEIGHTS_FORMAT):
             raise ValueError(f"{what}: {hint}")
     if meta.get("version") != FORMAT_VERSION:
