@@ -129,8 +129,16 @@ def split_validation(x: Data, y: Data, fraction: float) -> tuple[Data, Data, Dat
 
 
 def batch_indices(n: int, batch_size: int, shuffle: bool, generator: Optional[torch.Generator] = None) -> Iterator[Tensor]:
-    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    for start in range(0, n, batch_size):
+    return batches(epoch_order(n, shuffle, generator), batch_size)
+
+
+def epoch_order(n: int, shuffle: bool, generator: Optional[torch.Generator] = None) -> Tensor:
+    """The order of the samples in one epoch: a permutation from torch's RNG, or 0..n-1."""
+    return torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+
+
+def batches(order: Tensor, batch_size: int) -> Iterator[Tensor]:
+    for start in range(0, len(order), batch_size):
         yield order[start : start + batch_size]
 
 

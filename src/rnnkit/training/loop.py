@@ -9,8 +9,8 @@ from typing import Any, Optional, Sequence, Union
 import torch
 
 from .. import callbacks as cb
-from .data import (Data, as_data, batch_indices, check_batch_size, check_same_length, concat, num_batches,
-                   num_samples, split_validation, take, to_device, to_numpy)
+from .data import (Data, as_data, batch_indices, batches, check_batch_size, check_same_length, concat, epoch_order,
+                   num_batches, num_samples, split_validation, take, to_device, to_numpy)
 from .tbptt import carrying_state, check_tbptt
 from .trainer import StepOutcome, Trainer
 
@@ -74,7 +74,8 @@ def _mode(model: Any, training: bool):
 def fit(model: Any, trainer: Trainer, x: Any, y: Any, *, batch_size: Optional[int], epochs: int, verbose: Union[str, int],
         callbacks: Optional[Sequence[Any]], validation_split: float, validation_data: Optional[Any], shuffle: bool,
         initial_epoch: int, validation_batch_size: Optional[int], validation_freq: int, tbptt: Optional[int],
-        max_bad_steps: int) -> cb.History:
+        max_bad_steps: int, checkpoint_dir: Any = None, checkpoint_every: Optional[int] = None, resume: bool = False,
+        distributed: bool = False) -> cb.History:
     batch_size = check_batch_size(batch_size)
     val_batch_size = check_batch_size(validation_batch_size or batch_size, "validation_batch_size")
     verbose = _verbosity(verbose)
@@ -87,6 +88,11 @@ def fit(model: Any, trainer: Trainer, x: Any, y: Any, *, batch_size: Optional[in
         raise ValueError("Argument `y` is required: fit needs targets (rnnkit does not take datasets or generators)")
     if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) or not 0 <= validation_split < 1:
         raise ValueError(f"Received an invalid value for argument `validation_split`, expected a float in [0, 1), got {validation_split!r}")
+    from . import checkpoint
+
+    checkpoints = checkpoint.Checkpointer.from_args(checkpoint_dir, checkpoint_every, resume)
+    if not isinstance(distributed, bool):
+        raise ValueError(f"Received an invalid value for argument `distributed`, expected True or False, got {distributed!r}")
     xd, yd = _inputs(model, x, y)
     val: Optional[tuple[Data, Data]] = None
     if validation_data is not None:
@@ -100,6 +106,27 @@ def fit(model: Any, trainer: Trainer, x: Any, y: Any, *, batch_size: Optional[in
     trainer.ensure_built(xd)
     trainer.max_bad_steps = max_bad_steps
     trainer.sequence_target = None
+    group = None
+    if distributed:
+        from .. import distributed as dist
+
+        group = dist.attach(model, trainer, batch_size)
+    try:
+        return _fit_epochs(model, trainer, xd, yd, val, batch_size=batch_size, epochs=epochs, verbose=verbose,
+                           callbacks=callbacks, shuffle=shuffle, initial_epoch=initial_epoch,
+                           val_batch_size=val_batch_size, validation_freq=validation_freq, tbptt=tbptt,
+                           checkpoints=checkpoints, group=group)
+    finally:
+        if group is not None:
+            group.detach()
+
+
+def _fit_epochs(model: Any, trainer: Trainer, xd: Data, yd: Data, val: Optional[tuple[Data, Data]], *,
+                batch_size: int, epochs: int, verbose: int, callbacks: Optional[Sequence[Any]], shuffle: bool,
+                initial_epoch: int, val_batch_size: int, validation_freq: int, tbptt: Optional[int],
+                checkpoints: Any, group: Any) -> cb.History:
+    from .checkpoint import Progress
+
     device = model._device()
     n = num_samples(xd)
     steps = num_batches(n, batch_size)
@@ -109,31 +136,51 @@ def fit(model: Any, trainer: Trainer, x: Any, y: Any, *, batch_size: Optional[in
     callbacks_ = _callback_list(model, callbacks, verbose, params, history)
     model.stop_training = False
     callbacks_.call("on_train_begin", {})
-    epoch_logs: dict[str, Any] = {}
-    for epoch in range(initial_epoch, epochs):
-        trainer.reset_metrics()
-        trainer.epoch, trainer.step = epoch + 1, 0
-        callbacks_.call("on_epoch_begin", epoch, {})
-        clip_events = skipped = 0
+    progress = Progress(initial_epoch)
+    if checkpoints is not None:
+        # Resuming puts back weights, optimizer, RNGs, history and the place in the epoch.
+        progress = checkpoints.start(model, trainer, callbacks_, history, xd, yd, batch_size=batch_size,
+                                     shuffle=shuffle, tbptt=tbptt, group=group, progress=progress)
+    epoch_logs: dict[str, Any] = dict(progress.epoch_logs)
+    for epoch in range(progress.epoch, progress.epoch if progress.stopped else epochs):
+        if progress.order is None:  # a fresh epoch (not one resumed from a checkpoint taken inside it)
+            trainer.reset_metrics()
+            trainer.epoch, trainer.step = epoch + 1, 0
+            callbacks_.call("on_epoch_begin", epoch, {})
+            order = epoch_order(n, shuffle)
+            progress = Progress(epoch, order=group.same_order(order) if group is not None else order)
+        trainer.epoch, trainer.step = epoch + 1, progress.step
         with _mode(model, True), (carrying_state(model) if tbptt else contextlib.nullcontext()) as modules:
-            for batch, index in enumerate(batch_indices(n, batch_size, shuffle)):
+            for batch, index in enumerate(batches(progress.order, batch_size)):
+                if batch < progress.batch:
+                    continue  # done before the checkpoint this run resumed from
                 callbacks_.call("on_train_batch_begin", batch, {"batch": batch, "size": len(index)})
+                if group is not None:
+                    index = group.shard(index)  # this process's part of the global batch
                 xb, yb = to_device(take(xd, index), device), take(yd, index).to(device)
                 outcome: StepOutcome = (trainer.train_step_tbptt(xb, yb, tbptt, modules) if tbptt
                                         else trainer.train_step(xb, yb))
-                clip_events += int(outcome.clipped)
-                skipped += outcome.skipped
+                progress.clip_events += int(outcome.clipped)
+                progress.skipped += outcome.skipped
                 logs = {**trainer.results(), "grad_norm": outcome.grad_norm, "clipped": outcome.clipped,
-                        "skipped_steps": skipped}
+                        "skipped_steps": progress.skipped}
                 callbacks_.call("on_train_batch_end", batch, logs)
+                progress.batch, progress.step = batch + 1, trainer.step
                 if model.stop_training:
                     break
+                if checkpoints is not None:
+                    checkpoints.after_batch(progress)
+        if group is not None:
+            group.reduce_metrics(trainer)  # epoch results over the whole global batch
         epoch_logs = trainer.results()
         if val is not None and (epoch + 1) % validation_freq == 0:
             val_logs = _run_test(model, trainer, val[0], val[1], val_batch_size, callbacks_)
             epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
-        epoch_logs.update({"clip_events": clip_events, "skipped_steps": skipped})
+        epoch_logs.update({"clip_events": progress.clip_events, "skipped_steps": progress.skipped})
         callbacks_.call("on_epoch_end", epoch, epoch_logs)
+        progress = Progress(epoch + 1, stopped=model.stop_training, epoch_logs=epoch_logs)
+        if checkpoints is not None:
+            checkpoints.after_epoch(progress)
         if model.stop_training:
             break
     trainer.epoch = None

@@ -217,7 +217,8 @@ class Model(nn.Module):
             verbose: Union[str, int] = "auto", callbacks: Optional[Sequence[Any]] = None,
             validation_split: float = 0.0, validation_data: Optional[tuple[Any, Any]] = None, shuffle: bool = True,
             initial_epoch: int = 0, validation_batch_size: Optional[int] = None, validation_freq: int = 1,
-            tbptt: Optional[int] = None, max_bad_steps: int = 10) -> Any:
+            tbptt: Optional[int] = None, max_bad_steps: int = 10, checkpoint_dir: Any = None,
+            checkpoint_every: Optional[int] = None, resume: bool = False, distributed: bool = False) -> Any:
         """Train for ``epochs`` epochs; returns a ``History``.
 
         Args:
@@ -229,6 +230,13 @@ class Model(nn.Module):
                 (many-to-one) only the last window gets a loss and a step.
             max_bad_steps: stop (``model.stop_training = True``) after this many consecutive steps
                 with a non-finite loss or gradient; each is skipped and warned about.
+            checkpoint_dir: write a crash-safe checkpoint there (weights, optimizer, RNGs, data order,
+                history; see ``rnnkit.training.checkpoint``) at each epoch end and every
+                ``checkpoint_every`` batches.
+            resume: continue from the checkpoint in ``checkpoint_dir`` if there is one; the result is
+                bit for bit that of an uninterrupted run (deterministic CPU mode).
+            distributed: data-parallel training over the processes started by torchrun (DDP, gloo);
+                each process takes a disjoint part of every global batch (see ``rnnkit.distributed``).
 
         Callbacks get per batch ``logs["grad_norm"]`` (global gradient norm before clipping),
         ``logs["clipped"]`` and ``logs["skipped_steps"]`` (this epoch); per epoch
@@ -238,7 +246,9 @@ class Model(nn.Module):
         return loop.fit(self, trainer, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
                         callbacks=callbacks, validation_split=validation_split, validation_data=validation_data,
                         shuffle=shuffle, initial_epoch=initial_epoch, validation_batch_size=validation_batch_size,
-                        validation_freq=validation_freq, tbptt=tbptt, max_bad_steps=max_bad_steps)
+                        validation_freq=validation_freq, tbptt=tbptt, max_bad_steps=max_bad_steps,
+                        checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume,
+                        distributed=distributed)
 
     def evaluate(self, x: Any = None, y: Any = None, batch_size: Optional[int] = None,
                  verbose: Union[str, int] = "auto", callbacks: Optional[Sequence[Any]] = None,
@@ -293,6 +303,12 @@ class Model(nn.Module):
         from .. import saving
 
         saving.load_weights(self, filepath)
+
+    def export_onnx(self, filepath: Any, **kwargs: Any) -> Any:
+        """Write the model as an ONNX graph (Sequential only; see ``rnnkit.export``)."""
+        from ..export import export_onnx
+
+        return export_onnx(self, filepath, **kwargs)
 
 
 class NotCompiledError(ValueError, RuntimeError):

@@ -68,6 +68,10 @@ class Trainer:
         self.epoch: Optional[int] = None   # 1-based, set by fit for messages
         self.step = 0                      # optimizer steps attempted (in the epoch during fit)
         self.sequence_target: Optional[bool] = None  # tbptt: does y have a time axis?
+        # Set by fit(distributed=True) (rnnkit.distributed): the forward through DDP, and the
+        # shard that makes all processes agree on skipping and weight their part of the batch.
+        self.forward: Optional[Any] = None
+        self.shard: Optional[Any] = None
 
     # -- building -------------------------------------------------------------------------
 
@@ -101,8 +105,11 @@ class Trainer:
                             "(drop return_state=True from the last layer, or subclass Model and return one tensor)")
         return self.loss(y, y_pred, mask=mask)
 
+    def _call(self, x: Data) -> tuple[Any, Optional[Tensor]]:
+        return (self.forward or self.model._call_with_mask)(x)
+
     def train_step(self, x: Data, y: Tensor) -> StepOutcome:
-        y_pred, mask = self.model._call_with_mask(x)
+        y_pred, mask = self._call(x)
         outcome = StepOutcome()
         self._optimize(y, y_pred, mask, float(num_samples(x)), outcome)
         return outcome
@@ -120,9 +127,9 @@ class Trainer:
             xw = time_slice(x, start, stop)
             if self.sequence_target is False and not last:
                 with torch.no_grad():
-                    self.model._call_with_mask(xw)  # only advances the carried state
+                    self._call(xw)  # only advances the carried state
                 continue
-            y_pred, mask = self.model._call_with_mask(xw)
+            y_pred, mask = self._call(xw)
             if self.sequence_target is None and len(spans) > 1:
                 self.sequence_target = (
                     y.dim() >= 2 and y.shape[1] == T and isinstance(y_pred, Tensor)
@@ -141,11 +148,14 @@ class Trainer:
         opt.zero_grad()
         loss = self.compute_loss(y, y_pred, mask)
         loss_value = float(loss.detach())
-        if not math.isfinite(loss_value):
+        finite, share = math.isfinite(loss_value), 1.0
+        if self.shard is not None:
+            finite, share = self.shard.agree(finite, y_pred, mask)
+        if not finite:
             self._bad_step(f"non-finite loss (loss={loss_value:g})", outcome)
             outcome.grad_norm = max(outcome.grad_norm, float("nan"), key=_nan_last)
             return
-        loss.backward()
+        (loss * share if share != 1.0 else loss).backward()
         params = [p for g in opt.torch_optimizer.param_groups for p in g["params"]]
         grads = clipping.gradients(params)
         per_tensor = clipping.norms(grads)
@@ -159,6 +169,8 @@ class Trainer:
                                           global_clipnorm=self.global_clipnorm)
         opt.step()
         self.consecutive_bad = 0
+        if share == 0.0:
+            return  # a placeholder sample on a process with no share of this batch
         self.loss_tracker.update_values(loss.detach(), weight=weight)
         self.metrics.update(y, y_pred.detach(), mask)
 
