@@ -276,3 +276,16 @@ def test_gradient_flow_callback_inside_fit_with_the_compiled_loss():
     # The compiled MSE drives the measurement: the same numbers as an explicit loss.
     explicit = gradient_flow(model, x[:32], y[:32], loss_fn=torch.nn.functional.mse_loss)
     np.testing.assert_allclose(gradient_flow(model, x[:32], y[:32])["rnn"].h, explicit["rnn"].h, rtol=1e-6)
+
+
+def test_vanishing_advice_depends_on_the_cell():
+    decayed = 0.5 ** np.arange(40)[::-1].copy()  # ratio 0.5^39 = 1.8e-12
+    findings = diagnose_flow({
+        "rnn": LayerFlow("rnn", "forward", decayed, cell="rnn"),
+        "lstm": LayerFlow("lstm", "forward", decayed, np.zeros(40), cell="lstm"),
+        "gru": LayerFlow("gru", "backward", decayed[::-1].copy(), cell="gru"),
+    })
+    assert [(f.key, f.category) for f in findings] == [(k, VanishingGradientWarning) for k in ("rnn", "lstm", "gru")]
+    assert "try LSTM/GRU, identity init (IRNN)" in findings[0].message
+    assert "forget gates" in findings[1].message and "forget-gate bias" in findings[1].message
+    assert "update gates" in findings[2].message and "||dL/dh_40||/||dL/dh_1|| = 1.8e-12" in findings[2].message

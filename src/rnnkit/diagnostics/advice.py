@@ -18,6 +18,17 @@ VANISH_BELOW = 1e-6
 EXPLODE_ABOVE = 1e6
 
 
+# What to try, by cell kind: a plain RNN needs another cell or init; a gated cell needs its gates open.
+VANISH_ADVICE = {
+    "": "try LSTM/GRU, identity init (IRNN), or shorter sequences",
+    "rnn": "try LSTM/GRU, identity init (IRNN), or shorter sequences",
+    "lstm": "the forget gates are closing the cell path: train longer, keep unit_forget_bias=True or raise "
+            "the forget-gate bias, or use shorter sequences",
+    "gru": "the update gates are closing the path: train longer, start with a positive update-gate bias, "
+           "or use shorter sequences",
+}
+
+
 class VanishingGradientWarning(UserWarning):
     """The error signal reaching the start of a sequence is negligible."""
 
@@ -60,7 +71,7 @@ def diagnose_flow(
         if r < vanish_below:
             found.append(Finding(key, VanishingGradientWarning, r,
                           f"gradients vanish in layer '{key}': {_ratio_text(flow, r)}; the start of the sequence "
-                          "gets almost no learning signal (try LSTM/GRU, identity init (IRNN), or shorter sequences)"))
+                          f"gets almost no learning signal ({VANISH_ADVICE.get(flow.cell or '', VANISH_ADVICE[''])})"))
         elif r > explode_above:
             found.append(Finding(key, ExplodingGradientWarning, r,
                           f"gradients explode through time in layer '{key}': {_ratio_text(flow, r)} "

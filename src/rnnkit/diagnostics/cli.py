@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive(int), default=50, help="sequences per step")
     p.add_argument("--lr", type=_positive(float), default=1e-3, help="learning rate")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="optimizer")
-    p.add_argument("--clipnorm", type=_positive(float), default=1.0, help="global gradient-norm clip (0 = off)")
+    p.add_argument("--clipnorm", type=_positive(float), default=1.0, help="global gradient-norm clip (see --no-clip)")
     p.add_argument("--no-clip", action="store_true", help="train without clipping")
     p.add_argument("--eval-every", type=_positive(int), default=100, help="steps per epoch (test + flow record)")
     p.add_argument("--seed", type=int, default=0, help="random seed")

@@ -280,7 +280,7 @@ def results_table(records: Sequence[dict], baseline: Optional[float] = None) -> 
     """A markdown table of ``RunResult.to_dict()`` records: test loss, steps to target, clipping, flow, time."""
     lines = [
         "| cell | T | clipping | final test loss | best | steps to < target | clipped steps "
-        "| ‖∂L/∂h_1‖/‖∂L/∂h_T‖ start → end | time (s) |",
+        "| ‖∂L/∂h_1‖/‖∂L/∂h_T‖: init / median / end | time (s) |",
         "|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in records:
@@ -290,7 +290,9 @@ def results_table(records: Sequence[dict], baseline: Optional[float] = None) -> 
         cs = r.get("clip_summary", {})
         clipped = f"{int(cs.get('clipped', 0))}/{int(cs.get('steps', 0))}" if r["clipping"] != "none" else "-"
         ratios = r.get("flow", {}).get("ratios", [])
-        ratio = f"{_fmt(ratios[0], '.0e')} → {_fmt(ratios[-1], '.0e')}" if ratios else "n/a"
+        trained = [v for v in ratios[1:] if v is not None and math.isfinite(v)]
+        median = float(np.median(trained)) if trained else None
+        ratio = f"{_fmt(ratios[0], '.0e')} / {_fmt(median, '.0e')} / {_fmt(ratios[-1], '.0e')}" if ratios else "n/a"
         lines.append(f"| {c['recipe']} | {c['length']} | {r['clipping']} | {final} | {_fmt(r['best'], '.4f')} "
                      f"| {steps_to} | {clipped} | {ratio} | {r['seconds']:.0f} |")
     if baseline is not None:

@@ -39,12 +39,14 @@ class LayerFlow:
         (the gradient c_t receives as an input of the next step; the part through h_t at the
         same step is not included, so it is 0 at the last processed step). This is the
         engine's d c carry, the constant-error-carousel signal.
+    cell: "rnn", "lstm" or "gru" when the layer exposes its ``cell`` (for advice), else None.
     """
 
     layer: str
     direction: str
     h: np.ndarray
     c: Optional[np.ndarray] = None
+    cell: Optional[str] = None
 
     @property
     def distance(self) -> np.ndarray:
@@ -87,6 +89,16 @@ def compiled_loss(model: nn.Module) -> Optional[Callable[[Tensor, Tensor], Tenso
 def probed_modules(model: nn.Module) -> list[nn.Module]:
     """The submodules (model included) that follow Contract P."""
     return [m for m in model.modules() if hasattr(m, "probes")]
+
+
+def _cell_kinds(modules: list[nn.Module]) -> dict[str, str]:
+    """Layer name -> cell kind, for the layers that expose ``name`` and ``cell.spec``."""
+    kinds = {}
+    for m in modules:
+        spec = getattr(getattr(m, "cell", None), "spec", None)
+        if isinstance(getattr(m, "name", None), str) and spec is not None:
+            kinds[m.name] = spec.kind
+    return kinds
 
 
 def _as_tensor(a: object, name: str) -> Tensor:
@@ -144,6 +156,7 @@ def gradient_flow(
         for m, s in zip(modules, saved):
             m.probes = s
     result: dict[str, LayerFlow] = {}
+    kinds = _cell_kinds(modules)
     for r, g in zip(records, grads):
         T, n_state = r["probe"].shape
         g = torch.zeros(T, n_state) if g is None else g.detach().to("cpu", torch.float64)
@@ -152,5 +165,6 @@ def gradient_flow(
         while key in result:
             n += 1
             key = f"{base}#{n}"
-        result[key] = LayerFlow(r["layer"], r["direction"], g[:, 0].numpy(), g[:, 1].numpy() if n_state > 1 else None)
+        result[key] = LayerFlow(r["layer"], r["direction"], g[:, 0].numpy(), g[:, 1].numpy() if n_state > 1 else None,
+                                kinds.get(r["layer"]))
     return result

@@ -115,14 +115,17 @@ def jacobian_norms(
     """Spectral norms of d s_t / d s_{t-1} and of their product along the sequences of ``x``.
 
     Args:
-        cell: a ``RecurrentCell`` (its one-step ``forward`` is differentiated).
+        cell: a ``RecurrentCell`` (its one-step ``forward`` is differentiated), or a layer
+            whose ``.cell`` is one.
         x: (B, T, F) inputs (numpy or torch), in the cell's dtype or converted to it.
         state0: initial state tuple, zeros if None.
         method: "auto", "exact" or "power" (see the module docstring).
         n_iter: power iterations per step ("power").
     """
+    cell = getattr(cell, "cell", cell)  # a layer that holds its cell (ProbedRecurrent, rnnkit.layers.LSTM, ...)
     if not isinstance(cell, RecurrentCell):
-        raise TypeError(f"Argument `cell` must be a rnnkit.cells.RecurrentCell, got {type(cell).__name__}")
+        raise TypeError(f"Argument `cell` must be a rnnkit.cells.RecurrentCell (or a layer with one as `.cell`), "
+                        f"got {type(cell).__name__}")
     if method not in METHODS:
         raise ValueError(f"Received an invalid value for argument `method`: expected one of {METHODS}, got {method!r}")
     dtype = cell.weight_hh.dtype

@@ -47,13 +47,14 @@ def relative_log_flow(norms: np.ndarray, reverse: bool = False) -> np.ndarray:
 
 def plot_flow_heatmap(
     maps: Mapping[str, np.ndarray], path: PathLike, epochs: Optional[Mapping[str, Sequence[int]]] = None,
-    title: Optional[str] = None, floor: float = -12.0, dpi: int = 90,
+    title: Optional[str] = None, floor: float = -12.0, ylabel: str = "epoch", dpi: int = 90,
 ) -> Path:
     """Heatmaps of gradient norm over time step (x) and epoch (y), one panel per run.
 
     Args:
         maps: run name -> (E, T) norms ||dL/dh_t|| in data time order (``GradientFlow.heatmap()``).
-        epochs: run name -> the E epoch labels (default 0..E-1).
+        epochs: run name -> the E row labels (default 0..E-1), e.g. ``GradientFlow.epochs``.
+        ylabel: what the rows are ("epoch", or "training step" for labels in steps).
         floor: colours are clipped below 10**floor relative to the norm at the loss.
     Colour: log10(||dL/dh_t|| / ||dL/dh_T||) per row, one scale for all panels, so a run
     whose gradient vanishes turns dark towards t = 1 while one that keeps it stays bright.
@@ -71,10 +72,10 @@ def plot_flow_heatmap(
         labels = list(epochs[name]) if epochs and name in epochs else list(range(E))
         image = ax.imshow(rel, aspect="auto", origin="lower", cmap="magma", vmin=floor, vmax=0.5,
                           extent=(0.5, T + 0.5, -0.5, E - 0.5), interpolation="nearest")
-        ticks = np.unique(np.linspace(0, E - 1, min(E, 6)).round().astype(int))
+        ticks = np.arange(0, E, max(1, math.ceil(E / 6)))
         ax.set_yticks(ticks, [str(labels[i]) for i in ticks])
         ax.set_xlabel("time step t")
-        ax.set_ylabel("epoch")
+        ax.set_ylabel(ylabel)
         ax.set_title(f"{name}: ||dL/dh_1||/||dL/dh_T|| = {10 ** rel[-1, 0]:.0e} (last)", fontsize=9)
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
@@ -87,22 +88,32 @@ def plot_flow_heatmap(
 
 def plot_flow_curves(
     curves: Mapping[str, np.ndarray], path: PathLike, normalize: bool = True, title: Optional[str] = None,
-    dpi: int = 90,
+    dashed: Optional[Mapping[str, np.ndarray]] = None, dashed_label: str = "init", dpi: int = 90,
 ) -> Path:
     """||dL/dh_t|| against distance from the loss (0 = the last processed step), log scale.
 
     Args:
-        curves: run name -> norms ordered by distance (``LayerFlow.by_distance()``).
+        curves: run name -> norms ordered by distance (``LayerFlow.by_distance()``), solid lines.
         normalize: divide each curve by its value at distance 0.
+        dashed: run name -> a second curve drawn dashed in the same colour (e.g. before training),
+            labelled "<name> (<dashed_label>)".
     """
     _check_runs(curves, "curves")
     fig = Figure(figsize=(6.0, 3.8), layout="constrained")
     ax = fig.subplots()
-    for name, g in curves.items():
+
+    def prepared(g: np.ndarray) -> np.ndarray:
         g = np.asarray(g, dtype=np.float64)
         if normalize and len(g) and g[0] > 0:
             g = g / g[0]
-        ax.semilogy(np.arange(len(g)), np.maximum(g, _TINY), label=name, lw=1.6)
+        return np.maximum(g, _TINY)
+
+    for name, g in curves.items():
+        g = prepared(g)
+        line = ax.semilogy(np.arange(len(g)), g, label=name, lw=1.6)[0]
+        if dashed is not None and name in dashed:
+            d = prepared(dashed[name])
+            ax.semilogy(np.arange(len(d)), d, ls="--", lw=1.2, color=line.get_color(), label=f"{name} ({dashed_label})")
     ax.set_xlabel("distance from the loss (steps back in time)")
     ax.set_ylabel("||dL/dh_t|| / ||dL/dh_T||" if normalize else "||dL/dh_t||")
     ax.grid(True, which="major", alpha=0.3)
@@ -114,39 +125,57 @@ def plot_flow_curves(
 
 def plot_clipping(
     records: Mapping[str, Sequence[tuple[int, int, float, bool]]], path: PathLike, threshold: Optional[float] = None,
-    title: Optional[str] = None, dpi: int = 90,
+    title: Optional[str] = None, max_points: int = 400, dpi: int = 90,
 ) -> Path:
-    """Gradient norm before clipping per step (clipped steps marked) and clipping events per epoch.
+    """Gradient norm before clipping per step, and clipping events per epoch.
 
     Args:
         records: run name -> [(step, epoch, grad_norm, clipped)] (``GradientFlow.batch_norms``).
         threshold: the clipnorm, drawn as a line.
+        max_points: longer records are shown as the median and the min-max band of
+            ``max_points`` bins of consecutive steps; shorter ones step by step, clipped steps marked x.
     """
     _check_runs(records, "records")
-    fig = Figure(figsize=(7.0, 5.0), layout="constrained")
-    top, bottom = fig.subplots(2, 1, height_ratios=(2, 1))
+    any_clipped = any(bool(r[3]) for rec in records.values() for r in rec)
+    fig = Figure(figsize=(7.0, 5.0 if any_clipped else 3.6), layout="constrained")
+    if any_clipped:
+        top, bottom = fig.subplots(2, 1, height_ratios=(2, 1))
+    else:  # nothing was clipped: the events panel would be a flat line at zero
+        top, bottom = fig.subplots(), None
+    binned = False
     for name, rec in records.items():
         if not len(rec):
             continue
         step, epoch, norm, clipped = (np.asarray(v) for v in zip(*rec))
         norm = np.where(np.isfinite(norm), norm, np.nan).astype(np.float64)
-        line = top.semilogy(step, np.maximum(norm, _TINY), lw=0.7, alpha=0.8, label=name)[0]
-        mark = clipped.astype(bool)
-        top.semilogy(step[mark], np.maximum(norm[mark], _TINY), "x", ms=3, color=line.get_color())
-        labels = np.unique(epoch)
-        counts = [int(clipped[epoch == e].sum()) for e in labels]
-        bottom.plot(labels, counts, "o-", ms=3, color=line.get_color(), label=name)
+        clipped = clipped.astype(bool)
+        if len(step) > max_points:
+            binned = True
+            bins = np.array_split(np.arange(len(step)), max_points)
+            xs = np.array([step[b].mean() for b in bins])
+            with np.errstate(all="ignore"):
+                med, lo, hi = (np.array([f(norm[b]) for b in bins]) for f in (np.nanmedian, np.nanmin, np.nanmax))
+            line = top.semilogy(xs, np.maximum(med, _TINY), lw=1.0, label=name)[0]
+            top.fill_between(xs, np.maximum(lo, _TINY), np.maximum(hi, _TINY), color=line.get_color(), alpha=0.18, lw=0)
+        else:
+            line = top.semilogy(step, np.maximum(norm, _TINY), lw=0.8, alpha=0.9, label=name)[0]
+            top.semilogy(step[clipped], np.maximum(norm[clipped], _TINY), "x", ms=3, color=line.get_color())
+        if bottom is not None:
+            labels = np.unique(epoch)
+            counts = [int(clipped[epoch == e].sum()) for e in labels]
+            bottom.plot(labels, counts, "o-", ms=3, color=line.get_color(), label=name)
     if threshold is not None:
         top.axhline(threshold, color="k", ls="--", lw=1, label=f"clipnorm = {threshold:g}")
     top.set_xlabel("training step")
     top.set_ylabel("global grad norm (before clipping)")
     top.grid(True, alpha=0.3)
     top.legend(fontsize=7, ncol=2)
-    bottom.set_xlabel("epoch")
-    bottom.set_ylabel("clipped steps")
-    bottom.grid(True, alpha=0.3)
-    if title:
-        top.set_title(title + "  (x = clipped)", fontsize=10)
+    if bottom is not None:
+        bottom.set_xlabel("epoch")
+        bottom.set_ylabel("clipped steps")
+        bottom.grid(True, alpha=0.3)
+    note = "median and min-max per bin of steps" if binned else "x = clipped"
+    top.set_title(f"{title}  ({note})" if title else note, fontsize=10)
     return _save(fig, path, dpi)
 
 
