@@ -62,8 +62,8 @@ def load_kernels():
 
 def kernels_blocker(spec: CellSpec, w: Weights, xw: Tensor) -> Optional[str]:
     """Why the compiled loop cannot run this configuration (``xw``: any input tensor), or None."""
-    if w.peephole is not None or w.ln_gamma is not None or w.weight_hr is not None:
-        return "peephole, layer norm and projection run in the Python loop"
+    if w.weight_hr is not None:
+        return "an LSTM projection (proj_size) runs in the Python loop"
     if xw.device.type != "cpu" or xw.dtype not in (torch.float32, torch.float64):
         return "the compiled loop is for float32/float64 on the CPU"
     if load_kernels() is None:
@@ -89,12 +89,34 @@ def inference_step(spec: CellSpec, w: Weights, x: Tensor, state: tuple[Tensor, .
     x (B, F), state ((B, H),) or ((B, H), (B, H)) -> new state. For streaming inference,
     where the Python step's dozen small torch ops cost more than the arithmetic.
     """
-    if kernels_blocker(spec, w, x) is not None:
+    if w.peephole is not None or w.ln_gamma is not None or kernels_blocker(spec, w, x) is not None:
         return None
     codes = (_kind_code(spec), _ACT_CODES[spec.activation], _ACT_CODES[spec.recurrent_activation])
     c = state[1] if len(state) == 2 else None
     return tuple(_module.step(*codes, x.contiguous(), state[0].contiguous(), c, w.weight_ih, w.weight_hh,
                               w.bias_ih, w.bias_hh))
+
+
+def _lstm_option_grads(gates, c_prev, dat, dc_in, ln_cache, peephole: bool) -> dict:
+    """Peephole and layer-norm weight gradients, each one reduction over all steps (as ops/lstm.py).
+
+    dat: (T, B, 4H) gradient of the normalised gate pre-activations; dc_in: (T, B, H) of the
+    cell's LN output; ln_cache: [a_hat (T, B, 4H), rstd, c_hat (T, B, H), rstd_c].
+    """
+    grads = {}
+    if peephole:
+        di, df, _, do = dat.chunk(4, dim=-1)
+        ig, fg, gg, _ = gates.chunk(4, dim=-1)
+        c_new = fg * c_prev + ig * gg  # the cell before any zoneout/mask mix, as the peephole saw it
+        grads["peephole"] = torch.stack([(di * c_prev).sum((0, 1)), (df * c_prev).sum((0, 1)), (do * c_new).sum((0, 1))])
+    a_hat, _, c_hat, _ = ln_cache
+    if a_hat is not None:
+        grads["ln_gamma"] = (dat * a_hat).sum((0, 1))
+        grads["ln_beta"] = dat.sum((0, 1))
+    if c_hat is not None:
+        grads["ln_cell_gamma"] = (dc_in * c_hat).sum((0, 1))
+        grads["ln_cell_beta"] = dc_in.sum((0, 1))
+    return grads
 
 
 class CompiledRecurrence(torch.autograd.Function):
@@ -110,17 +132,19 @@ class CompiledRecurrence(torch.autograd.Function):
         kind, act, ract = _kind_code(spec), _ACT_CODES[spec.activation], _ACT_CODES[spec.recurrent_activation]
         keep_h = _c(keeps[0])
         keep_c = _c(keeps[1]) if n_state == 2 else None
+        lstm_w = [_c(t) for t in (w.peephole, w.ln_gamma, w.ln_beta, w.ln_cell_gamma, w.ln_cell_beta)]
         res = _module.forward(kind, act, ract, xw.contiguous(), state0[0].contiguous(),
                               _c(state0[1]) if n_state == 2 else None, w.weight_hh.contiguous(), _c(w.bias_hh),
-                              keep_h, keep_c, _c(out_mask), _c(rdm), need_grad)
+                              keep_h, keep_c, _c(out_mask), _c(rdm), lstm_w, need_grad)
         if not need_grad:
             return tuple(res)
-        out, h_hist, c_hist, gates, extra, hin_all = res
+        out, h_hist, c_hist, gates, extra, hin_all, *ln_cache = res
         ctx.codes = (kind, act, ract)
         ctx.tbptt, ctx.n_state = tbptt, n_state
         ctx.has_probe, ctx.has_b_hh = probe is not None, w.bias_hh is not None
         ctx.weights_present = [x is not None for x in w]
-        ctx.save_for_backward(h_hist, c_hist, gates, extra, hin_all, w.weight_hh, keep_h, keep_c, out_mask, rdm)
+        ctx.save_for_backward(h_hist, c_hist, gates, extra, hin_all, w.weight_hh, keep_h, keep_c, out_mask, rdm,
+                              *lstm_w, *ln_cache)
         T = xw.shape[0]
         final = (h_hist[T],) if n_state == 1 else (h_hist[T], c_hist[T])
         return (out, *final)
@@ -128,15 +152,16 @@ class CompiledRecurrence(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, d_out: Tensor, *d_final: Optional[Tensor]):  # type: ignore[override]
-        h_hist, c_hist, gates, extra, hin_all, w_hh, keep_h, keep_c, out_mask, rdm = ctx.saved_tensors
+        h_hist, c_hist, gates, extra, hin_all, w_hh, keep_h, keep_c, out_mask, rdm, *rest = ctx.saved_tensors
+        lstm_w, ln_cache = list(rest[:5]), list(rest[5:])
         n_state = ctx.n_state
         d_h = d_final[0] if d_final[0] is not None else torch.zeros_like(h_hist[0])
         d_c = None
         if n_state == 2:
             d_c = d_final[1] if d_final[1] is not None else torch.zeros_like(c_hist[0])
-        dxw, dh0, dc0, dhw, norms = _module.backward(
+        dxw, dh0, dc0, dhw, norms, dat, dc_in = _module.backward(
             *ctx.codes, d_out.contiguous(), d_h.contiguous(), _c(d_c), h_hist, c_hist, gates, extra, hin_all,
-            w_hh.contiguous(), keep_h, keep_c, out_mask, rdm, ctx.tbptt or 0, ctx.has_probe)
+            w_hh.contiguous(), keep_h, keep_c, out_mask, rdm, lstm_w, ln_cache, ctx.tbptt or 0, ctx.has_probe)
         T, B, G = dxw.shape
         H = h_hist.shape[-1]
         hin = (hin_all if hin_all is not None else h_hist[:T]).reshape(T * B, H)
@@ -152,6 +177,8 @@ class CompiledRecurrence(torch.autograd.Function):
             grads["weight_hh"] = torch.cat([weight_grad(d2[:, : 2 * H], hin), weight_grad(d2[:, 2 * H :], rh)])
         else:
             grads["weight_hh"] = weight_grad(dxw.reshape(T * B, G), hin)
+        if kind == 1:
+            grads.update(_lstm_option_grads(gates, c_hist[:T], dat, dc_in, ln_cache, lstm_w[0] is not None))
         d_weights = [grads.get(name) if present else None for name, present in zip(Weights._fields, ctx.weights_present)]
         d_state0 = (dh0,) if n_state == 1 else (dh0, dc0)
         d_probe = norms if ctx.has_probe else None

@@ -169,15 +169,65 @@ template <typename T> void rnn_row(const Codes& c, T* g, T* hn, int64_t H) {
   for (int64_t j = 0; j < H; ++j) hn[j] = g[j];
 }
 
-template <typename T> void lstm_row(const Codes& c, T* g, const T* cp, T* cn, T* tanh_c, T* hn, int64_t H) {
+// The LSTM's options (rnnkit/ops/lstm.py): peepholes and layer norm. Null pointers
+// mean "off". The *_cache pointers are the bases of (T*B, ...) arrays the backward reads.
+template <typename T> struct LstmOpts {
+  const T* peep = nullptr;                          // (3, H): p_i, p_f, p_o
+  const T *ln_g = nullptr, *ln_b = nullptr;         // (4H,) per gate block
+  const T *lnc_g = nullptr, *lnc_b = nullptr;       // (H,) the cell before its activation
+  T *a_hat = nullptr, *rstd = nullptr;              // (T*B, 4H), (T*B, 4)
+  T *c_hat = nullptr, *rstd_c = nullptr;            // (T*B, H), (T*B, 1)
+};
+
+constexpr double kLnEps = 1e-5;  // as rnnkit/ops/layernorm.py
+
+// x_hat = (x - mean) * rstd over n values; returns rstd.
+template <typename T> T ln_normalize(const T* x, T* x_hat, int64_t n) {
+  T mean = 0, var = 0;
+  for (int64_t j = 0; j < n; ++j) mean += x[j];
+  mean /= T(n);
+  for (int64_t j = 0; j < n; ++j) { T d = x[j] - mean; var += d * d; }
+  const T rstd = T(1) / std::sqrt(var / T(n) + T(kLnEps));
+  for (int64_t j = 0; j < n; ++j) x_hat[j] = (x[j] - mean) * rstd;
+  return rstd;
+}
+
+// dx = rstd (dy - mean(dy) - x_hat mean(dy x_hat)); dx may alias dy.
+template <typename T> void ln_backward(const T* dy, const T* x_hat, T rstd, T* dx, int64_t n) {
+  T m1 = 0, m2 = 0;
+  for (int64_t j = 0; j < n; ++j) { m1 += dy[j]; m2 += dy[j] * x_hat[j]; }
+  m1 /= T(n);
+  m2 /= T(n);
+  for (int64_t j = 0; j < n; ++j) dx[j] = rstd * (dy[j] - m1 - x_hat[j] * m2);
+}
+
+template <typename T> void lstm_row(const Codes& c, T* g, const T* cp, T* cn, T* tanh_c, T* hn, int64_t H,
+                                    const LstmOpts<T>& o, int64_t row) {
+  if (o.ln_g) {
+    T* ah = o.a_hat + row * 4 * H;
+    for (int k = 0; k < 4; ++k) o.rstd[row * 4 + k] = ln_normalize(g + k * H, ah + k * H, H);
+    for (int64_t j = 0; j < 4 * H; ++j) g[j] = ah[j] * o.ln_g[j] + o.ln_b[j];
+  }
+  if (o.peep) {
+    for (int64_t j = 0; j < H; ++j) g[j] += o.peep[j] * cp[j];
+    for (int64_t j = 0; j < H; ++j) g[H + j] += o.peep[H + j] * cp[j];
+  }
   act_inplace<T>(c.ract, g, 2 * H);       // ingate, forgetgate
   act_inplace<T>(c.act, g + 2 * H, H);    // cellgate
-  act_inplace<T>(c.ract, g + 3 * H, H);   // outgate
-  const T *i = g, *f = g + H, *gg = g + 2 * H, *o = g + 3 * H;
+  const T *i = g, *f = g + H, *gg = g + 2 * H;
+  T* og = g + 3 * H;
   for (int64_t j = 0; j < H; ++j) cn[j] = f[j] * cp[j] + i[j] * gg[j];
-  for (int64_t j = 0; j < H; ++j) tanh_c[j] = cn[j];
+  if (o.peep) for (int64_t j = 0; j < H; ++j) og[j] += o.peep[2 * H + j] * cn[j];
+  act_inplace<T>(c.ract, og, H);          // outgate
+  if (o.lnc_g) {
+    T* ch = o.c_hat + row * H;
+    o.rstd_c[row] = ln_normalize(cn, ch, H);
+    for (int64_t j = 0; j < H; ++j) tanh_c[j] = ch[j] * o.lnc_g[j] + o.lnc_b[j];
+  } else {
+    for (int64_t j = 0; j < H; ++j) tanh_c[j] = cn[j];
+  }
   act_inplace<T>(c.act, tanh_c, H);
-  for (int64_t j = 0; j < H; ++j) hn[j] = o[j] * tanh_c[j];
+  for (int64_t j = 0; j < H; ++j) hn[j] = og[j] * tanh_c[j];
 }
 
 // reset-after: g holds nothing yet; x = W_ih x + b_ih, hw = W_hh h + b_hh (both G wide).
@@ -203,14 +253,39 @@ template <typename T> void gru_before_row(const Codes& c, T* g, const T* hp, T* 
   for (int64_t j = 0; j < H; ++j) hn[j] = n[j] + z[j] * (hp[j] - n[j]);
 }
 
+using OptList = std::vector<c10::optional<Tensor>>;
+
+Tensor opt_or_undef(const c10::optional<Tensor>& t) { return t.has_value() ? *t : Tensor(); }
+Tensor list_at(const OptList& l, size_t i) { return i < l.size() ? opt_or_undef(l[i]) : Tensor(); }
+
+template <typename T> const T* ptr_or_null(const Tensor& t) { return t.defined() ? t.data_ptr<T>() : nullptr; }
+
+// lstm_w: [peephole (3, H), ln_gamma (4H), ln_beta (4H), ln_cell_gamma (H), ln_cell_beta (H)], absent = None.
+template <typename T> LstmOpts<T> lstm_opts(const OptList& lstm_w) {
+  LstmOpts<T> o;
+  o.peep = ptr_or_null<T>(list_at(lstm_w, 0));
+  o.ln_g = ptr_or_null<T>(list_at(lstm_w, 1));
+  o.ln_b = ptr_or_null<T>(list_at(lstm_w, 2));
+  o.lnc_g = ptr_or_null<T>(list_at(lstm_w, 3));
+  o.lnc_b = ptr_or_null<T>(list_at(lstm_w, 4));
+  return o;
+}
+
 template <typename T>
 std::vector<Tensor> forward_impl(const Codes& c, const Tensor& xw, const Tensor& h0, const Tensor& c0,
                                  const Tensor& w_hh, const Tensor& b_hh, const Tensor& keep_h, const Tensor& keep_c,
-                                 const Tensor& out_mask, const Tensor& rdm, bool need_cache) {
+                                 const Tensor& out_mask, const Tensor& rdm, const OptList& lstm_w, bool need_cache) {
   const int64_t T_ = xw.size(0), B = xw.size(1), G = xw.size(2), H = h0.size(1), BH = B * H;
   const int64_t kind = c.kind;
   const bool lstm = kind == 1;
   auto opts = xw.options();
+  LstmOpts<T> lo = lstm_opts<T>(lstm_w);
+  Tensor a_hat = lo.ln_g ? at::empty({T_, B, G}, opts) : Tensor(), rstd = lo.ln_g ? at::empty({T_, B, 4}, opts) : Tensor();
+  Tensor c_hat = lo.lnc_g ? at::empty({T_, B, H}, opts) : Tensor(), rstd_c = lo.lnc_g ? at::empty({T_, B, 1}, opts) : Tensor();
+  lo.a_hat = a_hat.defined() ? a_hat.data_ptr<T>() : nullptr;
+  lo.rstd = rstd.defined() ? rstd.data_ptr<T>() : nullptr;
+  lo.c_hat = c_hat.defined() ? c_hat.data_ptr<T>() : nullptr;
+  lo.rstd_c = rstd_c.defined() ? rstd_c.data_ptr<T>() : nullptr;
   Tensor h_hist = at::empty({T_ + 1, B, H}, opts);
   h_hist[0].copy_(h0);
   Tensor c_hist = lstm ? at::empty({T_ + 1, B, H}, opts) : Tensor();
@@ -270,7 +345,7 @@ std::vector<Tensor> forward_impl(const Codes& c, const Tensor& xw, const Tensor&
       } else if (kind == 1) {
         const T* cpb = CH + t * BH + b * H;
         T* cnb = CH + (t + 1) * BH + b * H;
-        lstm_row(c, gb, cpb, cnb, ex + b * H, hnb, H);
+        lstm_row(c, gb, cpb, cnb, ex + b * H, hnb, H, lo, t * B + b);
         if (KC) mix_row(cnb, cpb, KC + (t * B + b) * kcw, kcw, H);
       } else if (kind == 2) {
         gru_after_row(c, gb, x + b * G, hw.data() + b * G, ex + b * H, hpb, hnb, H);
@@ -288,7 +363,7 @@ std::vector<Tensor> forward_impl(const Codes& c, const Tensor& xw, const Tensor&
     return res;
   }
   return {out, h_hist, lstm ? c_hist : Tensor(), gates, extra.defined() ? extra : Tensor(),
-          hin_all.defined() ? hin_all : Tensor()};
+          hin_all.defined() ? hin_all : Tensor(), a_hat, rstd, c_hat, rstd_c};
 }
 
 
@@ -378,7 +453,7 @@ std::vector<Tensor> step_impl(const Codes& c, const Tensor& x, const Tensor& h, 
       rnn_row(c, G_ + b * G, HN + b * H, H);
     } else {
       lstm_row(c, G_ + b * G, c_prev.data_ptr<T>() + b * H, cn.data_ptr<T>() + b * H, scratch.data() + b * H,
-               HN + b * H, H);
+               HN + b * H, H, LstmOpts<T>{}, 0);
     }
   }
   if (kind == 1) return {hn, cn};
@@ -389,14 +464,23 @@ std::vector<Tensor> step_impl(const Codes& c, const Tensor& x, const Tensor& h, 
 // dnew: gradient of the cell's new h (after the keep split); dx: the G-wide
 // gradient of the step's pre-activations; s1, s2: H-wide scratch.
 
+// dat (4H): the gradient of the gates' normalised pre-activations, kept for the
+// peephole and layer-norm weight gradients; dc_in (H): of the cell's LN output.
 template <typename T> void lstm_back_row(const Codes& c, const T* g, const T* tanh_c, const T* cp, const T* dnew,
-                                         const T* dcn, T* dc_out, T* dx, T* s1, int64_t H) {
-  const T *i = g, *f = g + H, *gg = g + 2 * H, *o = g + 3 * H;
+                                         const T* dcn, T* dc_out, T* dx, T* s1, int64_t H, const LstmOpts<T>& o,
+                                         int64_t row, T* dat, T* dc_in) {
+  const T *i = g, *f = g + H, *gg = g + 2 * H, *og = g + 3 * H;
   for (int64_t j = 0; j < H; ++j) s1[j] = dnew[j] * tanh_c[j];
-  mul_dact<T>(c.ract, o, s1, dx + 3 * H, H);                  // d outgate
-  for (int64_t j = 0; j < H; ++j) s1[j] = dnew[j] * o[j];
-  mul_dact<T>(c.act, tanh_c, s1, s1, H);
+  mul_dact<T>(c.ract, og, s1, dx + 3 * H, H);                 // d outgate
+  for (int64_t j = 0; j < H; ++j) s1[j] = dnew[j] * og[j];
+  mul_dact<T>(c.act, tanh_c, s1, s1, H);                      // d of the cell's activation input
+  if (o.lnc_g) {
+    for (int64_t j = 0; j < H; ++j) dc_in[j] = s1[j];
+    for (int64_t j = 0; j < H; ++j) s1[j] *= o.lnc_g[j];
+    ln_backward(s1, o.c_hat + row * H, o.rstd_c[row], s1, H);
+  }
   for (int64_t j = 0; j < H; ++j) s1[j] += dcn[j];            // total gradient of the new c
+  if (o.peep) for (int64_t j = 0; j < H; ++j) s1[j] += dx[3 * H + j] * o.peep[2 * H + j];
   for (int64_t j = 0; j < H; ++j) dc_out[j] += s1[j] * f[j];
   for (int64_t j = 0; j < H; ++j) dx[j] = s1[j] * gg[j];
   mul_dact<T>(c.ract, i, dx, dx, H);                          // d ingate
@@ -404,6 +488,14 @@ template <typename T> void lstm_back_row(const Codes& c, const T* g, const T* ta
   mul_dact<T>(c.ract, f, dx + H, dx + H, H);                  // d forgetgate
   for (int64_t j = 0; j < H; ++j) dx[2 * H + j] = s1[j] * i[j];
   mul_dact<T>(c.act, gg, dx + 2 * H, dx + 2 * H, H);          // d cellgate
+  if (o.peep) {
+    for (int64_t j = 0; j < H; ++j) dc_out[j] += dx[j] * o.peep[j] + dx[H + j] * o.peep[H + j];
+  }
+  if (dat) for (int64_t j = 0; j < 4 * H; ++j) dat[j] = dx[j];
+  if (o.ln_g) {
+    for (int64_t j = 0; j < 4 * H; ++j) dx[j] *= o.ln_g[j];
+    for (int k = 0; k < 4; ++k) ln_backward(dx + k * H, o.a_hat + row * 4 * H + k * H, o.rstd[row * 4 + k], dx + k * H, H);
+  }
 }
 
 // GRU, both forms: dz, dn and the direct path to h_{t-1}; reset-after also dr and dhw.
@@ -428,8 +520,15 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
                                   const Tensor& h_hist, const Tensor& c_hist, const Tensor& gates,
                                   const Tensor& extra, const Tensor& hin_all, const Tensor& w_hh,
                                   const Tensor& keep_h, const Tensor& keep_c, const Tensor& out_mask,
-                                  const Tensor& rdm, int64_t tbptt, bool want_norms) {
+                                  const Tensor& rdm, const OptList& lstm_w, const OptList& ln_cache, int64_t tbptt,
+                                  bool want_norms) {
   const int64_t T_ = gates.size(0), B = gates.size(1), G = gates.size(2), H = h_hist.size(2), BH = B * H;
+  LstmOpts<T> lo = lstm_opts<T>(lstm_w);
+  lo.a_hat = const_cast<T*>(ptr_or_null<T>(list_at(ln_cache, 0)));
+  lo.rstd = const_cast<T*>(ptr_or_null<T>(list_at(ln_cache, 1)));
+  lo.c_hat = const_cast<T*>(ptr_or_null<T>(list_at(ln_cache, 2)));
+  lo.rstd_c = const_cast<T*>(ptr_or_null<T>(list_at(ln_cache, 3)));
+  const bool keep_dat = lo.peep || lo.ln_g;
   const int64_t kind = c.kind;
   const bool lstm = kind == 1;
   auto opts = gates.options();
@@ -437,6 +536,8 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
   d_out = d_out.contiguous();
   Tensor dxw = at::empty({T_, B, G}, opts);
   Tensor dhw_all = kind == 2 ? at::empty({T_, B, G}, opts) : Tensor();
+  Tensor dat_all = keep_dat ? at::empty({T_, B, G}, opts) : Tensor();
+  Tensor dcin_all = lo.lnc_g ? at::empty({T_, B, H}, opts) : Tensor();
   Tensor dh = d_hT.clone();  // carried gradient of h_t, then of h_{t-1}
   Tensor dc = lstm ? d_cT.clone() : Tensor();
   Tensor norms = want_norms ? at::zeros({T_, lstm ? 2 : 1}, opts.dtype(at::kDouble)) : Tensor();
@@ -500,7 +601,10 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
         } else {
           for (int64_t j = 0; j < H; ++j) { dcnb[j] = dcb[j]; dcb[j] = T(0); }
         }
-        lstm_back_row(c, gb, ex + b * H, CH + t * BH + b * H, dnb, dcnb, dcb, dxb, scratch.data() + b * H, H);
+        const int64_t row = t * B + b;
+        lstm_back_row(c, gb, ex + b * H, CH + t * BH + b * H, dnb, dcnb, dcb, dxb, scratch.data() + b * H, H, lo, row,
+                      keep_dat ? dat_all.data_ptr<T>() + row * G : nullptr,
+                      lo.lnc_g ? dcin_all.data_ptr<T>() + row * H : nullptr);
       } else {
         gru_back_row(c, gb, ex ? ex + b * H : nullptr, hp + b * H, dnb, dhb, dxb, dhw ? dhw + b * G : nullptr, H);
       }
@@ -530,21 +634,20 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
     }
   }
   // The weight gradients are one GEMM each over all steps; the caller does them (engine/blas.py).
-  return {dxw, dh, lstm ? dc : Tensor(), kind == 2 ? dhw_all : Tensor(), want_norms ? norms.to(opts.dtype()) : Tensor()};
+  return {dxw, dh, lstm ? dc : Tensor(), kind == 2 ? dhw_all : Tensor(), want_norms ? norms.to(opts.dtype()) : Tensor(),
+          dat_all, dcin_all};
 }
-
-Tensor opt_or_undef(const c10::optional<Tensor>& t) { return t.has_value() ? *t : Tensor(); }
 
 std::vector<Tensor> forward(int64_t kind, int64_t act, int64_t ract, const Tensor& xw, const Tensor& h0,
                             const c10::optional<Tensor>& c0, const Tensor& w_hh, const c10::optional<Tensor>& b_hh,
                             const c10::optional<Tensor>& keep_h, const c10::optional<Tensor>& keep_c,
                             const c10::optional<Tensor>& out_mask, const c10::optional<Tensor>& rdm,
-                            bool need_cache) {
+                            const OptList& lstm_w, bool need_cache) {
   TORCH_CHECK(xw.is_contiguous() && h0.is_contiguous(), "rnnkit kernel: inputs must be contiguous");
   return AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "rnnkit_forward", [&] {
     return forward_impl<scalar_t>(Codes{kind, act, ract}, xw, h0, opt_or_undef(c0), w_hh, opt_or_undef(b_hh),
                                   opt_or_undef(keep_h), opt_or_undef(keep_c), opt_or_undef(out_mask),
-                                  opt_or_undef(rdm), need_cache);
+                                  opt_or_undef(rdm), lstm_w, need_cache);
   });
 }
 
@@ -554,12 +657,13 @@ std::vector<Tensor> backward(int64_t kind, int64_t act, int64_t ract, const Tens
                              const c10::optional<Tensor>& extra, const c10::optional<Tensor>& hin_all,
                              const Tensor& w_hh, const c10::optional<Tensor>& keep_h,
                              const c10::optional<Tensor>& keep_c, const c10::optional<Tensor>& out_mask,
-                             const c10::optional<Tensor>& rdm, int64_t tbptt, bool want_norms) {
+                             const c10::optional<Tensor>& rdm, const OptList& lstm_w, const OptList& ln_cache,
+                             int64_t tbptt, bool want_norms) {
   return AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "rnnkit_backward", [&] {
     return backward_impl<scalar_t>(Codes{kind, act, ract}, d_out, d_hT, opt_or_undef(d_cT), h_hist, opt_or_undef(c_hist),
                                    gates, opt_or_undef(extra), opt_or_undef(hin_all), w_hh,
                                    opt_or_undef(keep_h), opt_or_undef(keep_c), opt_or_undef(out_mask),
-                                   opt_or_undef(rdm), tbptt, want_norms);
+                                   opt_or_undef(rdm), lstm_w, ln_cache, tbptt, want_norms);
   });
 }
 
