@@ -11,7 +11,11 @@ Set ``RNNKIT_KERNELS=python`` to force the Python loop.
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import os
+import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Optional
@@ -39,8 +43,35 @@ def _cpu_flags() -> list[str]:
     return flags + ["-fopenmp-simd"]  # vectorises the dot products' reductions without -ffast-math
 
 
+_CSRC = Path(__file__).with_name("csrc")
+_STALE_LOCK_SECONDS = 600
+
+
+def _build_dir(flags: list[str]) -> tuple[str, Path]:
+    """A directory per (sources, flags, torch, python): a built module there is always current."""
+    digest = hashlib.sha256()
+    for path in sorted(_CSRC.iterdir()):
+        digest.update(path.name.encode() + path.read_bytes())
+    digest.update(" ".join(flags + [torch.__version__, sys.version]).encode())
+    key = digest.hexdigest()[:16]
+    base = Path(os.environ.get("RNNKIT_KERNELS_DIR", Path.home() / ".cache" / "rnnkit" / "kernels"))
+    return f"rnnkit_recurrence_{key}", base / key
+
+
+def _import_built(name: str, so: Path):
+    spec = importlib.util.spec_from_file_location(name, so)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def load_kernels():
-    """The compiled module, building it on first use; None (with one warning) if that fails."""
+    """The compiled module, building it on first use; None (with one warning) if that fails.
+
+    A module already built for these sources is imported directly: torch's ``load`` takes
+    a file lock on every call, and a process killed while holding it (a SIGKILLed training
+    run, say) would leave every later process waiting on the lock forever.
+    """
     global _module, _load_error
     if _module is not None or _load_error is not None:
         return _module
@@ -48,11 +79,20 @@ def load_kernels():
         _load_error = "disabled by RNNKIT_KERNELS=python"
         return None
     try:
+        flags = ["-O3", *_cpu_flags()]
+        name, build_dir = _build_dir(flags)
+        so = build_dir / f"{name}.so"
+        if so.exists():
+            _module = _import_built(name, so)
+            return _module
         from torch.utils.cpp_extension import load
 
-        src = Path(__file__).with_name("csrc") / "recurrence.cpp"
-        _module = load(name="rnnkit_recurrence", sources=[str(src)], extra_cflags=["-O3", *_cpu_flags()],
-                       verbose=False)
+        build_dir.mkdir(parents=True, exist_ok=True)
+        lock = build_dir / "lock"
+        if lock.exists() and time.time() - lock.stat().st_mtime > _STALE_LOCK_SECONDS:
+            lock.unlink(missing_ok=True)  # left by a build that was killed
+        _module = load(name=name, sources=[str(_CSRC / "recurrence.cpp")], extra_cflags=flags,
+                       build_directory=str(build_dir), verbose=False)
     except Exception as exc:  # a missing compiler or ninja must not break the library
         _load_error = f"{type(exc).__name__}: {exc}".splitlines()[0]
         warnings.warn(f"rnnkit: C++ kernels unavailable ({_load_error}); using the Python time loop, "
