@@ -1,0 +1,30 @@
+"""Training recipes on the bundled data, one per task of ``rnnkit train <task>``.
+
+Each recipe loads its data set, builds a model from ``rnnkit.models``, trains it
+with progress bars, scores it on the test split beside a simple baseline, and
+``train_task`` saves the model (``model.safetensors`` + ``model.json``), the
+learning curves (``curves.png``) and ``results.json`` in the output directory.
+"""
+
+from .base import Context as Context
+from .base import Run as Run
+from .base import Score as Score
+from .base import Task as Task
+from .base import load_task_model as load_task_model
+from .base import train_task as train_task
+from .classify import SentimentTask, UCRTask
+from .digits import CaptionsTask, DigitsTask
+from .forecast import SunspotsTask
+from .language import CharLMTask, SegmentTask
+from .translate import CMUDictTask, DatesTask, NumbersTask, Seq2SeqTask
+
+#: Every task by name, in the order ``rnnkit train --help`` lists them.
+TASKS: dict[str, Task] = {t.name: t for t in (
+    SentimentTask(), SunspotsTask(), UCRTask(), CharLMTask(), SegmentTask(), CMUDictTask(), NumbersTask(),
+    DatesTask(), CaptionsTask(), DigitsTask(),
+)}
+
+#: The task ``rnnkit train`` runs in the README's first command.
+DEFAULT_TASK = "sentiment"
+
+__all__ = ["Context", "DEFAULT_TASK", "Run", "Score", "Seq2SeqTask", "TASKS", "Task", "load_task_model", "train_task"]

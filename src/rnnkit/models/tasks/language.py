@@ -1,0 +1,170 @@
+"""Many-to-many (same length) recipes: a character language model, and word segmentation as tagging."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ... import losses, optimizers
+from ...callbacks import EarlyStopping
+from ...data import CharVocab
+from ...datasets import load_pydoc_text, load_sentiment
+from ..language_model import CharLanguageModel
+from ..tagger import SequenceTagger
+from .base import Context, Run, Score, Task, nats_to_bits
+
+
+def windows(ids: np.ndarray, T: int) -> tuple[np.ndarray, np.ndarray]:
+    """Non-overlapping windows: x = ids[i : i+T], y = ids[i+1 : i+T+1] -> (N, T) each."""
+    n = (len(ids) - 1) // T
+    if n < 1:
+        raise ValueError(f"the text has {len(ids)} characters, too few for one window of {T} + 1")
+    return ids[: n * T].reshape(n, T), ids[1 : n * T + 1].reshape(n, T)
+
+
+def unigram_bits(train: np.ndarray, test: np.ndarray, vocab_size: int) -> float:
+    """Bits per token of a unigram model of ``train`` (add-one smoothed) on ``test``."""
+    p = (np.bincount(train, minlength=vocab_size) + 1.0) / (len(train) + vocab_size)
+    return float(-np.mean(np.log2(p[test])))
+
+
+class CharLMTask(Task):
+    name = "charlm"
+    summary = "predict the next character of CPython's pydoc topics (the text help() shows; PSF-2.0)"
+    shape = "many-to-many: characters -> next characters"
+    default_cell = "lstm"
+    default_epochs = 10
+    window = 100
+
+    def train(self, ctx: Context) -> Run:
+        d = load_pydoc_text()
+        vocab = CharVocab.fit(d.text)  # the whole text, so valid/test characters have ids
+        T = self.window
+        X, Y = windows(vocab.encode(d.train), T)
+        Xv, Yv = windows(vocab.encode(d.valid), T)
+        Xt, Yt = windows(vocab.encode(d.test), T)
+        X, Y = X[ctx.pick(len(X))], Y[ctx.pick(len(Y))]
+        Xv, Yv, Xt, Yt = Xv[ctx.pick(len(Xv))], Yv[ctx.pick(len(Yv))], Xt[ctx.pick(len(Xt))], Yt[ctx.pick(len(Yt))]
+        ctx.say(f"data: {X.size:,} train / {Xt.size:,} test characters in windows of {T}; {len(vocab)} symbols")
+        model = CharLanguageModel(len(vocab), embedding_dim=32, units=256, cell=ctx.cell, dropout=0.1)
+        model.compile(optimizers.Adam(3e-3, global_clipnorm=1.0),
+                      loss=losses.SparseCategoricalCrossentropy(from_logits=True))
+        hist = model.fit(X, Y, batch_size=32, epochs=ctx.epochs, validation_data=(Xv, Yv),
+                         callbacks=[EarlyStopping(patience=2, restore_best_weights=True)],
+                         verbose=1 if ctx.verbose else 0)
+        test_bits = nats_to_bits(float(model.evaluate(Xt, Yt, batch_size=64, verbose=0)))
+        base = unigram_bits(X.ravel(), Yt.ravel(), len(vocab))
+        gen = torch.Generator().manual_seed(ctx.seed)
+        sample = vocab.decode(model.generate(vocab.encode("The "), 240, temperature=0.7, top_k=10, generator=gen))
+        history = dict(hist.history)
+        history["bits_per_char"] = [nats_to_bits(v) for v in history.get("loss", [])]
+        history["val_bits_per_char"] = [nats_to_bits(v) for v in history.get("val_loss", [])]
+        return Run(model, history, [Score("bits per character", test_bits, base, "unigram character frequencies",
+                                          higher_is_better=False)],
+                   extras={"vocab": vocab.get_config(), "window": T},
+                   notes=["sample (prompt 'The ', temperature 0.7, top-k 10):", "The " + sample])
+
+    def predict(self, model: nn.Module, extras: dict[str, Any], inputs: Sequence[str]) -> list[str]:
+        """The five most likely next characters after each prompt."""
+        vocab = CharVocab.from_config(extras["vocab"])
+        out = []
+        for text in inputs:
+            if not text:
+                raise ValueError("a prompt must hold at least one character")
+            with torch.no_grad():
+                logits = model(torch.as_tensor(vocab.encode(text))[None])[0, -1]
+            p = torch.softmax(logits, -1)
+            top = p.topk(5)
+            out.append(f"{text!r} -> " + "  ".join(f"{vocab.itos[int(i)]!r} {float(v):.2f}"
+                                                  for v, i in zip(top.values, top.indices)))
+        return out
+
+
+def unspace(sentence: str) -> tuple[str, np.ndarray]:
+    """'a good film' -> ('agoodfilm', tags (9,)): tag 1 where a word ends (a space or the end follows)."""
+    words = sentence.split()
+    text = "".join(words)
+    tags = np.zeros(len(text), dtype=np.int64)
+    ends = np.cumsum([len(w) for w in words]) - 1
+    tags[ends] = 1
+    return text, tags
+
+
+def respace(text: str, tags: Sequence[int]) -> str:
+    return "".join(c + (" " if t == 1 and i < len(text) - 1 else "") for i, (c, t) in enumerate(zip(text, tags)))
+
+
+def boundary_f1(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
+    """F1 of the "word ends here" tag over the real (unpadded) characters, the sentence ends excluded."""
+    p, t = (pred == 1) & mask, (truth == 1) & mask
+    tp = float((p & t).sum())
+    precision, recall = tp / max(float(p.sum()), 1.0), tp / max(float(t.sum()), 1.0)
+    return 0.0 if tp == 0 else 2 * precision * recall / (precision + recall)
+
+
+class SegmentTask(Task):
+    name = "segment"
+    summary = "put the spaces back into movie-review sentences written without them"
+    shape = "many-to-many, same length: characters -> 'a word ends here' tags"
+    default_cell = "lstm"
+    default_epochs = 4
+    maxlen = 200
+
+    def encode(self, vocab: CharVocab, texts: Sequence[str]) -> np.ndarray:
+        X = np.zeros((len(texts), self.maxlen), dtype=np.int64)
+        for i, t in enumerate(texts):
+            ids = vocab.encode(t[: self.maxlen])
+            X[i, : len(ids)] = ids
+        return X
+
+    def data(self, sentences: Sequence[str], vocab: CharVocab) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        texts, tags = zip(*(unspace(s) for s in sentences))
+        X = self.encode(vocab, texts)
+        Y = np.zeros_like(X)
+        for i, t in enumerate(tags):
+            Y[i, : min(len(t), self.maxlen)] = t[: self.maxlen]
+        return X, Y, list(texts)
+
+    def train(self, ctx: Context) -> Run:
+        d = load_sentiment()
+        train, test = list(d.x_train[ctx.pick(len(d.x_train))]), list(d.x_test[ctx.pick(len(d.x_test))])
+        vocab = CharVocab.fit([s.replace(" ", "") for s in train], specials=("<pad>",), unk="<unk>")
+        X, Y, _ = self.data(train, vocab)
+        Xt, Yt, texts = self.data(test, vocab)
+        ctx.say(f"data: {len(X):,} train / {len(Xt):,} test sentences without spaces, at most {self.maxlen} "
+                f"characters; {len(vocab)} symbols")
+        model = SequenceTagger(len(vocab), 2, embedding_dim=32, units=64, cell=ctx.cell, bidirectional=True,
+                               num_layers=2, dropout=0.2)
+        model.compile(optimizers.Adam(3e-3), loss=losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
+        hist = model.fit(X, Y, batch_size=32, epochs=ctx.epochs, validation_split=0.1,
+                         verbose=1 if ctx.verbose else 0)
+        pred = model.predict_tags(Xt)
+        # Sentence ends are always word ends; score only the boundaries inside sentences.
+        lengths = (Xt != 0).sum(1)
+        mask = (Xt != 0) & (np.arange(self.maxlen)[None] < (lengths - 1)[:, None])
+        f1 = boundary_f1(pred, Yt, mask)
+        # Unigram baseline: each character gets its most frequent tag in the training data.
+        ends = np.bincount(X[Y == 1], minlength=len(vocab))
+        seen = np.bincount(X[X != 0], minlength=len(vocab))
+        unigram = (2 * ends > seen).astype(np.int64)
+        base = boundary_f1(unigram[Xt], Yt, mask)
+        notes = ["examples:"] + [f"  {respace(t[: self.maxlen], p)[:90]}" for t, p in zip(texts[:3], pred[:3])]
+        return Run(model, dict(hist.history), [Score("word-boundary F1", f1, base, "unigram: each character's most "
+                                                     "frequent tag")],
+                   extras={"vocab": vocab.get_config(), "maxlen": self.maxlen}, notes=notes)
+
+    def predict(self, model: nn.Module, extras: dict[str, Any], inputs: Sequence[str]) -> list[str]:
+        vocab = CharVocab.from_config(extras["vocab"])
+        texts = [t.replace(" ", "") for t in inputs]
+        for i, t in enumerate(texts):
+            if not t:
+                raise ValueError(f"input {i} is empty")
+            if len(t) > self.maxlen:
+                raise ValueError(f"input {i} has {len(t)} characters; the model reads at most {self.maxlen}")
+        tags = model.predict_tags(self.encode(vocab, texts))
+        return [respace(t, p) for t, p in zip(texts, tags)]
