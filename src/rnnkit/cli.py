@@ -1,65 +1,288 @@
-"""The ``rnnkit`` command."""
+"""The ``rnnkit`` command: train the ready-made architectures on bundled data and use the results.
+
+    rnnkit train [TASK] [--cell lstm|gru|rnn] [--epochs N] [--out DIR] [--seed S]
+    rnnkit predict RUN_DIR [INPUT ...]
+    rnnkit generate RUN_DIR [--prompt TEXT] [--length N] [--temperature T] [--top-k K]
+    rnnkit translate RUN_DIR INPUT [INPUT ...] [--beam K]
+    rnnkit datasets
+    rnnkit diagnose ...
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-import time
-from typing import Optional, Sequence
+import textwrap
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 
+_TASK_OPTIONS = {"dataset": "ucr", "horizon": "sunspots", "attention": ("cmudict", "numbers", "dates")}
 
-def _demo(args: argparse.Namespace) -> int:
-    """Train a small LSTM (our BPTT engine) to tell whether a noisy sequence's sum is positive."""
-    from .cells import RecurrentCell
-    from .recurrent import run_layer
 
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(2)
-    B, T, H = 64, 30, 32
-    n = 2048
-    x = torch.randn(n, T, 1)
-    y = (x.sum((1, 2)) > 0).float()
-    split = n * 3 // 4
-    cell = RecurrentCell("lstm", 1, H, bias="single", kernel_initializer="glorot_uniform",
-                         recurrent_initializer="orthogonal", bias_initializer="zeros", unit_forget_bias=True)
-    head = torch.nn.Linear(H, 1)
-    opt = torch.optim.Adam([*cell.parameters(), *head.parameters()], lr=3e-3)
+class CommandError(Exception):
+    """A mistake in the command line that argparse cannot see; printed without a traceback."""
 
-    def logits(xb: torch.Tensor) -> torch.Tensor:
-        _, (h, _) = run_layer(cell.spec, xb, cell.weights(), implementation="bptt")
-        return head(h).squeeze(-1)
 
-    start = time.perf_counter()
-    for epoch in range(args.epochs):
-        perm = torch.randperm(split)
-        for i in range(0, split, B):
-            idx = perm[i : i + B]
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        with torch.no_grad():
-            acc = ((logits(x[split:]) > 0).float() == y[split:]).float().mean().item()
-        print(f"epoch {epoch + 1}/{args.epochs}  train loss {loss.item():.4f}  test accuracy {acc:.3f}", flush=True)
-    print(f"done in {time.perf_counter() - start:.1f} s; majority-class baseline {max(y[split:].mean().item(), 1 - y[split:].mean().item()):.3f}")
+def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _set_threads(threads: Optional[int]) -> None:
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+
+# ---------------------------------------------------------------------------------- train
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .models.tasks import TASKS, Context, train_task
+
+    task = TASKS[args.task]
+    options = {}
+    for option, owner in _TASK_OPTIONS.items():
+        value = getattr(args, option)
+        if value is None:
+            continue
+        owners = owner if isinstance(owner, tuple) else (owner,)
+        if args.task not in owners:
+            raise CommandError(f"--{option} applies to `rnnkit train {' | '.join(owners)}`, not to {args.task!r}")
+        options[option] = value
+    _set_threads(args.threads)
+    ctx = Context(
+        cell=args.cell or task.default_cell, epochs=args.epochs or task.default_epochs, seed=args.seed,
+        limit=args.limit, verbose=0 if args.quiet else 1, options=options,
+        out=args.out if args.out is not None else Path("runs") / args.task,
+    )
+    run, _ = train_task(task, ctx)
+    if args.quiet:
+        for s in run.scores:
+            print(f"{args.task}\t{s.name}\t{s.value:.6g}\tbaseline\t{s.baseline:.6g}")
     return 0
 
 
+# ------------------------------------------------------------------- using a saved model
+
+
+def _load(path: Path, allowed: Optional[Sequence[str]], command: str) -> tuple[Any, Any, dict[str, Any]]:
+    from .models.tasks import TASKS, load_task_model
+
+    model, extras, name = load_task_model(path)
+    if name not in TASKS:
+        raise CommandError(f"{str(path)!r} holds a model for task {name!r}, which this rnnkit does not know")
+    if allowed is not None and name not in allowed:
+        raise CommandError(f"`rnnkit {command}` needs a model trained with `rnnkit train {' | '.join(allowed)}`; "
+                           f"{str(path)!r} holds a {name!r} model (use `rnnkit predict`)")
+    return TASKS[name], model, extras
+
+
+def _inputs(items: Sequence[str]) -> list[str]:
+    """The positional inputs; "-" stands for the lines of stdin."""
+    out: list[str] = []
+    for item in items:
+        if item == "-":
+            out.extend(line.rstrip("\n") for line in sys.stdin if line.strip())
+        else:
+            out.append(item)
+    return out
+
+
+def _predict(args: argparse.Namespace) -> int:
+    _set_threads(args.threads)
+    task, model, extras = _load(args.model, None, "predict")
+    for line in task.predict(model, extras, _inputs(args.inputs)):
+        print(line)
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from .data import CharVocab
+
+    _set_threads(args.threads)
+    _, model, extras = _load(args.model, ("charlm",), "generate")
+    vocab = CharVocab.from_config(extras["vocab"])
+    prompt = args.prompt.encode().decode("unicode_escape") if args.escapes else args.prompt
+    if not prompt:
+        raise CommandError("--prompt must hold at least one character")
+    gen = torch.Generator().manual_seed(args.seed)
+    ids = model.generate(vocab.encode(prompt), args.length, temperature=args.temperature, top_k=args.top_k,
+                         generator=gen)
+    print(prompt + vocab.decode(ids))
+    return 0
+
+
+def _translate(args: argparse.Namespace) -> int:
+    _set_threads(args.threads)
+    task, model, extras = _load(args.model, ("cmudict", "numbers", "dates"), "translate")
+    for line in task.translate(model, extras, _inputs(args.inputs), beam=args.beam):
+        print(line)
+    return 0
+
+
+# --------------------------------------------------------------------------------- datasets
+
+
+def _datasets(args: argparse.Namespace) -> int:
+    from .datasets import list_datasets
+
+    rows = list_datasets()
+    width = max(len(r.name) for r in rows)
+    for r in rows:
+        print(f"{r.name:<{width}}  {r.task}")
+        for label, value in (("size", r.size), ("load", f"rnnkit.datasets.{r.loader}"), ("source", r.source),
+                             ("licence", r.licence)):
+            print(textwrap.fill(value, 100, initial_indent=f"{'':<{width}}  {label:<8}",
+                                subsequent_indent=" " * (width + 10)))
+    return 0
+
+
+# ----------------------------------------------------------------------------------- parser
+
+
+def _task_table() -> str:
+    from .models.tasks import DEFAULT_TASK, TASKS
+
+    lines = ["tasks (default cell / epochs):"]
+    for name, t in TASKS.items():
+        mark = "  (default)" if name == DEFAULT_TASK else ""
+        lines.append(f"  {name:<10} {t.summary}{mark}")
+        lines.append(f"  {'':<10} {t.shape}; {t.default_cell} / {t.default_epochs}")
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rnnkit", description="Recurrent neural networks with a hand-derived BPTT engine.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="train a small LSTM on a synthetic task with the BPTT engine")
-    demo.add_argument("--epochs", type=int, default=5, help="passes over the training set (default 5)")
-    demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    demo.set_defaults(func=_demo)
+    from . import __version__
+    from .models._checks import CELLS
+    from .models.attention import ATTENTION_KINDS
+    from .models.tasks import DEFAULT_TASK, TASKS
+    from .models.tasks.classify import UCR_DATASETS
+
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="rnnkit", formatter_class=raw,
+        description="Recurrent neural networks on PyTorch: train ready-made architectures on bundled real data.",
+        epilog=textwrap.dedent("""\
+            examples:
+              rnnkit train                      # the main job: sentiment of movie-review sentences
+              rnnkit train sunspots --cell lstm --epochs 100 --out runs/sun
+              rnnkit predict runs/sentiment "A gorgeous, witty film." "Dull and far too long."
+              rnnkit train charlm && rnnkit generate runs/charlm --prompt "The " --temperature 0.7
+              rnnkit train cmudict && rnnkit translate runs/cmudict rhythm wednesday --beam 4
+              rnnkit datasets
+            """),
+    )
+    parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train a ready-made model on bundled data; print its test score and a baseline",
+                       formatter_class=raw, description=textwrap.fill(
+                           "Train a model on a task's bundled data with progress bars, print its test score beside a "
+                           "simple baseline, and save model.safetensors + model.json, curves.png (learning curves) "
+                           "and results.json in --out.", 100) + "\n\n" + _task_table())
+    p.add_argument("task", nargs="?", default=DEFAULT_TASK, choices=list(TASKS), metavar="TASK",
+                   help=f"what to train (default: {DEFAULT_TASK}); one of {', '.join(TASKS)}")
+    p.add_argument("--cell", choices=CELLS, help="recurrent cell (default: the task's)")
+    p.add_argument("--epochs", type=_positive(int), help="passes over the training data (default: the task's)")
+    p.add_argument("--out", type=Path, help="output directory (default: runs/TASK)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--limit", type=_positive(int), metavar="N",
+                   help="use at most N training and N test samples (quick checks)")
+    p.add_argument("--threads", type=_positive(int), help="torch threads (default: torch's choice)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars; one tab-separated line per score")
+    p.add_argument("--dataset", choices=UCR_DATASETS, help="ucr only: the bundled set (default: ItalyPowerDemand)")
+    p.add_argument("--horizon", type=_positive(int), help="sunspots only: years to forecast (default: 3)")
+    p.add_argument("--attention", choices=ATTENTION_KINDS, help="cmudict/numbers/dates only (default: luong)")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("predict", help="apply a trained model to inputs (texts, values, files, image indices)",
+                       formatter_class=raw, description=textwrap.dedent("""\
+                           Apply a model saved by `rnnkit train` to each INPUT ("-" reads lines from stdin):
+                             sentiment   sentences                   -> label and probability
+                             sunspots    the latest yearly values    -> the next years (none: after 2008)
+                             ucr         .ts/.tsv files or a series  -> accuracy or the class
+                             charlm      prompts                     -> the five likeliest next characters
+                             segment     text without spaces         -> the text with spaces
+                             cmudict, numbers, dates  sources        -> greedy translations
+                             captions, digits  test image indices    -> the caption/class (none: 3 images)
+                           """))
+    p.add_argument("model", type=Path, help="a run directory of `rnnkit train` (or its model.json)")
+    p.add_argument("inputs", nargs="*", help="inputs; '-' reads stdin")
+    p.add_argument("--threads", type=_positive(int), help="torch threads")
+    p.set_defaults(func=_predict)
+
+    p = sub.add_parser("generate", help="sample text from a character language model (rnnkit train charlm)",
+                       description="Prime the model with --prompt, then sample --length characters one at a time, "
+                                   "each fed back in. Temperature 0 or --top-k 1 is greedy.")
+    p.add_argument("model", type=Path, help="a run directory of `rnnkit train charlm`")
+    p.add_argument("--prompt", default="The ", help="text to start from (default: 'The ')")
+    p.add_argument("--escapes", action="store_true", help="read backslash escapes such as \\n in --prompt")
+    p.add_argument("--length", type=_positive(int), default=300, help="characters to generate (default: 300)")
+    p.add_argument("--temperature", type=_non_negative_float, default=0.8,
+                   help="below 1 sharper, above 1 more random, 0 greedy (default: 0.8)")
+    p.add_argument("--top-k", type=_positive(int), default=None, help="sample among the K likeliest only")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--threads", type=_positive(int), help="torch threads")
+    p.set_defaults(func=_generate)
+
+    p = sub.add_parser("translate", help="decode with a sequence-to-sequence model (cmudict, numbers, dates)",
+                       description="Encode each INPUT and decode greedily (--beam 1) or by beam search.")
+    p.add_argument("model", type=Path, help="a run directory of `rnnkit train cmudict|numbers|dates`")
+    p.add_argument("inputs", nargs="+", help="words, numbers or ISO dates; '-' reads stdin")
+    p.add_argument("--beam", type=_positive(int), default=1, help="beam width; 1 is greedy (default: 1)")
+    p.add_argument("--threads", type=_positive(int), help="torch threads")
+    p.set_defaults(func=_translate)
+
+    p = sub.add_parser("datasets", help="list the bundled data sets: task, size, source, licence",
+                       description="List every data set rnnkit bundles or generates (nothing is downloaded).")
+    p.set_defaults(func=_datasets)
+
+    from .diagnostics.cli import register
+
+    register(sub)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except CommandError as e:
+        parser.error(str(e))
+    except (ValueError, FileNotFoundError) as e:
+        # Bad inputs and files: the message names the problem; a traceback would bury it.
+        print(f"rnnkit {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # e.g. `rnnkit datasets | head`
+        sys.stdout = open(os.devnull, "w")
+        return 0
+    except KeyboardInterrupt:
+        print(f"\nrnnkit {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,143 @@
+"""The ``rnnkit`` command: help, datasets, every task trained end to end on a tiny slice, the
+commands that use a saved model, and clear errors for bad arguments."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from rnnkit.cli import build_parser, main
+from rnnkit.models.tasks import DEFAULT_TASK, TASKS
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def _train(task: str, out, *extra: str) -> None:
+    assert main(["train", task, "--epochs", "1", "--limit", "24", "--out", str(out), "--threads", "1", *extra]) == 0
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """One tiny trained model per task that the use-a-model commands need."""
+    root = tmp_path_factory.mktemp("runs")
+    for task in ("sentiment", "charlm", "dates", "captions", "sunspots"):
+        _train(task, root / task)
+    return root
+
+
+def test_help_reads_well(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    for command in ("train", "predict", "generate", "translate", "datasets", "diagnose"):
+        assert command in text
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    assert all(name in text for name in TASKS) and "(default)" in text and "--cell {lstm,gru,rnn}" in text
+
+
+def test_parser_defaults():
+    args = build_parser().parse_args(["train"])
+    assert args.task == DEFAULT_TASK and args.cell is None and args.epochs is None and args.seed == 0
+
+
+def test_datasets_lists_the_bundled_data(capsys):
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    for name in ("sunspots", "ItalyPowerDemand", "vader_movie_reviews", "cmudict", "digits_captions", "pydoc"):
+        assert name in out
+    assert "licence" in out
+
+
+@pytest.mark.parametrize("task", [t for t in TASKS if t not in ("sentiment", "charlm", "dates", "captions",
+                                                                "sunspots")])
+def test_every_other_task_trains_end_to_end(task, tmp_path, capsys):
+    _train(task, tmp_path)
+    out = capsys.readouterr().out
+    assert "baseline" in out and "saved" in out
+    for name in ("model.safetensors", "model.json", "curves.png", "results.json"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["task"] == task and results["limit"] == 24 and results["scores"]
+
+
+def test_trained_runs_hold_model_curves_and_results(runs):
+    for task in ("sentiment", "charlm", "dates", "captions", "sunspots"):
+        assert (runs / task / "curves.png").read_bytes()[:4] == b"\x89PNG"
+        config = json.loads((runs / task / "model.json").read_text())
+        assert config["extras"]["task"] == task
+
+
+def test_predict_generate_translate_use_the_saved_models(runs, capsys):
+    assert main(["predict", str(runs / "sentiment"), "A warm, funny film.", "Tedious."]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and lines[0].split("\t")[0] in ("positive", "negative")
+
+    assert main(["generate", str(runs / "charlm"), "--prompt", "def ", "--length", "20", "--top-k", "3"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("def ") and len(text.rstrip("\n")) >= 4  # 20 sampled characters, maybe whitespace
+    assert main(["generate", str(runs / "charlm"), "--length", "15", "--temperature", "0"]) == 0
+    greedy = capsys.readouterr().out
+    assert main(["generate", str(runs / "charlm"), "--length", "15", "--top-k", "1", "--seed", "5"]) == 0
+    assert capsys.readouterr().out == greedy
+
+    assert main(["translate", str(runs / "dates"), "2024-03-07", "1999-12-31", "--beam", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [l.split("\t")[0] for l in lines] == ["2024-03-07", "1999-12-31"]
+    assert main(["predict", str(runs / "dates"), "2001-01-01"]) == 0
+    assert capsys.readouterr().out.startswith("2001-01-01\t")
+
+    assert main(["predict", str(runs / "captions"), "0", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "test image 0:" in out and "test image 5:" in out
+
+    assert main(["predict", str(runs / "sunspots")]) == 0
+    assert capsys.readouterr().out.startswith("2009: ")
+    assert main(["predict", str(runs / "sunspots / model.json".replace(" ", "")), *["50"] * 12]) == 0
+    assert capsys.readouterr().out.startswith("+1 year(s): ")
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "imagenet"], "invalid choice: 'imagenet'"),
+    (["train", "--cell", "transformer"], "invalid choice: 'transformer'"),
+    (["train", "--epochs", "0"], "expected a positive int, got '0'"),
+    (["train", "sentiment", "--dataset", "GunPoint"], "--dataset applies to `rnnkit train ucr`"),
+    (["train", "ucr", "--horizon", "2"], "--horizon applies to `rnnkit train sunspots`"),
+    (["generate", "x", "--temperature", "-1"], "expected a number >= 0"),
+    (["translate", "x"], "the following arguments are required: inputs"),
+    ([], "the following arguments are required: COMMAND"),
+])
+def test_bad_arguments_are_named(argv, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_models_and_inputs_give_one_line_errors(runs, tmp_path, capsys):
+    assert main(["predict", str(tmp_path / "nothing-here")]) == 1
+    assert "no saved model" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["translate", str(runs / "sentiment"), "hello"])
+    assert e.value.code == 2
+    assert "needs a model trained with `rnnkit train cmudict | numbers | dates`" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["generate", str(runs / "dates")])
+    assert "`rnnkit generate` needs a model trained with `rnnkit train charlm`" in capsys.readouterr().err
+    assert main(["translate", str(runs / "dates"), "2024-03-07", "20x4-03-07"]) == 1
+    assert "symbols the model never saw: ['x']" in capsys.readouterr().err
+    assert main(["predict", str(runs / "sunspots"), "1", "2"]) == 1
+    assert "at least 12 yearly values" in capsys.readouterr().err
+    assert main(["predict", str(runs / "sentiment"), "!!!"]) == 1
+    assert "has no words" in capsys.readouterr().err
+    assert main(["predict", str(runs / "captions"), "9999"]) == 1
+    assert "outside [0, 359]" in capsys.readouterr().err
