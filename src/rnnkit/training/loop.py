@@ -111,6 +111,7 @@ def fit(model: Any, trainer: Trainer, x: Any, y: Any, *, batch_size: Optional[in
         from .. import distributed as dist
 
         group = dist.attach(model, trainer, batch_size)
+        verbose = verbose if group.rank == 0 else 0  # one progress bar, not one per process
     try:
         return _fit_epochs(model, trainer, xd, yd, val, batch_size=batch_size, epochs=epochs, verbose=verbose,
                            callbacks=callbacks, shuffle=shuffle, initial_epoch=initial_epoch,

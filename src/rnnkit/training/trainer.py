@@ -150,7 +150,7 @@ class Trainer:
         loss_value = float(loss.detach())
         finite, share = math.isfinite(loss_value), 1.0
         if self.shard is not None:
-            finite, share = self.shard.agree(finite, y_pred, mask)
+            finite, share, weight = self.shard.agree(finite, y_pred, mask, weight)
         if not finite:
             self._bad_step(f"non-finite loss (loss={loss_value:g})", outcome)
             outcome.grad_norm = max(outcome.grad_norm, float("nan"), key=_nan_last)
