@@ -66,8 +66,6 @@ class SequenceTagger(Model):
 
     def _call_with_mask(self, inputs: Any) -> tuple[Tensor, Optional[Tensor]]:
         # fit/evaluate weight the loss and metrics with this mask (rnnkit.training's hook).
-        if not self.built:
-            self(inputs)
         return self._forward_masked(inputs, None)
 
     def predict_tags(self, x: Any, batch_size: int = 256) -> np.ndarray:
