@@ -15,6 +15,7 @@ data; a subclassed ``Model`` is Python code, so it saves its weights only.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -141,24 +142,46 @@ def save_model(model: Any, filepath: PathLike) -> None:
     _write(filepath, _tensors(model), metadata)
 
 
+# What a damaged or hand-edited config can raise on its way back into layers and compile settings.
+_CONFIG_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError, RuntimeError,
+                  NotImplementedError)
+
+
+def _json_field(meta: dict[str, str], key: str, filepath: PathLike, what: str) -> Any:
+    try:
+        return json.loads(meta[key])
+    except (json.JSONDecodeError, TypeError) as e:
+        raise ValueError(f"{str(filepath)!r} is corrupted: its {what} is not valid JSON ({e})") from None
+
+
 def load_model(filepath: PathLike, compile: bool = True) -> Any:
     """Rebuild a model saved with ``model.save(path)``; predictions are identical to the saved model's."""
     from .training.sequential import Sequential
 
     tensors, meta = _read(filepath, MODEL_FORMAT)
-    try:
-        config = json.loads(meta.get("config", ""))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{str(filepath)!r} is corrupted: its model config is not valid JSON ({e})") from None
-    if not isinstance(config, dict) or config.get("class_name") != "Sequential":
-        raise ValueError(f"{str(filepath)!r}: unknown model class {config.get('class_name') if isinstance(config, dict) else None!r}")
-    try:
-        model = Sequential.from_config(config["config"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"{str(filepath)!r}: cannot rebuild the model from its config ({type(e).__name__}: {e})") from None
+    config = _json_field(meta, "config", filepath, "model config") if "config" in meta else None
+    if not isinstance(config, dict) or config.get("class_name") != "Sequential" or not isinstance(config.get("config"), dict):
+        name = config.get("class_name") if isinstance(config, dict) else None
+        raise ValueError(f"{str(filepath)!r}: unknown model class {name!r}, or no layer config")
+
+    def rebuild() -> Any:
+        try:
+            return Sequential.from_config(config["config"])
+        except _CONFIG_ERRORS as e:
+            raise ValueError(f"{str(filepath)!r}: cannot rebuild the model from its config ({type(e).__name__}: {e})") from None
+
+    # First on the meta device, which allocates nothing: a config that no longer matches the
+    # weights (say a damaged `units`) is refused before it can ask for gigabytes.
+    with torch.device("meta"):
+        _check_fit(rebuild(), tensors, filepath)
+    model = rebuild()
     _load_state(model, tensors, filepath)
     if compile and config.get("compile"):
-        _compile_from(model, config["compile"])
+        try:
+            _compile_from(model, config["compile"])
+        except _CONFIG_ERRORS as e:
+            raise ValueError(f"{str(filepath)!r}: cannot compile the model from its saved settings "
+                             f"({type(e).__name__}: {e}); load it with compile=False") from None
     return model
 
 
@@ -170,7 +193,8 @@ def _compile_from(model: Any, data: dict[str, Any]) -> None:
                   metrics=data.get("metrics"), **clip)
 
 
-def _load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], filepath: PathLike) -> None:
+def _check_fit(model: torch.nn.Module, tensors: dict[str, torch.Tensor], filepath: PathLike) -> None:
+    """The file holds exactly the model's weights, with the same shapes."""
     own = model.state_dict()
     missing = sorted(set(own) - set(tensors))
     unexpected = sorted(set(tensors) - set(own))
@@ -184,6 +208,10 @@ def _load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], filepa
         if tuple(v.shape) != tuple(tensors[k].shape):
             raise ValueError(f"{str(filepath)!r} does not fit model {getattr(model, 'name', '')!r}: weight {k!r} has "
                              f"shape {tuple(tensors[k].shape)} in the file and {tuple(v.shape)} in the model")
+
+
+def _load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], filepath: PathLike) -> None:
+    _check_fit(model, tensors, filepath)
     model.load_state_dict(tensors)
 
 
@@ -201,12 +229,32 @@ def load_weights(model: Any, filepath: PathLike) -> None:
 
     A model that has not seen data yet is built first from the input shape stored in the file.
     """
+    from .training.sequential import Sequential
+
     tensors, meta = _read(filepath, WEIGHTS_FORMAT)
     shape: Optional[Any] = None
     if "build_input_shape" in meta:
-        shape = json.loads(meta["build_input_shape"])
-    elif meta.get("format") == MODEL_FORMAT:
-        shape = json.loads(meta.get("config", "{}")).get("config", {}).get("build_input_shape")
+        shape = _json_field(meta, "build_input_shape", filepath, "input shape")
+    elif meta.get("format") == MODEL_FORMAT and "config" in meta:
+        config = _json_field(meta, "config", filepath, "model config")
+        inner = config.get("config") if isinstance(config, dict) else None
+        shape = inner.get("build_input_shape") if isinstance(inner, dict) else None
     if not getattr(model, "built", True) and shape is not None:
-        model.build(tuple(shape))
+        if not isinstance(shape, list) or not shape or not all(
+                d is None or (isinstance(d, int) and not isinstance(d, bool) and 0 < d < 2**31) for d in shape):
+            raise ValueError(f"{str(filepath)!r} is corrupted: its input shape {shape!r} is not a list of sizes")
+        if isinstance(model, Sequential):  # built from shapes alone: try it where nothing is allocated
+            with torch.device("meta"):
+                probe = copy.deepcopy(model)
+                try:
+                    probe.build(tuple(shape))
+                except _CONFIG_ERRORS as e:
+                    raise ValueError(f"{str(filepath)!r}: model {getattr(model, 'name', '')!r} cannot be built for "
+                                     f"its input shape {shape} ({type(e).__name__}: {e})") from None
+                _check_fit(probe, tensors, filepath)
+        try:
+            model.build(tuple(shape))
+        except _CONFIG_ERRORS as e:
+            raise ValueError(f"{str(filepath)!r}: model {getattr(model, 'name', '')!r} cannot be built for its input "
+                             f"shape {shape} ({type(e).__name__}: {e})") from None
     _load_state(model, tensors, filepath)
