@@ -46,6 +46,8 @@ from .tbptt import recurrent_modules, reset_states
 
 FILENAME = "checkpoint.safetensors"
 STATE_VERSION = 1
+# torch optimizers' per-parameter state: these are scalars, the rest have the parameter's shape.
+_SCALAR_STATES = frozenset({"step", "mu_product", "eta", "mu"})
 
 
 @dataclass
@@ -327,9 +329,10 @@ class Checkpointer:
         for key, t in ckpt.part("optimizer").items():
             idx, name = key.split("/")
             i = int(idx)
-            if i >= len(params) or (t.numel() != 1 and tuple(t.shape) != tuple(params[i].shape)):
+            expected = () if name in _SCALAR_STATES else tuple(params[i].shape) if i < len(params) else None
+            if tuple(t.shape) != expected:
                 raise ValueError(f"{where!r} does not fit this model: optimizer state {key!r} has shape "
-                                 f"{tuple(t.shape)}, expected a scalar or the parameter's shape")
+                                 f"{tuple(t.shape)}, expected {expected} (parameter {i} of {len(params)})")
             if not t.is_floating_point():
                 raise ValueError(f"{where!r} is corrupted: optimizer state {key!r} has dtype {t.dtype}")
             state.setdefault(i, {})[name] = t
@@ -337,6 +340,11 @@ class Checkpointer:
             if int(idx) >= len(params):
                 raise ValueError(f"{where!r} does not fit this model: optimizer state for parameter {idx}")
             state.setdefault(int(idx), {}).update(values)
+        expected = _state_names(opt, params)
+        for i, values in state.items():
+            if expected is not None and set(values) != expected:
+                raise ValueError(f"{where!r} is corrupted: the optimizer state of parameter {i} has "
+                                 f"{sorted(values)}, {type(opt).__name__} keeps {sorted(expected)}")
         try:
             opt.load_state_dict({"state": state, "param_groups": groups})
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
@@ -448,6 +456,21 @@ def _optimizer_parts(opt: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dic
             else:
                 scalars.setdefault(str(idx), {})[name] = _encode(v)
     return tensors, {"param_groups": _encode(sd["param_groups"]), "scalars": scalars}
+
+
+def _state_names(opt: torch.optim.Optimizer, params: list[Tensor]) -> Optional[set[str]]:
+    """The names of the per-parameter state ``opt`` keeps after a step, from one step of a
+    scratch copy on zero gradients; None when the optimizer cannot be copied that way."""
+    if not params:
+        return None
+    scratch = [torch.zeros_like(params[0], requires_grad=True)]
+    try:
+        copy = type(opt)(scratch, **opt.defaults)
+        scratch[0].grad = torch.zeros_like(scratch[0])
+        copy.step()
+    except (TypeError, ValueError, RuntimeError):  # a custom optimizer with other constructor arguments
+        return None
+    return set(copy.state[scratch[0]])
 
 
 def _numbers(obj: Any) -> dict[str, float]:
