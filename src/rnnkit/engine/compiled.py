@@ -25,6 +25,7 @@ from torch import Tensor
 
 from ..ops import CellSpec, Weights
 from .blas import weight_grad
+from .contract import backward_outputs, unpack_inputs
 
 _ACT_CODES = {"tanh": 0, "sigmoid": 1, "relu": 2, "hard_sigmoid": 3, "linear": 4}
 _module = None
@@ -164,10 +165,7 @@ class CompiledRecurrence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, spec: CellSpec, tbptt: Optional[int], xw: Tensor, n_state: int, *rest):  # type: ignore[override]
-        state0 = rest[:n_state]
-        keeps = rest[n_state : 2 * n_state]
-        out_mask, rdm, probe = rest[2 * n_state : 2 * n_state + 3]
-        w = Weights(*rest[2 * n_state + 3 :])
+        state0, keeps, out_mask, rdm, probe, w = unpack_inputs(n_state, rest)
         need_grad = any(ctx.needs_input_grad)
         kind, act, ract = _kind_code(spec), _ACT_CODES[spec.activation], _ACT_CODES[spec.recurrent_activation]
         keep_h = _c(keeps[0])
@@ -222,4 +220,4 @@ class CompiledRecurrence(torch.autograd.Function):
         d_weights = [grads.get(name) if present else None for name, present in zip(Weights._fields, ctx.weights_present)]
         d_state0 = (dh0,) if n_state == 1 else (dh0, dc0)
         d_probe = norms if ctx.has_probe else None
-        return (None, None, dxw, None, *d_state0, *([None] * n_state), None, None, d_probe, *d_weights)
+        return backward_outputs(n_state, dxw, d_state0, d_probe, d_weights)

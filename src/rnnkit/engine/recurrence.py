@@ -23,6 +23,7 @@ from torch import Tensor
 
 from ..ops import CELL_OPS, CellSpec, Weights
 from .compiled import CompiledRecurrence, kernels_blocker
+from .contract import backward_outputs, unpack_inputs
 
 
 def _mix(keep: Optional[Tensor], old: Tensor, new: Tensor) -> Tensor:
@@ -47,10 +48,7 @@ class Recurrence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, spec: CellSpec, tbptt: Optional[int], xw: Tensor, n_state: int, *rest):  # type: ignore[override]
-        state0 = rest[:n_state]
-        keeps = rest[n_state : 2 * n_state]
-        out_mask, rdm, probe = rest[2 * n_state : 2 * n_state + 3]
-        w = Weights(*rest[2 * n_state + 3 :])
+        state0, keeps, out_mask, rdm, probe, w = unpack_inputs(n_state, rest)
         need_grad = any(ctx.needs_input_grad)
         step = CELL_OPS[spec.kind].step
 
@@ -144,7 +142,7 @@ class Recurrence(torch.autograd.Function):
         if norms is not None:
             norms.reverse()
             d_probe = torch.stack(norms) if T else d_out.new_zeros(0, n_state)
-        return (None, None, dxw, None, *d_carry, *([None] * n_state), None, None, d_probe, *d_weights)
+        return backward_outputs(n_state, dxw, d_carry, d_probe, d_weights)
 
 
 def _add(a: Optional[Tensor], b: Optional[Tensor]) -> Optional[Tensor]:
