@@ -88,6 +88,11 @@ def huber(y_true: Tensor, y_pred: Tensor, delta: float = 1.0) -> Tensor:
 def binary_crossentropy(y_true: Tensor, y_pred: Tensor, from_logits: bool = False,
                         label_smoothing: float = 0.0) -> Tensor:
     y_true = _same_shape("binary_crossentropy", y_true, y_pred)
+    if y_true.numel():
+        lo, hi = float(y_true.min()), float(y_true.max())
+        if not (0.0 <= lo and hi <= 1.0):  # also catches NaN
+            raise ValueError(f"`binary_crossentropy` expects labels (y_true) in [0, 1], got labels in [{lo:g}, {hi:g}]; "
+                             "for several classes use sparse_categorical_crossentropy")
     if label_smoothing:
         y_true = y_true * (1.0 - label_smoothing) + 0.5 * label_smoothing
     if from_logits:
