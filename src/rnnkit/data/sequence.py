@@ -55,7 +55,11 @@ def pad_sequences(
             raise ValueError(f"Argument `sequences` must hold sequences; item {i} is {seq!r}")
         lengths.append(len(seq))
         if item_shape is None and len(seq):
-            item_shape = np.asarray(seq).shape[1:]
+            try:
+                item_shape = np.asarray(seq).shape[1:]
+            except ValueError:  # numpy's "inhomogeneous shape" would not say which argument
+                raise ValueError(f"Argument `sequences`: item {i} mixes scalars and lists of different lengths; "
+                                 "expected a sequence of numbers or of equal-length vectors") from None
     item_shape = item_shape or ()
     T = int(maxlen) if maxlen is not None else max(lengths, default=0)
 

@@ -27,7 +27,10 @@ def _check_text(text: Any, arg: str) -> str:
 def _check_texts(texts: Any, arg: str) -> list[str]:
     if isinstance(texts, str):
         raise TypeError(f"`{arg}` must be an iterable of str (a list of texts), got a single str")
-    out = list(texts)
+    try:
+        out = list(texts)
+    except TypeError:
+        raise TypeError(f"`{arg}` must be a str or an iterable of str (a list of texts), got {type(texts).__name__}") from None
     for i, t in enumerate(out):
         if not isinstance(t, str):
             raise TypeError(f"`{arg}[{i}]` must be a str, got {type(t).__name__}")
