@@ -21,6 +21,9 @@ def to_tensor(a: Any, argument: str, float_dtype: torch.dtype) -> Tensor:
     """One array-like -> a tensor (CPU or wherever it already lives), dtype normalised, finite."""
     if isinstance(a, Tensor):
         t = a.detach()
+    elif isinstance(a, (dict, set, str, bytes)):
+        raise TypeError(f"Argument `{argument}` must be an array of numbers (numpy, torch or nested lists), "
+                        f"got {type(a).__name__}")
     else:
         if not isinstance(a, np.ndarray):
             try:

@@ -6,6 +6,7 @@ import contextlib
 import math
 from typing import Any, Optional, Sequence, Union
 
+import numpy as np
 import torch
 
 from .. import callbacks as cb
@@ -84,6 +85,8 @@ def fit(model: Any, trainer: Trainer, x: Any, y: Any, *, batch_size: Optional[in
                              ("validation_freq", validation_freq, 1), ("max_bad_steps", max_bad_steps, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"Received an invalid value for argument `{name}`, expected an integer >= {low}, got {value!r}")
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise ValueError(f"Received an invalid value for argument `shuffle`, expected True or False, got {shuffle!r}")
     if y is None:
         raise ValueError("Argument `y` is required: fit needs targets (rnnkit does not take datasets or generators)")
     if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) or not 0 <= validation_split < 1:
