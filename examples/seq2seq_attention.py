@@ -2,8 +2,8 @@
 
 Data: 30,000 CMU Pronouncing Dictionary entries (BSD; bundled), letters -> ARPAbet
 phonemes without stress, the dictionary's split (--data dates/numbers: generated pairs).
-Training feeds the true previous phoneme with a probability that decays 1.0 -> 0.6 over
-the epochs (scheduled sampling); decoding is greedy and by beam search. Prints word and
+Training feeds the true previous phoneme with a probability that decays 1.0 -> --tf-end
+(0.6) over the epochs (scheduled sampling); decoding is greedy and by beam search. Prints word and
 phoneme error rates, and the test perplexity beside a unigram baseline.
 
     python examples/seq2seq_attention.py [--data cmudict] [--attention luong] [--epochs 12] [--beam 4]
@@ -43,6 +43,7 @@ def main() -> None:
     parser.add_argument("--cell", default="lstm", choices=["lstm", "gru", "rnn"])
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--beam", type=int, default=4)
+    parser.add_argument("--tf-end", type=float, default=0.6, help="teacher-forcing ratio at the last epoch (1: always)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -57,9 +58,9 @@ def main() -> None:
     val = np.arange(len(S)) % 20 == 0  # every 20th pair validates (the dictionary is sorted)
     model = Seq2Seq(len(sv), len(tv), embedding_dim=48, units=128, cell=args.cell, attention=args.attention,
                     dropout=0.1, max_len=max(map(len, tgt)) + 6)
-    fit_seq2seq(model, S[~val], T[~val], epochs=args.epochs, batch_size=64, learning_rate=3e-3,
-                schedule=TeacherForcingSchedule(1.0, 0.6, "linear"), validation_data=(S[val], T[val]), verbose=2,
-                seed=args.seed)
+    schedule = TeacherForcingSchedule(1.0, args.tf_end, "linear")
+    fit_seq2seq(model, S[~val], T[~val], epochs=args.epochs, batch_size=64, learning_rate=3e-3, schedule=schedule,
+                validation_data=(S[val], T[val]), verbose=2, seed=args.seed)
     trained = time.perf_counter() - start
 
     greedy = [tv.decode(r) for r in model.greedy(St)]
