@@ -120,6 +120,7 @@ def plot_history(history: dict[str, list[float]], path: Path, title: str) -> Pat
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     losses = {k: v for k, v in history.items() if k.endswith("loss") and v}
     others = {k: v for k, v in history.items() if not k.endswith("loss") and k != "time" and v}
@@ -138,6 +139,8 @@ def plot_history(history: dict[str, list[float]], path: Path, title: str) -> Pat
         ax.set_xlabel("epoch")
         ax.set_title("metrics")
         ax.legend()
+    for ax in axes[0]:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(title)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
