@@ -141,3 +141,20 @@ def test_bad_models_and_inputs_give_one_line_errors(runs, tmp_path, capsys):
     assert "has no words" in capsys.readouterr().err
     assert main(["predict", str(runs / "captions"), "9999"]) == 1
     assert "outside [0, 359]" in capsys.readouterr().err
+
+
+def test_ucr_predict_reads_archive_files_and_series(tmp_path, capsys):
+    from rnnkit.datasets import load_ucr
+
+    _train("ucr", tmp_path / "run")
+    d = load_ucr("ItalyPowerDemand")
+    tsv = tmp_path / "ItalyPowerDemand_TEST.tsv"
+    tsv.write_text("".join(f"{d.classes[y]}\t" + "\t".join(f"{v:.4f}" for v in x[:, 0]) + "\n"
+                           for x, y in zip(d.x_test[:10], d.y_test[:10])))
+    series = ",".join(f"{v:.4f}" for v in d.x_test[0, :, 0])
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "run"), str(tsv), series]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith(f"{tsv}: 10 series, accuracy ") and lines[1] in d.classes
+    assert main(["predict", str(tmp_path / "run"), "1,2,x"]) == 1
+    assert "neither a file nor a comma-separated series" in capsys.readouterr().err
