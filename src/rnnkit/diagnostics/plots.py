@@ -67,7 +67,8 @@ def plot_flow_heatmap(
     axes = fig.subplots(rows, cols, squeeze=False)
     image = None
     for ax, (name, norms) in zip(axes.flat, maps.items()):
-        rel = np.clip(relative_log_flow(norms), floor, 0.5)
+        raw = relative_log_flow(norms)
+        rel = np.clip(raw, floor, 0.5)
         E, T = rel.shape
         labels = list(epochs[name]) if epochs and name in epochs else list(range(E))
         image = ax.imshow(rel, aspect="auto", origin="lower", cmap="magma", vmin=floor, vmax=0.5,
@@ -76,7 +77,7 @@ def plot_flow_heatmap(
         ax.set_yticks(ticks, [str(labels[i]) for i in ticks])
         ax.set_xlabel("time step t")
         ax.set_ylabel(ylabel)
-        ax.set_title(f"{name}: ||dL/dh_1||/||dL/dh_T|| = {10 ** rel[-1, 0]:.0e} (last)", fontsize=9)
+        ax.set_title(f"{name}: ||dL/dh_1||/||dL/dh_T|| = {10 ** raw[-1, 0]:.0e} (last row)", fontsize=9)
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
     if image is not None:
@@ -125,7 +126,7 @@ def plot_flow_curves(
 
 def plot_clipping(
     records: Mapping[str, Sequence[tuple[int, int, float, bool]]], path: PathLike, threshold: Optional[float] = None,
-    title: Optional[str] = None, max_points: int = 400, dpi: int = 90,
+    title: Optional[str] = None, max_points: int = 400, epoch_label: str = "epoch", dpi: int = 90,
 ) -> Path:
     """Gradient norm before clipping per step, and clipping events per epoch.
 
@@ -171,7 +172,7 @@ def plot_clipping(
     top.grid(True, alpha=0.3)
     top.legend(fontsize=7, ncol=2)
     if bottom is not None:
-        bottom.set_xlabel("epoch")
+        bottom.set_xlabel(epoch_label)
         bottom.set_ylabel("clipped steps")
         bottom.grid(True, alpha=0.3)
     note = "median and min-max per bin of steps" if binned else "x = clipped"

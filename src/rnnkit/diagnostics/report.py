@@ -69,10 +69,10 @@ def write_report(
             threshold = runs[0]["config"]["clipnorm"]
             paths[f"clipping_{tag}"] = plot_clipping(
                 {r["config"]["recipe"]: [tuple(b) for b in r["batch_norms"]] for r in runs}, out / f"clipping_{tag}.png",
-                threshold=threshold, title=what)
+                threshold=threshold, title=what, epoch_label=f"epoch ({runs[0]['config']['eval_every']} steps)")
         paths[f"loss_{tag}"] = plot_learning_curves(
             {r["config"]["recipe"]: tuple(zip(*r["curve"])) for r in runs if r["curve"]}, out / f"loss_{tag}.png",
-            baseline=baseline, ylabel=metric, title=what)
+            baseline=runs[0].get("baseline", baseline), ylabel=metric, title=what)
     table = results_table(records, baseline)
     text = f"# {title}\n\n" if title else ""
     if command:
