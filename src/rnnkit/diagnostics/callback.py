@@ -8,9 +8,8 @@ gradient) it keeps every clipping event, and from the epoch logs ``clip_events``
 At each measured epoch it warns once per layer when the gradients vanish (or grow)
 through time, with advice (see ``rnnkit.diagnostics.advice``).
 
-Hooks follow Keras: set_model, on_train_begin, on_epoch_begin, on_train_batch_end,
-on_epoch_end, on_train_end. A plain training loop can drive it the same way
-(``rnnkit.diagnostics.experiment`` does).
+It is a ``rnnkit.callbacks.Callback`` (Keras hook names); a plain training loop can
+drive it the same way (``rnnkit.diagnostics.experiment`` does).
 """
 
 from __future__ import annotations
@@ -22,45 +21,18 @@ from typing import Any, Callable, Optional
 import numpy as np
 from torch import Tensor
 
+from ..callbacks import Callback
 from .advice import EXPLODE_ABOVE, VANISH_BELOW, diagnose_flow, flow_ratio
 from .flow import LayerFlow, gradient_flow
 
-try:  # the training engineer's base class, once it exists
-    from ..callbacks import Callback as _Base  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - depends on what is installed alongside
 
-    class _Base:  # the same protocol: Keras hook names, ``self.model`` set by fit
-        model: Any = None
-        params: dict = {}
-
-        def set_model(self, model: Any) -> None:
-            self.model = model
-
-        def set_params(self, params: dict) -> None:
-            self.params = params
-
-        def on_train_begin(self, logs: Optional[dict] = None) -> None: ...
-        def on_train_end(self, logs: Optional[dict] = None) -> None: ...
-        def on_epoch_begin(self, epoch: int, logs: Optional[dict] = None) -> None: ...
-        def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None: ...
-        def on_train_batch_begin(self, batch: int, logs: Optional[dict] = None) -> None: ...
-        def on_train_batch_end(self, batch: int, logs: Optional[dict] = None) -> None: ...
-        def on_test_begin(self, logs: Optional[dict] = None) -> None: ...
-        def on_test_end(self, logs: Optional[dict] = None) -> None: ...
-        def on_test_batch_begin(self, batch: int, logs: Optional[dict] = None) -> None: ...
-        def on_test_batch_end(self, batch: int, logs: Optional[dict] = None) -> None: ...
-        def on_predict_begin(self, logs: Optional[dict] = None) -> None: ...
-        def on_predict_end(self, logs: Optional[dict] = None) -> None: ...
-        def on_predict_batch_begin(self, batch: int, logs: Optional[dict] = None) -> None: ...
-        def on_predict_batch_end(self, batch: int, logs: Optional[dict] = None) -> None: ...
-
-
-class GradientFlow(_Base):
+class GradientFlow(Callback):
     """Record ||dL/dh_t|| per time step every ``every`` epochs on a fixed batch, and clipping events.
 
     Args:
         x, y: the fixed batch (B, T, F) and its targets, kept for the whole training.
-        loss_fn: ``loss_fn(model(x), y)``; MSE / cross-entropy by target dtype if None.
+        loss_fn: ``loss_fn(model(x), y)``; if None, the model's compiled loss, else MSE /
+            cross-entropy by target dtype (see ``gradient_flow``).
         every: measure after every ``every``-th epoch (and once before training).
         warn: warn (VanishingGradientWarning / ExplodingGradientWarning) once per layer.
         vanish_below, explode_above: thresholds on ||dL/dh_1|| / ||dL/dh_T||.
