@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from rnnkit import layers
-from rnnkit.distributed import torchrun_command
+from rnnkit.distributed import LAUNCHED, requested, torchrun_command, without_option
 from rnnkit.training import Sequential
 
 # float64, no dropout; a masked sequence loss (shares counted in unmasked steps), global
@@ -91,7 +91,7 @@ def test_distributed_outside_torchrun_is_refused(monkeypatch):
     x, y = np.zeros((4, 5, 2), "float32"), np.zeros(4, "float32")
     with pytest.raises(ValueError, match="processes started by torchrun"):
         model.fit(x, y, epochs=1, verbose=0, distributed=True)
-    with pytest.raises(ValueError, match="`distributed`, expected True or False"):
+    with pytest.raises(ValueError, match="`distributed`, expected True, False or None"):
         model.fit(x, y, epochs=1, verbose=0, distributed="yes")
 
 
@@ -100,3 +100,23 @@ def test_torchrun_command_checks_nproc():
     assert cmd[1:3] == ["-m", "torch.distributed.run"] and "--nproc_per_node" in cmd and cmd[-3:] == ["-m", "rnnkit.cli", "train"]
     with pytest.raises(ValueError, match="`nproc`, expected a positive integer"):
         torchrun_command(0, ["a.py"])
+
+
+def test_cli_nproc_trains_a_task_in_two_processes(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-m", "rnnkit.cli", "train", "sunspots", "--epochs", "1", "--limit", "80",
+                             "--quiet", "--nproc", "2", "--out", str(out)], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("sunspots\t") == 1  # rank 0 reports, rank 1 is silent
+    assert (out / "results.json").is_file() and (out / "model.safetensors").is_file()
+
+
+def test_launch_helpers(monkeypatch):
+    assert without_option(["train", "--nproc", "2", "x", "--nproc=3", "--epochs", "1"], "--nproc") == [
+        "train", "x", "--epochs", "1"]
+    monkeypatch.delenv(LAUNCHED, raising=False)
+    assert requested(None) is False and requested(True) is True
+    monkeypatch.setenv(LAUNCHED, "1")
+    assert requested(None) is True and requested(False) is False

@@ -35,6 +35,7 @@ import os
 import socket
 import subprocess
 import sys
+import warnings
 from typing import Any, Optional, Sequence
 
 import torch
@@ -42,6 +43,18 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 _TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+# Set by ``launch`` (``rnnkit train --nproc N``): fit(distributed=None) then means True.
+LAUNCHED = "RNNKIT_DISTRIBUTED"
+
+
+def requested(distributed: object) -> bool:
+    """fit's ``distributed``: True/False as given; None means "started by ``launch``"."""
+    if distributed is None:
+        return os.environ.get(LAUNCHED) == "1"
+    if not isinstance(distributed, bool):
+        raise ValueError(f"Received an invalid value for argument `distributed`, expected True, False or None, "
+                         f"got {distributed!r}")
+    return distributed
 
 
 class _Forward(nn.Module):
@@ -153,6 +166,9 @@ def attach(model: nn.Module, trainer: Any, batch_size: int) -> Group:
             )
         dist.init_process_group("gloo")
         created = True
+    # DDP's hint that a gradient's memory layout differs from its bucket (a transposed matmul
+    # gradient) is about speed, not correctness, and would print on every run.
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
     world = dist.get_world_size()
     if batch_size < world:
         raise ValueError(f"Argument `batch_size` is the global batch, split over {world} processes, so it must be "
@@ -194,6 +210,20 @@ def torchrun_command(nproc: int, args: Sequence[str], port: Optional[int] = None
 
 
 def launch(nproc: int, args: Sequence[str]) -> int:
-    """Run ``args`` in ``nproc`` processes under torchrun; returns its exit code."""
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    """Run ``args`` in ``nproc`` processes under torchrun, where ``fit`` trains data-parallel
+    by default; returns torchrun's exit code."""
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), LAUNCHED: "1"}
     return subprocess.call(torchrun_command(nproc, args), env=env)
+
+
+def without_option(argv: Sequence[str], option: str) -> list[str]:
+    """``argv`` less ``option VALUE`` and ``option=VALUE``."""
+    out, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == option:
+            skip = True
+        elif not item.startswith(option + "="):
+            out.append(item)
+    return out

@@ -94,8 +94,9 @@ def fit(model: Any, trainer: Trainer, x: Any, y: Any, *, batch_size: Optional[in
     from . import checkpoint
 
     checkpoints = checkpoint.Checkpointer.from_args(checkpoint_dir, checkpoint_every, resume)
-    if not isinstance(distributed, bool):
-        raise ValueError(f"Received an invalid value for argument `distributed`, expected True or False, got {distributed!r}")
+    from .. import distributed as dist
+
+    distributed = dist.requested(distributed)
     xd, yd = _inputs(model, x, y)
     val: Optional[tuple[Data, Data]] = None
     if validation_data is not None:
@@ -111,8 +112,6 @@ def fit(model: Any, trainer: Trainer, x: Any, y: Any, *, batch_size: Optional[in
     trainer.sequence_target = None
     group = None
     if distributed:
-        from .. import distributed as dist
-
         group = dist.attach(model, trainer, batch_size)
         verbose = verbose if group.rank == 0 else 0  # one progress bar, not one per process
     try:

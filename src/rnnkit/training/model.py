@@ -218,7 +218,7 @@ class Model(nn.Module):
             validation_split: float = 0.0, validation_data: Optional[tuple[Any, Any]] = None, shuffle: bool = True,
             initial_epoch: int = 0, validation_batch_size: Optional[int] = None, validation_freq: int = 1,
             tbptt: Optional[int] = None, max_bad_steps: int = 10, checkpoint_dir: Any = None,
-            checkpoint_every: Optional[int] = None, resume: bool = False, distributed: bool = False) -> Any:
+            checkpoint_every: Optional[int] = None, resume: bool = False, distributed: Optional[bool] = None) -> Any:
         """Train for ``epochs`` epochs; returns a ``History``.
 
         Args:
@@ -237,6 +237,7 @@ class Model(nn.Module):
                 bit for bit that of an uninterrupted run (deterministic CPU mode).
             distributed: data-parallel training over the processes started by torchrun (DDP, gloo);
                 each process takes a disjoint part of every global batch (see ``rnnkit.distributed``).
+                None (default) means False, except in processes started by ``rnnkit train --nproc``.
 
         Callbacks get per batch ``logs["grad_norm"]`` (global gradient norm before clipping),
         ``logs["clipped"]`` and ``logs["skipped_steps"]`` (this epoch); per epoch
