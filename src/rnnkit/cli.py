@@ -71,10 +71,20 @@ def _train(args: argparse.Namespace) -> int:
         if args.task not in owners:
             raise CommandError(f"--{option} applies to `rnnkit train {' | '.join(owners)}`, not to {args.task!r}")
         options[option] = value
+    if args.nproc > 1 and "RANK" not in os.environ:  # start the processes; each runs this command again
+        from .distributed import launch, without_option
+
+        return launch(args.nproc, ["-m", "rnnkit.cli", *without_option(args.argv, "--nproc")])
+    rank = int(os.environ.get("RANK", "0"))  # under `--nproc`, only rank 0 reports and writes the run
+    if rank:
+        import tempfile
+
+        sys.stdout = open(os.devnull, "w")
+        args.out = Path(tempfile.mkdtemp(prefix=f"rnnkit-rank{rank}-"))
     _set_threads(args.threads)
     ctx = Context(
         cell=args.cell or task.default_cell, epochs=args.epochs or task.default_epochs, seed=args.seed,
-        limit=args.limit, verbose=0 if args.quiet else 1, options=options,
+        limit=args.limit, verbose=0 if args.quiet or rank else 1, options=options,
         out=args.out if args.out is not None else Path("runs") / args.task,
     )
     run, _ = train_task(task, ctx)
@@ -212,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="use at most N training and N test samples (quick checks)")
     p.add_argument("--threads", type=_positive(int), help="torch threads (default: torch's choice)")
     p.add_argument("--quiet", action="store_true", help="no progress bars; one tab-separated line per score")
+    p.add_argument("--nproc", type=_positive(int), default=1, metavar="N",
+                   help="data-parallel training in N processes (torchrun, gloo; the batch is split between them)")
     p.add_argument("--dataset", choices=UCR_DATASETS, help="ucr only: the bundled set (default: ItalyPowerDemand)")
     p.add_argument("--horizon", type=_positive(int), help="sunspots only: years to forecast (default: 3)")
     p.add_argument("--attention", choices=ATTENTION_KINDS, help="cmudict/numbers/dates only (default: luong)")
@@ -268,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # `train --nproc` starts itself again
     try:
         return args.func(args)
     except CommandError as e:
