@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +65,7 @@ TRAIN = textwrap.dedent('''
     print("done", flush=True)
 ''')
 
-EPOCHS, EVERY, STEPS = 4, 3, 8
+EPOCHS, EVERY, STEPS = 5, 3, 8
 
 
 def run_child(script: Path, ckpt: str, out: Path, kill_at: int | None = None, delay: float = 0.0) -> tuple[int, int]:
@@ -78,12 +79,13 @@ def run_child(script: Path, ckpt: str, out: Path, kill_at: int | None = None, de
         if line.startswith("batch"):
             last = int(line.split()[1])
             if kill_at is not None and last >= kill_at:
-                if delay:
-                    # Lands anywhere: inside a step, in the validation pass, or half-way through a write.
-                    import time
-                    time.sleep(delay)
+                # A delay lands the kill anywhere: inside a step, the validation pass, or a checkpoint write.
+                time.sleep(delay)
                 os.kill(proc.pid, signal.SIGKILL)
                 break
+    for line in proc.stdout:  # what it printed before the kill landed
+        if line.startswith("batch"):
+            last = int(line.split()[1])
     proc.stdout.close()
     code = proc.wait()
     if kill_at is None or code != -signal.SIGKILL:
@@ -106,10 +108,10 @@ def test_sigkill_at_random_steps_then_resume_gives_identical_weights(tmp_path):
     ckpt = tmp_path / "ckpt"
     total = EPOCHS * STEPS
     seen, kills, runs = -1, 0, 0
-    while kills < 5:
-        target = rng.randint(seen + 1, min(seen + 8, total - 2))
+    while kills < 5 and seen < total - 3:
+        target = rng.randint(seen + 1, min(seen + 4, total - 2))
         last, code = run_child(script, str(ckpt), tmp_path / "resumed.safetensors", kill_at=target,
-                               delay=rng.choice([0.0, 0.0, rng.uniform(0.0, 0.05)]))
+                               delay=rng.choice([0.0, 0.0, rng.uniform(0.0, 0.02)]))
         runs += 1
         if code == -signal.SIGKILL:
             kills += 1
