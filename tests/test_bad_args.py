@@ -19,15 +19,6 @@ B, T, F_IN, H = 2, 5, 3, 4
 ENTRY_POINTS = ["engine", "bptt", "fused", "auto"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny shapes: a second thread only adds synchronisation on a shared machine.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def lstm():
     torch.manual_seed(0)
     return RecurrentCell("lstm", F_IN, H)

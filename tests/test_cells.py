@@ -38,15 +38,6 @@ CONFIGS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny shapes: a second thread only adds synchronisation on a shared machine.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def make(name: str, seed: int = 0) -> RecurrentCell:
     kind, kwargs = CONFIGS[name]
     torch.manual_seed(seed)

@@ -73,16 +73,6 @@ ENGINE_BACKENDS = [None] + (["python"] if "backend" in inspect.signature(engine.
 backends = pytest.mark.parametrize("backend", ENGINE_BACKENDS, ids=lambda b: b or "default")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # The shapes here are tiny: a second thread only adds synchronisation, which on a shared
-    # 2-core machine costs far more than the math. Restored for the rest of the session.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def engine_run(backend):
     return engine.run if backend is None else functools.partial(engine.run, backend=backend)
 

@@ -43,15 +43,6 @@ KINDS = {
 # -- helpers ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # The tensors are tiny; threads only add contention on a shared machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make_pair(kind: str, dtype=torch.float64, implementation: str = "auto", **cfg):
     """A torch.nn module and ours with the torch module's state_dict."""
     torch_cls, our_cls, options = KINDS[kind]

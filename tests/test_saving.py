@@ -16,12 +16,8 @@ from rnnkit.training import Model, Sequential
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def seeded():
     torch.manual_seed(0)
-    yield
-    torch.set_num_threads(n)
 
 
 def token_data(n: int = 12, T: int = 9, vocab: int = 50, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -15,12 +15,8 @@ import torch
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def seeded():
     torch.manual_seed(0)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_embedding_lstm_dense_summary(capsys):

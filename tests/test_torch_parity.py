@@ -23,15 +23,6 @@ TOL = 1e-5
 pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # The shapes here are tiny: a second thread only adds synchronisation, which on a shared
-    # 2-core machine costs far more than the math. Restored for the rest of the session.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 # name -> (rnnkit kind, activation, torch constructor)
 KINDS = {
     "lstm": ("lstm", "tanh", lambda **kw: nn.LSTM(**kw)),

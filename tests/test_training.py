@@ -17,13 +17,8 @@ from rnnkit.training import clipping
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models: one thread avoids oversubscription on a shared 2-core machine.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def seeded():
     torch.manual_seed(0)
-    yield
-    torch.set_num_threads(n)
 
 
 def sign_task(n: int = 256, T: int = 6, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
