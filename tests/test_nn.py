@@ -20,7 +20,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 import rnnkit.nn as rnn
 from reference import ref_run
 from rnnkit import engine
-from rnnkit.ops import CellSpec, Weights
+from rnnkit.ops import Weights
 
 pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
 
