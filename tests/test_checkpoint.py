@@ -101,8 +101,9 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
 def test_sigkill_at_random_steps_then_resume_gives_identical_weights(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(TRAIN)
-    run_child(script, "-", tmp_path / "straight.safetensors")
-    expected = weights(tmp_path / "straight.safetensors")
+    # The uninterrupted run, side by side with the killed ones (it only reads the same data).
+    straight = subprocess.Popen([sys.executable, str(script), "-", str(tmp_path / "straight.safetensors"), str(EPOCHS),
+                                 str(EVERY)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
     rng = random.Random(1234)
     ckpt = tmp_path / "ckpt"
@@ -118,6 +119,8 @@ def test_sigkill_at_random_steps_then_resume_gives_identical_weights(tmp_path):
         seen = max(seen, last)
         assert runs < 20
     run_child(script, str(ckpt), tmp_path / "resumed.safetensors")  # to the end
+    assert straight.wait() == 0, straight.stderr.read() if straight.stderr else ""
+    expected = weights(tmp_path / "straight.safetensors")
     got = weights(tmp_path / "resumed.safetensors")
     assert kills >= 5 and got.keys() == expected.keys()
     for k in expected:
