@@ -133,6 +133,17 @@ class _Monitor(Callback):
             return value < reference - self.min_delta
         return value > reference + self.min_delta
 
+    # fit(checkpoint_dir=...) saves this JSON state and puts it back when resuming.
+    _STATE: tuple[str, ...] = ("best",)
+
+    def get_state(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self._STATE}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        for k in self._STATE:
+            if k in state:
+                setattr(self, k, state[k])
+
     def current(self, logs: Optional[dict]) -> Optional[float]:
         value = (logs or {}).get(self.monitor)
         if value is None:
@@ -143,7 +154,13 @@ class _Monitor(Callback):
 
 
 class EarlyStopping(_Monitor):
-    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs."""
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
+
+    A resumed fit (checkpoints) continues its count; ``restore_best_weights`` then restores
+    the best weights seen since the resume.
+    """
+
+    _STATE = ("best", "wait", "best_epoch", "stopped_epoch")
 
     def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0, patience: int = 0, verbose: int = 0,
                  mode: str = "auto", baseline: Optional[float] = None, restore_best_weights: bool = False,
@@ -374,6 +391,8 @@ class LearningRateScheduler(Callback):
 
 class ReduceLROnPlateau(_Monitor):
     """Multiply the learning rate by ``factor`` after ``patience`` epochs without improvement."""
+
+    _STATE = ("best", "wait", "cooldown_counter")
 
     def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10, verbose: int = 0,
                  mode: str = "auto", min_delta: float = 1e-4, cooldown: int = 0, min_lr: float = 0.0) -> None:
