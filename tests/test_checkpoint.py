@@ -287,3 +287,22 @@ def test_nan_guard_counters_survive_a_resume(tmp_path):
         fit(checkpoint_dir=tmp_path, checkpoint_every=1, callbacks=[StopAfter(3).callback])
     resumed, h2 = fit(checkpoint_dir=tmp_path, checkpoint_every=1, resume=True)
     assert h2.skipped_steps == [1, 1] and h2.history == h1.history and same_weights(straight, resumed)
+
+
+def test_early_stopping_continues_its_count_after_a_resume(tmp_path):
+    from rnnkit.callbacks import EarlyStopping, ReduceLROnPlateau
+
+    x, y = data(48)
+
+    def run(**kw):
+        cbs = [EarlyStopping(monitor="loss", patience=2, min_delta=1.0), ReduceLROnPlateau(monitor="loss", patience=1)]
+        extra = kw.pop("extra", [])
+        return model_and_fit(x, y, epochs=8, callbacks=cbs + extra, **kw), cbs
+
+    (straight, h1), cbs1 = run()
+    with pytest.raises(KeyboardInterrupt):
+        run(checkpoint_dir=tmp_path, checkpoint_every=4, extra=[StopAfter(8).callback])
+    (resumed, h2), cbs2 = run(seed=7, checkpoint_dir=tmp_path, checkpoint_every=4, resume=True)
+    assert len(h1.history["loss"]) < 8  # it did stop early
+    assert h1.history == h2.history and same_weights(straight, resumed)
+    assert cbs2[0].stopped_epoch == cbs1[0].stopped_epoch and cbs2[1].get_state() == cbs1[1].get_state()

@@ -21,8 +21,9 @@ Layout (a standard safetensors file; nothing is pickled):
 same data order and RNG states, so in deterministic CPU mode
 (``torch.use_deterministic_algorithms(True)``, fixed threads) the final weights equal those
 of an uninterrupted run bit for bit. Resuming with other data or other batch settings is
-refused. Callbacks other than ``History`` keep their own state unless they define
-``get_state() -> dict`` (JSON) and ``set_state(dict)``, which the checkpoint stores.
+refused. Callbacks that define ``get_state() -> dict`` (JSON) and ``set_state(dict)`` have
+their state stored too (``EarlyStopping``, ``ReduceLROnPlateau``, ``ModelCheckpoint``'s best
+value); others start afresh when a run resumes.
 """
 
 from __future__ import annotations
