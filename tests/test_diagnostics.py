@@ -140,6 +140,8 @@ def test_jacobian_spectral_norms_equal_autograd(kind):
             s = _state_fn(cell, x[b, t : t + 1])(s).detach()
 
 
+# torch.func.jvp's first call scripts torch's own jvp decompositions with the deprecated torch.jit.script.
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 def test_power_iteration_agrees_with_the_exact_spectral_norm():
     torch.manual_seed(1)
     cell = RecurrentCell("lstm", 3, 4, dtype=DT)
