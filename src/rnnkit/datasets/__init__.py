@@ -13,6 +13,11 @@ from .captions import load_digits_captions as load_digits_captions
 from .catalog import DatasetInfo as DatasetInfo
 from .catalog import list_datasets as list_datasets
 from .forecasting import Sunspots as Sunspots
+from .long_range import ADDING_TRIVIAL_MSE as ADDING_TRIVIAL_MSE
+from .long_range import adding_problem as adding_problem
+from .long_range import copy_task as copy_task
+from .long_range import copy_task_baseline as copy_task_baseline
+from .long_range import sequential_digits as sequential_digits
 from .forecasting import load_sunspots as load_sunspots
 from .language import PydocText as PydocText
 from .language import Sentiment as Sentiment
@@ -33,6 +38,12 @@ from .ucr import read_ucr_tsv as read_ucr_tsv
 
 __all__ = [
     "list_datasets",
+    # long-range tasks (generated)
+    "ADDING_TRIVIAL_MSE",
+    "adding_problem",
+    "copy_task",
+    "copy_task_baseline",
+    "sequential_digits",
     "DatasetInfo",
     # forecasting
     "load_sunspots",

@@ -38,8 +38,10 @@ class Recurrence(torch.autograd.Function):
         xw: (T, B, G) projected inputs.  state0: tuple of (B, P) [and (B, H)].
         keeps: per state component, (T, B, dim) or (T, B, 1) or None; 1 keeps the old state.
         out_mask: (T, B, 1) or None; zeroes outputs.  rdm: (B, P) or None, recurrent dropout.
-        probe: None, or a (T, n_state) zero tensor that requires grad; its "gradient" is then
-            the norm of dL/d(state_t) per processed step and state component, over the batch.
+        probe: None, or a (T, n_state) zero tensor that requires grad; its "gradient" is then,
+            per processed step and over the batch, the norm of the total dL/dh_t (through the
+            output at t and all later steps) and, for LSTM, of the dL/dc_t carried back from
+            step t+1 (the cell path alone; 0 at the last step unless the final c is used).
             This is how ``rnnkit.diagnostics`` sees gradient flow through time.
         weights: Weights (weight_ih and bias_ih are unused here).
     Outputs:

@@ -110,7 +110,8 @@ def run(
         zoneout: per state component, (B, T, dim) probability of keeping the previous value
             (0/1 samples in training, the rate itself at inference), or None.
         probe: optional (T, n_state) zero tensor requiring grad; after backward its ``.grad``
-            holds ||dL/d state_t|| per time step (in data order) and state component.
+            holds, per time step (in data order), ||dL/dh_t|| (total) and for LSTM the norm of
+            dL/dc_t carried back from step t+1 (see ``Recurrence``).
         backend: "auto" runs the time loop in C++ where it covers the configuration (see
             ``engine.compiled``), "python" forces the Python loop; both compute the same.
     Returns:

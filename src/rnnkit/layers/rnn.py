@@ -32,7 +32,7 @@ Contracts used by other parts of rnnkit:
     P (gradient-flow probes, ``rnnkit.diagnostics``): when ``probes`` is a list, each
       call appends {"layer", "direction", "probe"} with a (T, n_state) zero tensor that
       requires grad; after backward ``probe.grad[t, 0] = ||dL/dh_t||`` and
-      ``probe.grad[t, 1] = ||dL/dc_t||`` (LSTM), over the batch, in data time order.
+      ``probe.grad[t, 1]`` = the dL/dc_t carried back from step t+1 (LSTM), over the batch, in data time order.
 """
 
 from __future__ import annotations
