@@ -11,7 +11,7 @@ Suites (ratio = peer time / rnnkit time, so > 1 means rnnkit is faster):
              loop of the same math (torch has no fused kernel for these).
     stack    rnnkit.nn 2-layer and bidirectional modules vs torch.nn's.
     stream   one step at B=1 (stateful streaming) vs torch.nn.LSTMCell / GRUCell.
-    memory   peak RSS of training steps, each in a fresh subprocess.
+    memory   peak RSS of training steps above the process's steady state, in fresh subprocesses.
 """
 
 from __future__ import annotations
@@ -205,26 +205,34 @@ def suite_stream(args) -> Iterator[tuple[str, str, Fn, Fn]]:
 
 
 MEMORY_SNIPPET = """
-import resource, sys, torch
-torch.set_num_threads(2)
+import sys, torch
+torch.set_num_threads(int(sys.argv[7]))
 kind, which, B, T, I, H = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:7])
 x = torch.randn(B, T, I, requires_grad=True)
 if which == "torch":
     m = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[kind](I, H, batch_first=True)
 else:
     import rnnkit
-    m = {"lstm": rnnkit.nn.LSTM, "gru": rnnkit.nn.GRU, "rnn": rnnkit.nn.RNN}[kind](I, H, batch_first=True)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-for _ in range(3):
+    m = {"lstm": rnnkit.nn.LSTM, "gru": rnnkit.nn.GRU, "rnn": rnnkit.nn.RNN}[kind](I, H, batch_first=True, implementation="bptt")
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1])
+def step():
     out, state = m(x)
     state = state if isinstance(state, tuple) else (state,)
     (out.sum() + sum(s.sum() for s in state)).backward()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+step()  # first call: kernels load, allocator warms up
+open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the current RSS
+before = status("VmRSS:")
+for _ in range(3):
+    step()
+print(status("VmHWM:") - before)
 """
 
 
 def run_memory(args) -> None:
-    print("\n| cell | config | torch peak RSS growth (MB) | rnnkit (MB) | rnnkit / torch |")
+    print("\n| cell | config | torch: peak RSS above the steady state (MB) | rnnkit bptt (MB) | rnnkit / torch |")
     print("|---|---|---|---|---|")
     for kind in args.cells:
         for cfg_name in args.configs:
@@ -232,7 +240,7 @@ def run_memory(args) -> None:
             dims = [str(c[k]) for k in ("B", "T", "I", "H")]
             kb = {}
             for which in ("torch", "rnnkit"):
-                res = subprocess.run([sys.executable, "-c", MEMORY_SNIPPET, kind, which, *dims],
+                res = subprocess.run([sys.executable, "-c", MEMORY_SNIPPET, kind, which, *dims, str(args.threads)],
                                      capture_output=True, text=True, check=True)
                 kb[which] = int(res.stdout.strip().splitlines()[-1])
             print(f"| {kind} | {cfg_name} | {kb['torch'] / 1024:.1f} | {kb['rnnkit'] / 1024:.1f} | "

@@ -1,8 +1,8 @@
 """The engine's large GEMMs: the input projection and the weight gradients.
 
-On this class of CPU, torch.mm (MKL) runs float32 GEMMs at about 80 GF/s per
-core, while oneDNN's linear reaches about 190-230 GF/s on the same shapes
-(benchmarks/gemm.py). torch exposes oneDNN's linear as ``mkldnn::_linear_pointwise``
+On this class of CPU, torch.mm (MKL) runs float32 GEMMs at about 85 GF/s per
+core, while oneDNN's linear reaches about 190-215 GF/s on the same shapes
+(benchmarks/gemm.py; numbers in BENCHMARKS.md). torch exposes oneDNN's linear as ``mkldnn::_linear_pointwise``
 (the op Inductor uses on CPU); we use it for float32 on the CPU when it is
 present and fall back to torch.mm otherwise. Results agree to float32 rounding.
 """
