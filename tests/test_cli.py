@@ -112,6 +112,7 @@ def test_predict_generate_translate_use_the_saved_models(runs, capsys):
     (["train", "--epochs", "0"], "expected a positive int, got '0'"),
     (["train", "sentiment", "--dataset", "GunPoint"], "--dataset applies to `rnnkit train ucr`"),
     (["train", "ucr", "--horizon", "2"], "--horizon applies to `rnnkit train sunspots`"),
+    (["train", "cmudict", "--nproc", "2"], "'cmudict' uses its own teacher-forcing loop"),
     (["generate", "x", "--temperature", "-1"], "expected a number >= 0"),
     (["translate", "x"], "the following arguments are required: inputs"),
     ([], "the following arguments are required: COMMAND"),

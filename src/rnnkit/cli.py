@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 
 _TASK_OPTIONS = {"dataset": "ucr", "horizon": "sunspots", "attention": ("cmudict", "numbers", "dates")}
+_CUSTOM_LOOP = ("cmudict", "numbers", "dates")  # trained by fit_seq2seq, not Model.fit
 
 
 class CommandError(Exception):
@@ -71,6 +72,9 @@ def _train(args: argparse.Namespace) -> int:
         if args.task not in owners:
             raise CommandError(f"--{option} applies to `rnnkit train {' | '.join(owners)}`, not to {args.task!r}")
         options[option] = value
+    if args.nproc > 1 and args.task in _CUSTOM_LOOP:
+        raise CommandError(f"--nproc trains through fit(); {args.task!r} uses its own teacher-forcing loop "
+                           "(rnnkit.models.fit_seq2seq), which runs in one process")
     if args.nproc > 1 and "RANK" not in os.environ:  # start the processes; each runs this command again
         from .distributed import launch, without_option
 
