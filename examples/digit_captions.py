@@ -14,7 +14,6 @@ import argparse
 import time
 from collections import Counter
 
-import numpy as np
 import torch
 
 import rnnkit

@@ -16,6 +16,7 @@ from . import interop as interop
 from . import layers as layers
 from . import losses as losses
 from . import metrics as metrics
+from . import models as models
 from . import nn as nn
 from . import optimizers as optimizers
 from . import saving as saving
@@ -43,6 +44,6 @@ __version__ = "0.1.0"
 __all__ = [
     "Bidirectional", "Dense", "Dropout", "Embedding", "GRU", "Input", "LSTM", "Layer", "Masking", "Model",
     "RecurrentCell", "Sequential", "SimpleRNN", "TimeDistributed", "callbacks", "data", "datasets", "diagnostics",
-    "engine", "interop", "keras", "layers", "load_model", "losses", "metrics", "nn", "optimizers", "pad_sequences",
+    "engine", "interop", "keras", "layers", "load_model", "losses", "metrics", "models", "nn", "optimizers", "pad_sequences",
     "run_layer", "saving",
 ]

@@ -57,7 +57,7 @@ class SunspotsTask(Task):
 
     def predict(self, model: nn.Module, extras: dict[str, Any], inputs: Sequence[str]) -> list[str]:
         """Inputs: the latest yearly values (at least ``lookback``); none: forecast after 2008."""
-        L, H = extras["lookback"], extras["horizon"]
+        L = extras["lookback"]
         if inputs:
             try:
                 values = [float(v) for item in inputs for v in item.replace(",", " ").split()]
