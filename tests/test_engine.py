@@ -80,12 +80,13 @@ def engine_run(backend):
 # ----------------------------------------------------------------------------- helpers
 
 
-def make_cell(name: str, bias: str = "double", seed: int = 0, **overrides) -> RecurrentCell:
+def make_cell(name: str, bias: str = "double", seed: int = 0, *, dtype: torch.dtype = DTYPE, input_size: int = F_IN,
+              hidden_size: int = H, **overrides) -> RecurrentCell:
     """A float64 cell whose every parameter is random (LN gains and shifts included,
     so that their gradients are exercised away from the trivial 1/0 start)."""
     kind, kwargs = CELLS[name]
     torch.manual_seed(seed)
-    cell = RecurrentCell(kind, F_IN, H, bias=bias, dtype=DTYPE, **{**kwargs, **overrides})
+    cell = RecurrentCell(kind, input_size, hidden_size, bias=bias, dtype=dtype, **{**kwargs, **overrides})
     with torch.no_grad():
         for pname in ("ln_gamma", "ln_cell_gamma"):
             p = getattr(cell, pname)
@@ -650,3 +651,56 @@ def test_engine_is_exact_on_a_batch_large_enough_to_split_across_threads(backend
             assert_rel(got_g[k], exp_g[k], RTOL, f"d{k}")
     finally:
         torch.set_num_threads(1)
+
+
+def _run_threads(threads: int, cell: RecurrentCell, kw: dict, x: torch.Tensor):
+    torch.set_num_threads(threads)
+    try:
+        return forward_and_grads(engine.run, cell.spec, x, None, cell.weights(), kw, seed=3)
+    finally:
+        torch.set_num_threads(1)
+
+
+@pytest.mark.parametrize("opt", ["plain", "mask_holes+reverse", "dropout"])
+@pytest.mark.parametrize("name", ["rnn_tanh", "lstm", "lstm_peephole", "lstm_layer_norm", "gru_reset_after",
+                                  "gru_reset_before"])
+def test_compiled_loop_on_two_threads_equals_one_thread_in_float32(name, opt):
+    # Shapes large enough that the compiled loop's per-step GEMM splits its column panels
+    # and its gate pass splits batch rows across both threads (float32 takes the packed
+    # GEMM); a race or a wrong split shows up as a difference from the one-thread run.
+    Bt, Tt, Ft, Ht = 520, 4, 8, 64
+    cell = make_cell(name, dtype=torch.float32, input_size=Ft, hidden_size=Ht)
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(Bt, Tt, Ft, generator=g)
+    kw: dict = {}
+    if "mask_holes" in opt:
+        kw["mask"] = torch.rand(Bt, Tt, generator=g) > 0.3
+        kw["reverse"] = True
+    if opt == "dropout":
+        kw["recurrent_mask"] = engine.recurrent_dropout_mask(Bt, Ht, 0.3, like=x, generator=g)
+    one_v, one_g = _run_threads(1, cell, kw, x)
+    two_v, two_g = _run_threads(2, cell, kw, x)
+    for k in one_v:
+        torch.testing.assert_close(two_v[k], one_v[k], rtol=1e-6, atol=1e-6, msg=k)
+    for k in one_g:
+        torch.testing.assert_close(two_g[k], one_g[k], rtol=1e-4, atol=1e-4, msg=f"d{k}")
+
+
+def test_cached_buffers_are_reused_and_released():
+    compiled = pytest.importorskip("rnnkit.engine.compiled")
+    if compiled.load_kernels() is None:
+        pytest.skip("no compiled loop")
+    cell = RecurrentCell("gru", 32, 256)
+    x = torch.randn(64, 40, 32, requires_grad=True)  # per-step buffers of >= 1 MB go to the cache
+    first = None
+    for _ in range(3):
+        out, _ = engine.run(cell.spec, x, cell.weights())
+        out.sum().backward()
+        first = x.grad.clone() if first is None else first
+        x.grad = None
+    out, _ = engine.run(cell.spec, x, cell.weights())
+    out.sum().backward()
+    torch.testing.assert_close(x.grad, first, rtol=0, atol=0)  # a reused buffer holds no stale data
+    assert compiled._module.pool_cached_bytes() > 0
+    assert engine.release_cached_memory() > 0
+    assert compiled._module.pool_cached_bytes() == 0

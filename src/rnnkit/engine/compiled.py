@@ -41,7 +41,10 @@ def _cpu_flags() -> list[str]:
     flags = ["-mavx2", "-mfma"] if {"avx2", "fma"} <= words else []
     # The packed GEMM kernel needs AVX-512; without it the loop multiplies through ATen.
     flags += ["-mavx512f"] if flags and "avx512f" in words else []
-    return flags + ["-fopenmp-simd"]  # vectorises the dot products' reductions without -ffast-math
+    # -fopenmp: ATen's parallel_for is a header template that runs serially unless the
+    # extension itself is built with OpenMP; the loader then binds libgomp.so.1 to the copy
+    # torch already loaded, so both share one thread pool.
+    return flags + ["-fopenmp"]
 
 
 _CSRC = Path(__file__).with_name("csrc")
@@ -93,12 +96,22 @@ def load_kernels():
         if lock.exists() and time.time() - lock.stat().st_mtime > _STALE_LOCK_SECONDS:
             lock.unlink(missing_ok=True)  # left by a build that was killed
         _module = load(name=name, sources=[str(_CSRC / "recurrence.cpp")], extra_cflags=flags,
+                       extra_ldflags=["-fopenmp"],
                        build_directory=str(build_dir), verbose=False)
     except Exception as exc:  # a missing compiler or ninja must not break the library
         _load_error = f"{type(exc).__name__}: {exc}".splitlines()[0]
         warnings.warn(f"rnnkit: C++ kernels unavailable ({_load_error}); using the Python time loop, "
                       "which gives the same results more slowly", RuntimeWarning, stacklevel=3)
     return _module
+
+
+def release_cached_memory() -> int:
+    """Free the buffers the compiled loop keeps for reuse between steps; returns the bytes freed.
+
+    The loop caches its large per-sequence buffers (up to ``RNNKIT_POOL_MB``, default 512 MB)
+    instead of returning them to the OS after each step, which saves refaulting them every step.
+    """
+    return int(_module.pool_release()) if _module is not None else 0
 
 
 def kernels_blocker(spec: CellSpec, w: Weights, xw: Tensor) -> Optional[str]:
@@ -198,8 +211,8 @@ class CompiledRecurrence(torch.autograd.Function):
         if n_state == 2:
             d_c = d_final[1] if d_final[1] is not None else torch.zeros_like(c_hist[0])
         dxw, dh0, dc0, dhw, norms, dat, dc_in = _module.backward(
-            *ctx.codes, d_out.contiguous(), d_h.contiguous(), _c(d_c), h_hist, c_hist, gates, extra, hin_all,
-            w_hh.contiguous(), keep_h, keep_c, out_mask, rdm, lstm_w, ln_cache, ctx.tbptt or 0, ctx.has_probe)
+            *ctx.codes, d_out, d_h.contiguous(), _c(d_c), h_hist, c_hist, gates, extra, hin_all,
+            w_hh.contiguous(), keep_h, keep_c, _c(out_mask), rdm, lstm_w, ln_cache, ctx.tbptt or 0, ctx.has_probe)
         T, B, G = dxw.shape
         H = h_hist.shape[-1]
         hin = (hin_all if hin_all is not None else h_hist[:T]).reshape(T * B, H)

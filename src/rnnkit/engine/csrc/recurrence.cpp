@@ -14,6 +14,7 @@
 #include <ATen/Parallel.h>
 
 #include "packed_gemm.h"
+#include "pool.h"
 
 #include <cmath>
 #include <cstdint>
@@ -280,19 +281,20 @@ std::vector<Tensor> forward_impl(const Codes& c, const Tensor& xw, const Tensor&
   const bool lstm = kind == 1;
   auto opts = xw.options();
   LstmOpts<T> lo = lstm_opts<T>(lstm_w);
-  Tensor a_hat = lo.ln_g ? at::empty({T_, B, G}, opts) : Tensor(), rstd = lo.ln_g ? at::empty({T_, B, 4}, opts) : Tensor();
-  Tensor c_hat = lo.lnc_g ? at::empty({T_, B, H}, opts) : Tensor(), rstd_c = lo.lnc_g ? at::empty({T_, B, 1}, opts) : Tensor();
+  using rnnkit::pooled_empty;
+  Tensor a_hat = lo.ln_g ? pooled_empty({T_, B, G}, opts) : Tensor(), rstd = lo.ln_g ? at::empty({T_, B, 4}, opts) : Tensor();
+  Tensor c_hat = lo.lnc_g ? pooled_empty({T_, B, H}, opts) : Tensor(), rstd_c = lo.lnc_g ? at::empty({T_, B, 1}, opts) : Tensor();
   lo.a_hat = a_hat.defined() ? a_hat.data_ptr<T>() : nullptr;
   lo.rstd = rstd.defined() ? rstd.data_ptr<T>() : nullptr;
   lo.c_hat = c_hat.defined() ? c_hat.data_ptr<T>() : nullptr;
   lo.rstd_c = rstd_c.defined() ? rstd_c.data_ptr<T>() : nullptr;
-  Tensor h_hist = at::empty({T_ + 1, B, H}, opts);
+  Tensor h_hist = pooled_empty({T_ + 1, B, H}, opts);
   h_hist[0].copy_(h0);
-  Tensor c_hist = lstm ? at::empty({T_ + 1, B, H}, opts) : Tensor();
+  Tensor c_hist = lstm ? pooled_empty({T_ + 1, B, H}, opts) : Tensor();
   if (lstm) c_hist[0].copy_(c0);
-  Tensor gates = at::empty({T_, B, G}, opts);                             // activated gates per step
-  Tensor extra = kind != 0 ? at::empty({T_, B, H}, opts) : Tensor();      // tanh(c) | W_hn h + b_hn | r * h
-  Tensor hin_all = rdm.defined() ? at::empty({T_, B, H}, opts) : Tensor();
+  Tensor gates = pooled_empty({T_, B, G}, opts);                          // activated gates per step
+  Tensor extra = kind != 0 ? pooled_empty({T_, B, H}, opts) : Tensor();   // tanh(c) | W_hn h + b_hn | r * h
+  Tensor hin_all = rdm.defined() ? pooled_empty({T_, B, H}, opts) : Tensor();
   std::vector<T> hw(kind == 2 ? B * G : 0);
   // kind 3 multiplies by the r, z rows and the n rows separately; the others by all of W_hh.
   StepMatrix<T> w_main(kind == 3 ? w_hh.narrow(0, 0, 2 * H).t() : w_hh.t());
@@ -355,8 +357,13 @@ std::vector<Tensor> forward_impl(const Codes& c, const Tensor& xw, const Tensor&
       if (KH) mix_row(hnb, hpb, KH + (t * B + b) * khw, khw, H);
     });
   }
-  Tensor out = h_hist.narrow(0, 1, T_);
-  out = out_mask.defined() ? out * out_mask : out.clone();
+  // A copy, not a view of the cache, so the caller may modify it in place.
+  Tensor out = pooled_empty({T_, B, H}, opts);
+  if (out_mask.defined()) {
+    at::mul_out(out, h_hist.narrow(0, 1, T_), out_mask);
+  } else {
+    out.copy_(h_hist.narrow(0, 1, T_));
+  }
   if (!need_cache) {
     std::vector<Tensor> res{out, h_hist[T_].clone()};
     if (lstm) res.push_back(c_hist[T_].clone());
@@ -532,12 +539,15 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
   const int64_t kind = c.kind;
   const bool lstm = kind == 1;
   auto opts = gates.options();
-  if (out_mask.defined()) d_out = d_out * out_mask;
-  d_out = d_out.contiguous();
-  Tensor dxw = at::empty({T_, B, G}, opts);
-  Tensor dhw_all = kind == 2 ? at::empty({T_, B, G}, opts) : Tensor();
-  Tensor dat_all = keep_dat ? at::empty({T_, B, G}, opts) : Tensor();
-  Tensor dcin_all = lo.lnc_g ? at::empty({T_, B, H}, opts) : Tensor();
+  // Rows of d_out are read in place when each is contiguous (the gradient of a batch-first
+  // output seen time-major); only other layouts, such as an expanded gradient, are copied.
+  if (d_out.stride(2) != 1) d_out = d_out.contiguous();
+  const int64_t do_t = d_out.stride(0), do_b = d_out.stride(1);
+  using rnnkit::pooled_empty;
+  Tensor dxw = pooled_empty({T_, B, G}, opts);
+  Tensor dhw_all = kind == 2 ? pooled_empty({T_, B, G}, opts) : Tensor();
+  Tensor dat_all = keep_dat ? pooled_empty({T_, B, G}, opts) : Tensor();
+  Tensor dcin_all = lo.lnc_g ? pooled_empty({T_, B, H}, opts) : Tensor();
   Tensor dh = d_hT.clone();  // carried gradient of h_t, then of h_{t-1}
   Tensor dc = lstm ? d_cT.clone() : Tensor();
   Tensor norms = want_norms ? at::zeros({T_, lstm ? 2 : 1}, opts.dtype(at::kDouble)) : Tensor();
@@ -549,6 +559,7 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
   T* DH = dh.data_ptr<T>();
   T* DC = lstm ? dc.data_ptr<T>() : nullptr;
   const T* DO = d_out.data_ptr<T>();
+  const T* OM = out_mask.defined() ? out_mask.data_ptr<T>() : nullptr;  // (T, B, 1)
   const T* GT = gates.data_ptr<T>();
   const T* HH = h_hist.data_ptr<T>();
   const T* CH = lstm ? c_hist.data_ptr<T>() : nullptr;
@@ -568,9 +579,18 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
     const T* ex = EX ? EX + t * BH : nullptr;
     T* dx = DX + t * B * G;
     T* dhw = DHW ? DHW + t * B * G : nullptr;
-    // Total gradient of state_t: what later steps sent back plus this step's output.
-    const T* dot = DO + t * BH;
-    for (int64_t i = 0; i < BH; ++i) DH[i] += dot[i];
+    // Total gradient of state_t: what later steps sent back plus this step's output
+    // (zero on masked steps, whose output is zero).
+    for (int64_t b = 0; b < B; ++b) {
+      const T* dot = DO + t * do_t + b * do_b;
+      T* dhb = DH + b * H;
+      if (OM) {
+        const T m = OM[t * B + b];
+        for (int64_t j = 0; j < H; ++j) dhb[j] += dot[j] * m;
+      } else {
+        for (int64_t j = 0; j < H; ++j) dhb[j] += dot[j];
+      }
+    }
     if (NORMS) {
       double sh = 0, sc = 0;
       for (int64_t i = 0; i < BH; ++i) sh += double(DH[i]) * double(DH[i]);
@@ -694,6 +714,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &forward, "rnnkit recurrence forward");
   m.def("backward", &backward, "rnnkit recurrence backward (BPTT)");
   m.def("step", &step, "one inference step");
+  m.def("pool_release", [] { return rnnkit::BufferPool::get().release(); }, "free the cached buffers");
+  m.def("pool_cached_bytes", [] { return rnnkit::BufferPool::get().cached_bytes(); }, "bytes held for reuse");
   pybind11::class_<Stepper>(m, "Stepper")
       .def(pybind11::init([](int64_t kind, int64_t act, int64_t ract, const Tensor& w_ih, const Tensor& w_hh,
                              const c10::optional<Tensor>& b_ih, const c10::optional<Tensor>& b_hh) {
