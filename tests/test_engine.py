@@ -704,3 +704,29 @@ def test_cached_buffers_are_reused_and_released():
     assert compiled._module.pool_cached_bytes() > 0
     assert engine.release_cached_memory() > 0
     assert compiled._module.pool_cached_bytes() == 0
+
+
+def test_kernel_build_falls_back_to_serial_then_to_the_python_loop(monkeypatch):
+    from rnnkit.engine import compiled
+
+    monkeypatch.setattr(compiled, "_module", None)
+    monkeypatch.setattr(compiled, "_load_error", None)
+    monkeypatch.delenv("RNNKIT_KERNELS", raising=False)
+    serial = object()
+
+    def no_openmp(flags, ldflags):
+        if "-fopenmp" in flags:
+            raise RuntimeError("fatal error: omp.h: No such file or directory")
+        return serial
+
+    monkeypatch.setattr(compiled, "_build_or_import", no_openmp)
+    assert compiled.load_kernels() is serial
+
+    def no_compiler(flags, ldflags):
+        raise RuntimeError("no c++ compiler")
+
+    monkeypatch.setattr(compiled, "_module", None)
+    monkeypatch.setattr(compiled, "_build_or_import", no_compiler)
+    with pytest.warns(RuntimeWarning, match="Python time loop"):
+        assert compiled.load_kernels() is None
+    assert "no c++ compiler" in compiled._load_error

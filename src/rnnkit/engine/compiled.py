@@ -41,10 +41,7 @@ def _cpu_flags() -> list[str]:
     flags = ["-mavx2", "-mfma"] if {"avx2", "fma"} <= words else []
     # The packed GEMM kernel needs AVX-512; without it the loop multiplies through ATen.
     flags += ["-mavx512f"] if flags and "avx512f" in words else []
-    # -fopenmp: ATen's parallel_for is a header template that runs serially unless the
-    # extension itself is built with OpenMP; the loader then binds libgomp.so.1 to the copy
-    # torch already loaded, so both share one thread pool.
-    return flags + ["-fopenmp"]
+    return flags
 
 
 _CSRC = Path(__file__).with_name("csrc")
@@ -82,27 +79,36 @@ def load_kernels():
     if os.environ.get("RNNKIT_KERNELS", "").lower() == "python":
         _load_error = "disabled by RNNKIT_KERNELS=python"
         return None
-    try:
-        flags = ["-O3", *_cpu_flags()]
-        name, build_dir = _build_dir(flags)
-        so = build_dir / f"{name}.so"
-        if so.exists():
-            _module = _import_built(name, so)
+    # -fopenmp first: ATen's parallel_for is a header template that runs serially unless the
+    # extension itself is built with OpenMP (the loader then binds libgomp.so.1 to the copy
+    # torch already loaded, so both share one thread pool). A compiler without OpenMP still
+    # gets the single-threaded loop.
+    errors = []
+    for threading in (["-fopenmp"], []):
+        try:
+            _module = _build_or_import(["-O3", *_cpu_flags(), *threading], threading)
             return _module
-        from torch.utils.cpp_extension import load
+        except Exception as exc:  # a missing compiler or ninja must not break the library
+            errors.append(f"{type(exc).__name__}: {exc}".splitlines()[0])
+    _load_error = errors[-1]
+    warnings.warn(f"rnnkit: C++ kernels unavailable ({_load_error}); using the Python time loop, "
+                  "which gives the same results more slowly", RuntimeWarning, stacklevel=3)
+    return None
 
-        build_dir.mkdir(parents=True, exist_ok=True)
-        lock = build_dir / "lock"
-        if lock.exists() and time.time() - lock.stat().st_mtime > _STALE_LOCK_SECONDS:
-            lock.unlink(missing_ok=True)  # left by a build that was killed
-        _module = load(name=name, sources=[str(_CSRC / "recurrence.cpp")], extra_cflags=flags,
-                       extra_ldflags=["-fopenmp"],
-                       build_directory=str(build_dir), verbose=False)
-    except Exception as exc:  # a missing compiler or ninja must not break the library
-        _load_error = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        warnings.warn(f"rnnkit: C++ kernels unavailable ({_load_error}); using the Python time loop, "
-                      "which gives the same results more slowly", RuntimeWarning, stacklevel=3)
-    return _module
+
+def _build_or_import(flags: list[str], ldflags: list[str]):
+    name, build_dir = _build_dir(flags)
+    so = build_dir / f"{name}.so"
+    if so.exists():
+        return _import_built(name, so)
+    from torch.utils.cpp_extension import load
+
+    build_dir.mkdir(parents=True, exist_ok=True)
+    lock = build_dir / "lock"
+    if lock.exists() and time.time() - lock.stat().st_mtime > _STALE_LOCK_SECONDS:
+        lock.unlink(missing_ok=True)  # left by a build that was killed
+    return load(name=name, sources=[str(_CSRC / "recurrence.cpp")], extra_cflags=flags, extra_ldflags=ldflags,
+                build_directory=str(build_dir), verbose=False)
 
 
 def release_cached_memory() -> int:
