@@ -697,6 +697,35 @@ std::vector<Tensor> step(int64_t kind, int64_t act, int64_t ract, const Tensor& 
   });
 }
 
+// x (N, K) -> a contiguous (K, N) copy in a cached buffer. The weight gradients are
+// GEMMs reducing over the N = T*B rows, and oneDNN wants that operand transposed and
+// contiguous; ATen's copy of a transposed view runs on one thread into fresh pages.
+template <typename T> Tensor transpose_impl(const Tensor& x) {
+  const int64_t N = x.size(0), K = x.size(1);
+  Tensor out = rnnkit::pooled_empty({K, N}, x.options());
+  const T* src = x.data_ptr<T>();
+  T* dst = out.data_ptr<T>();
+  constexpr int64_t kb = 32;
+  const int64_t row_blocks = (N + kb - 1) / kb;
+  at::parallel_for(0, row_blocks, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, K)), [&](int64_t q0, int64_t q1) {
+    for (int64_t q = q0; q < q1; ++q) {
+      const int64_t i0 = q * kb, i1 = std::min(N, i0 + kb);
+      for (int64_t j0 = 0; j0 < K; j0 += kb) {
+        const int64_t j1 = std::min(K, j0 + kb);
+        for (int64_t j = j0; j < j1; ++j)
+          for (int64_t i = i0; i < i1; ++i) dst[j * N + i] = src[i * K + j];
+      }
+    }
+  });
+  return out;
+}
+
+Tensor transpose(const Tensor& x) {
+  TORCH_CHECK(x.dim() == 2, "rnnkit transpose: expected a matrix, got ", x.dim(), " dimensions");
+  Tensor c = x.contiguous();
+  return AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "rnnkit_transpose", [&] { return transpose_impl<scalar_t>(c); });
+}
+
 // The step's weights bound once, so a streaming loop passes only x and the state.
 struct Stepper {
   int64_t kind, act, ract;
@@ -714,6 +743,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &forward, "rnnkit recurrence forward");
   m.def("backward", &backward, "rnnkit recurrence backward (BPTT)");
   m.def("step", &step, "one inference step");
+  m.def("transpose", &transpose, "contiguous transpose of a matrix, in a cached buffer");
   m.def("pool_release", [] { return rnnkit::BufferPool::get().release(); }, "free the cached buffers");
   m.def("pool_cached_bytes", [] { return rnnkit::BufferPool::get().cached_bytes(); }, "bytes held for reuse");
   pybind11::class_<Stepper>(m, "Stepper")
