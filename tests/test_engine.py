@@ -661,14 +661,14 @@ def _run_threads(threads: int, cell: RecurrentCell, kw: dict, x: torch.Tensor):
         torch.set_num_threads(1)
 
 
-@pytest.mark.parametrize("opt", ["plain", "mask_holes+reverse", "dropout"])
+@pytest.mark.parametrize("opt", ["plain", "mask_holes+reverse", "dropout", "zoneout+tbptt"])
 @pytest.mark.parametrize("name", ["rnn_tanh", "lstm", "lstm_peephole", "lstm_layer_norm", "gru_reset_after",
                                   "gru_reset_before"])
 def test_compiled_loop_on_two_threads_equals_one_thread_in_float32(name, opt):
     # Shapes large enough that the compiled loop's per-step GEMM splits its column panels
     # and its gate pass splits batch rows across both threads (float32 takes the packed
     # GEMM); a race or a wrong split shows up as a difference from the one-thread run.
-    Bt, Tt, Ft, Ht = 520, 4, 8, 64
+    Bt, Tt, Ft, Ht = 520, 4, 8, 96  # 96 = three 32-unit blocks: an uneven split over two threads
     cell = make_cell(name, dtype=torch.float32, input_size=Ft, hidden_size=Ht)
     g = torch.Generator().manual_seed(5)
     x = torch.randn(Bt, Tt, Ft, generator=g)
@@ -678,6 +678,10 @@ def test_compiled_loop_on_two_threads_equals_one_thread_in_float32(name, opt):
         kw["reverse"] = True
     if opt == "dropout":
         kw["recurrent_mask"] = engine.recurrent_dropout_mask(Bt, Ht, 0.3, like=x, generator=g)
+    if opt == "zoneout+tbptt":
+        n_state = 2 if name.startswith("lstm") else 1
+        kw["zoneout"] = [(torch.rand(Bt, Tt, Ht, generator=g) < 0.3).float() for _ in range(n_state)]
+        kw["tbptt"] = 2
     one_v, one_g = _run_threads(1, cell, kw, x)
     two_v, two_g = _run_threads(2, cell, kw, x)
     for k in one_v:

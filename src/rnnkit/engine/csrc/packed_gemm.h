@@ -77,37 +77,42 @@ inline void tile(const float* A, int64_t lda, const float* panel, int64_t K, flo
 }
 #endif
 
+#if RNNKIT_PACKED_GEMM
+// Columns 32q .. 32q+31 of C = init + A @ B, all M rows, on the calling thread.
+inline void gemm_panel(const float* A, int64_t lda, const PackedB& B, int64_t q, int64_t M, float* C, int64_t ldc,
+                       const float* init, int64_t ldi) {
+  const int64_t K = B.K, n0 = q * kPanel, nw = std::min<int64_t>(kPanel, B.N - n0);
+  const __mmask16 m0 = nw >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << nw) - 1);
+  const __mmask16 m1 = nw >= 32 ? 0xFFFF : (nw <= 16 ? 0 : static_cast<__mmask16>((1u << (nw - 16)) - 1));
+  const float* panel = B.data + q * K * kPanel;
+  int64_t r = 0;
+  for (; r + 8 <= M; r += 8)
+    tile<8>(A + r * lda, lda, panel, K, C + r * ldc + n0, ldc, init ? init + r * ldi + n0 : nullptr, ldi, m0, m1);
+  const float* a = A + r * lda;
+  float* c = C + r * ldc + n0;
+  const float* in = init ? init + r * ldi + n0 : nullptr;
+  switch (M - r) {
+    case 7: tile<7>(a, lda, panel, K, c, ldc, in, ldi, m0, m1); break;
+    case 6: tile<6>(a, lda, panel, K, c, ldc, in, ldi, m0, m1); break;
+    case 5: tile<5>(a, lda, panel, K, c, ldc, in, ldi, m0, m1); break;
+    case 4: tile<4>(a, lda, panel, K, c, ldc, in, ldi, m0, m1); break;
+    case 3: tile<3>(a, lda, panel, K, c, ldc, in, ldi, m0, m1); break;
+    case 2: tile<2>(a, lda, panel, K, c, ldc, in, ldi, m0, m1); break;
+    case 1: tile<1>(a, lda, panel, K, c, ldc, in, ldi, m0, m1); break;
+    default: break;
+  }
+}
+#endif
+
 // C (M x N, row stride ldc) = init (same layout, may be null) + A (M x K, row stride lda) @ B.
 inline void gemm_packed(const float* A, int64_t lda, const PackedB& B, int64_t M, float* C, int64_t ldc,
                         const float* init, int64_t ldi) {
 #if RNNKIT_PACKED_GEMM
-  const int64_t K = B.K, N = B.N;
-  const int64_t work = M * K * B.panels() * kPanel;
+  const int64_t work = M * B.K * B.panels() * kPanel;
   // One thread below ~0.5 MFLOP of work per step: waking the second costs more than it saves.
   const int64_t grain = work < (1 << 18) ? B.panels() : 1;
   at::parallel_for(0, B.panels(), grain, [&](int64_t q0, int64_t q1) {
-    for (int64_t q = q0; q < q1; ++q) {
-      const int64_t n0 = q * kPanel, nw = std::min<int64_t>(kPanel, N - n0);
-      const __mmask16 m0 = nw >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << nw) - 1);
-      const __mmask16 m1 = nw >= 32 ? 0xFFFF : (nw <= 16 ? 0 : static_cast<__mmask16>((1u << (nw - 16)) - 1));
-      const float* panel = B.data + q * K * kPanel;
-      int64_t r = 0;
-      for (; r + 8 <= M; r += 8)
-        tile<8>(A + r * lda, lda, panel, K, C + r * ldc + n0, ldc, init ? init + r * ldi + n0 : nullptr, ldi, m0, m1);
-      const float* a = A + r * lda;
-      float* c = C + r * ldc + n0;
-      const float* in = init ? init + r * ldi + n0 : nullptr;
-      switch (M - r) {
-        case 7: tile<7>(a, lda, panel, K, c, ldc, in, ldi, m0, m1); break;
-        case 6: tile<6>(a, lda, panel, K, c, ldc, in, ldi, m0, m1); break;
-        case 5: tile<5>(a, lda, panel, K, c, ldc, in, ldi, m0, m1); break;
-        case 4: tile<4>(a, lda, panel, K, c, ldc, in, ldi, m0, m1); break;
-        case 3: tile<3>(a, lda, panel, K, c, ldc, in, ldi, m0, m1); break;
-        case 2: tile<2>(a, lda, panel, K, c, ldc, in, ldi, m0, m1); break;
-        case 1: tile<1>(a, lda, panel, K, c, ldc, in, ldi, m0, m1); break;
-        default: break;
-      }
-    }
+    for (int64_t q = q0; q < q1; ++q) gemm_panel(A, lda, B, q, M, C, ldc, init, ldi);
   });
 #else
   (void)A; (void)lda; (void)B; (void)M; (void)C; (void)ldc; (void)init; (void)ldi;
