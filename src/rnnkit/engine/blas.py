@@ -38,6 +38,8 @@ def _onednn(t: Tensor) -> bool:
 def linear(x: Tensor, w: Tensor, b: Optional[Tensor] = None) -> Tensor:
     """x (N, K) @ w (M, K)^T + b -> (N, M)."""
     if _onednn(x) and (b is None or b.dtype == x.dtype):
+        if not (w.is_contiguous() or w.t().is_contiguous()):
+            w = w.contiguous()  # a strided slice sends oneDNN down a path ~1000x slower
         return _ONEDNN_LINEAR(x, w, b, "none", [], "")
     return torch.nn.functional.linear(x, w, b)
 
@@ -61,8 +63,7 @@ def weight_grad(dy: Tensor, x: Tensor) -> Tensor:
     # oneDNN is fastest with the long axis N as the reduction and the small one as rows;
     # it takes dy^T as a strided view but copies a strided input, so x^T is made here.
     if _onednn(x):
-        # A column slice of dy (row stride > width) sends oneDNN down a path ~1000x slower.
-        return linear(_transposed(x), dy.contiguous().t()).t()
+        return linear(_transposed(x), dy.t()).t()
     return linear(x.t(), dy.t()).t()
 
 
