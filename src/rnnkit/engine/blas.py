@@ -50,21 +50,24 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
 
 
 def _transposed(x: Tensor) -> Tensor:
-    """x (N, K) -> contiguous (K, N): through the compiled loop's parallel transpose when it is loaded."""
+    """x (N, K) or (T, B, K) as T*B rows -> contiguous (K, N): through the compiled loop's
+    parallel transpose when it is loaded."""
     from . import compiled  # compiled imports this module
 
-    if compiled._module is not None and x.dim() == 2 and x.dtype in (torch.float32, torch.float64):
+    if compiled._module is not None and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
         return compiled._module.transpose(x)
-    return x.t().contiguous()
+    return x.reshape(-1, x.shape[-1]).t().contiguous()
 
 
 def weight_grad(dy: Tensor, x: Tensor) -> Tensor:
-    """dy (N, M)^T @ x (N, K) -> (M, K), the gradient of a linear map's weight summed over N rows."""
+    """dy (N, M)^T @ x (N, K) -> (M, K), the gradient of a linear map's weight summed over N rows.
+
+    x may also be (T, B, K), read as its T*B rows in order (any strides)."""
     # oneDNN is fastest with the long axis N as the reduction and the small one as rows;
     # it takes dy^T as a strided view but copies a strided input, so x^T is made here.
     if _onednn(x):
         return linear(_transposed(x), dy.t()).t()
-    return linear(x.t(), dy.t()).t()
+    return linear(x.reshape(-1, x.shape[-1]).t(), dy.t()).t()
 
 
 class Projection(torch.autograd.Function):

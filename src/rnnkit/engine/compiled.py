@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from ..ops import CellSpec, Weights
-from .blas import weight_grad
+from .blas import matmul, weight_grad
 from .contract import backward_outputs, unpack_inputs
 
 _ACT_CODES = {"tanh": 0, "sigmoid": 1, "relu": 2, "hard_sigmoid": 3, "linear": 4}
@@ -184,24 +184,30 @@ class CompiledRecurrence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, spec: CellSpec, tbptt: Optional[int], xw: Tensor, n_state: int, *rest):  # type: ignore[override]
+        # Unlike ``Recurrence``, this loop can also take the raw inputs: when w.weight_ih is
+        # given, xw is x (T, B, F) (any layout with contiguous rows) and each step projects
+        # its own rows with weight_ih and bias_ih (see recurrence.cpp).
         state0, keeps, out_mask, rdm, probe, w = unpack_inputs(n_state, rest)
         need_grad = any(ctx.needs_input_grad)
+        project = w.weight_ih is not None
         kind, act, ract = _kind_code(spec), _ACT_CODES[spec.activation], _ACT_CODES[spec.recurrent_activation]
         keep_h = _c(keeps[0])
         keep_c = _c(keeps[1]) if n_state == 2 else None
         lstm_w = [_c(t) for t in (w.peephole, w.ln_gamma, w.ln_beta, w.ln_cell_gamma, w.ln_cell_beta)]
-        res = _module.forward(kind, act, ract, xw.contiguous(), state0[0].contiguous(),
+        res = _module.forward(kind, act, ract, xw if project else xw.contiguous(), state0[0].contiguous(),
                               _c(state0[1]) if n_state == 2 else None, w.weight_hh.contiguous(), _c(w.bias_hh),
-                              keep_h, keep_c, _c(out_mask), _c(rdm), lstm_w, need_grad)
+                              keep_h, keep_c, _c(out_mask), _c(rdm), lstm_w, need_grad,
+                              _c(w.weight_ih), _c(w.bias_ih) if project else None)
         if not need_grad:
             return tuple(res)
         out, h_hist, c_hist, gates, extra, hin_all, *ln_cache = res
         ctx.codes = (kind, act, ract)
-        ctx.tbptt, ctx.n_state = tbptt, n_state
+        ctx.tbptt, ctx.n_state, ctx.project = tbptt, n_state, project
         ctx.has_probe, ctx.has_b_hh = probe is not None, w.bias_hh is not None
         ctx.weights_present = [x is not None for x in w]
+        x_in = (xw, w.weight_ih) if project else (None, None)
         ctx.save_for_backward(h_hist, c_hist, gates, extra, hin_all, w.weight_hh, keep_h, keep_c, out_mask, rdm,
-                              *lstm_w, *ln_cache)
+                              *x_in, *lstm_w, *ln_cache)
         T = xw.shape[0]
         final = (h_hist[T],) if n_state == 1 else (h_hist[T], c_hist[T])
         return (out, *final)
@@ -209,7 +215,7 @@ class CompiledRecurrence(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, d_out: Tensor, *d_final: Optional[Tensor]):  # type: ignore[override]
-        h_hist, c_hist, gates, extra, hin_all, w_hh, keep_h, keep_c, out_mask, rdm, *rest = ctx.saved_tensors
+        h_hist, c_hist, gates, extra, hin_all, w_hh, keep_h, keep_c, out_mask, rdm, x, w_ih, *rest = ctx.saved_tensors
         lstm_w, ln_cache = list(rest[:5]), list(rest[5:])
         n_state = ctx.n_state
         d_h = d_final[0] if d_final[0] is not None else torch.zeros_like(h_hist[0])
@@ -236,7 +242,13 @@ class CompiledRecurrence(torch.autograd.Function):
             grads["weight_hh"] = weight_grad(dxw.reshape(T * B, G), hin)
         if kind == 1:
             grads.update(_lstm_option_grads(gates, c_hist[:T], dat, dc_in, ln_cache, lstm_w[0] is not None))
+        d_in = dxw
+        if ctx.project:  # the input projection's gradients, one GEMM each over all steps
+            d2 = dxw.reshape(T * B, G)
+            d_in = matmul(d2, w_ih).reshape(T, B, -1) if ctx.needs_input_grad[2] else None
+            grads["weight_ih"] = weight_grad(d2, x)
+            grads["bias_ih"] = d2.sum(0)
         d_weights = [grads.get(name) if present else None for name, present in zip(Weights._fields, ctx.weights_present)]
         d_state0 = (dh0,) if n_state == 1 else (dh0, dc0)
         d_probe = norms if ctx.has_probe else None
-        return backward_outputs(n_state, dxw, d_state0, d_probe, d_weights)
+        return backward_outputs(n_state, d_in, d_state0, d_probe, d_weights)

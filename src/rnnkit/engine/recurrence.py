@@ -159,6 +159,11 @@ def _gates_width(w: Weights) -> int:
     return w.weight_hh.shape[0]
 
 
+def uses_compiled_loop(spec: CellSpec, weights: Weights, like: Tensor, backend: str = "auto") -> bool:
+    """Whether ``run_recurrence`` runs the C++ loop for this configuration."""
+    return backend != "python" and kernels_blocker(spec, weights, like) is None
+
+
 def run_recurrence(
     spec: CellSpec,
     xw: Tensor,
@@ -173,9 +178,12 @@ def run_recurrence(
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Apply the compiled loop where it covers the configuration, else ``Recurrence``.
 
-    Returns (out (T, B, P), final state tuple).
+    With ``weights.weight_ih`` set, ``xw`` is the raw input (T, B, F), which only the compiled
+    loop takes (``uses_compiled_loop`` says whether it applies). Returns (out (T, B, P), final state tuple).
     """
     n = len(state0)
-    fn = Recurrence if backend == "python" or kernels_blocker(spec, weights, xw) is not None else CompiledRecurrence
+    fn = CompiledRecurrence if uses_compiled_loop(spec, weights, xw, backend) else Recurrence
+    if weights.weight_ih is not None and fn is Recurrence:
+        raise ValueError("the Python loop takes projected inputs: pass weights without weight_ih")
     res = fn.apply(spec, tbptt, xw, n, *state0, *keeps, out_mask, rdm, probe, *weights)
     return res[0], tuple(res[1:])

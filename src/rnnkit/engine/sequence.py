@@ -1,8 +1,9 @@
 """Run one cell over a batch-first sequence with the hand-derived BPTT engine.
 
 This is the layer-facing entry point: it checks arguments, turns lengths into a
-mask, reverses time, does the input projection as one GEMM, and hands the time
-loop to ``Recurrence``.
+mask, reverses time and hands the time loop to the compiled loop, which projects
+each step's inputs itself, or else does the input projection as one GEMM and
+hands the loop to the Python ``Recurrence``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from torch import Tensor
 
 from ..ops import CellSpec, Weights
 from .blas import project
-from .recurrence import run_recurrence
+from .recurrence import run_recurrence, uses_compiled_loop
 
 
 def lengths_to_mask(lengths: Tensor, T: int) -> Tensor:
@@ -149,7 +150,12 @@ def run(
     bias = weights.bias_ih
     if spec.folds_hh_bias and weights.bias_hh is not None:
         bias = weights.bias_hh if bias is None else bias + weights.bias_hh
-    xw = project(time_major(x), weights.weight_ih, bias)  # (T, B, G)
+    inner = weights._replace(bias_ih=bias, bias_hh=None if spec.folds_hh_bias else weights.bias_hh)
+    if uses_compiled_loop(spec, weights, x, backend):
+        xw = time_major(x)  # projected step by step inside the compiled loop
+    else:
+        xw = project(time_major(x), weights.weight_ih, bias).contiguous()  # (T, B, G), one GEMM
+        inner = inner._replace(weight_ih=None, bias_ih=None)
 
     out_mask = None
     keeps: list[Optional[Tensor]] = [None] * n_state
@@ -162,11 +168,10 @@ def run(
             z = time_major(z.to(x.dtype))
             keeps[i] = z if out_mask is None else 1 - out_mask * (1 - z)
 
-    inner = weights._replace(weight_ih=None, bias_ih=None, bias_hh=None if spec.folds_hh_bias else weights.bias_hh)
     if probe is not None:
         if probe.shape != (T, n_state) or not probe.requires_grad:
             raise ValueError(f"Argument `probe` must be a (T, n_state) = ({T}, {n_state}) tensor that requires grad")
         probe = probe.flip(0) if reverse else probe
-    out, final = run_recurrence(spec, xw.contiguous(), state0, inner, keeps, out_mask, recurrent_mask, tbptt, probe, backend)
+    out, final = run_recurrence(spec, xw, state0, inner, keeps, out_mask, recurrent_mask, tbptt, probe, backend)
     out = out.flip(0) if reverse else out
     return out.transpose(0, 1), final

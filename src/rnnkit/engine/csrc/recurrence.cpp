@@ -23,6 +23,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <type_traits>
 #include <vector>
 
@@ -162,7 +163,9 @@ struct StepMatrix {
     auto opts = w.options();
     Tensor A = at::from_blob(const_cast<T*>(a), {M, K}, {lda, 1}, opts);
     Tensor C = at::from_blob(out, {M, N}, {ldc, 1}, opts);
-    if (init) {
+    if (init == out && ldi == ldc) {
+      C.addmm_(A, w);  // accumulate in place (the projection already sits in out)
+    } else if (init) {
       Tensor I = at::from_blob(const_cast<T*>(init), {M, N}, {ldi, 1}, opts);
       at::addmm_out(C, I, A, w);
     } else {
@@ -320,8 +323,13 @@ template <typename T> LstmOpts<T> lstm_opts(const OptList& lstm_w) {
 template <typename T>
 std::vector<Tensor> forward_impl(const Codes& c, const Tensor& xw, const Tensor& h0, const Tensor& c0,
                                  const Tensor& w_hh, const Tensor& b_hh, const Tensor& keep_h, const Tensor& keep_c,
-                                 const Tensor& out_mask, const Tensor& rdm, const OptList& lstm_w, bool need_cache) {
-  const int64_t T_ = xw.size(0), B = xw.size(1), G = xw.size(2), H = h0.size(1), BH = B * H;
+                                 const Tensor& out_mask, const Tensor& rdm, const OptList& lstm_w, bool need_cache,
+                                 const Tensor& w_ih, const Tensor& b_x) {
+  // With w_ih, xw is the raw input (T, B, F), any strides with unit stride along F, and each
+  // step projects its own rows (x_t W_ih^T + b_x) just before the recurrent GEMM: no
+  // (T, B, G) projection is ever stored, and the step's input is read while still in cache.
+  const bool project = w_ih.defined();
+  const int64_t T_ = xw.size(0), B = xw.size(1), G = w_hh.size(0), H = h0.size(1), BH = B * H;
   const int64_t kind = c.kind;
   const bool lstm = kind == 1;
   auto opts = xw.options();
@@ -341,12 +349,25 @@ std::vector<Tensor> forward_impl(const Codes& c, const Tensor& xw, const Tensor&
   Tensor extra = kind != 0 ? pooled_empty({T_, B, H}, opts) : Tensor();   // tanh(c) | W_hn h + b_hn | r * h
   Tensor hin_all = rdm.defined() ? pooled_empty({T_, B, H}, opts) : Tensor();
   std::vector<T> hw(kind == 2 ? B * G : 0);
+  // GRU reset-after keeps the input's n part apart from W_hn h, so its projection goes to a
+  // step buffer; the other cells project straight into the step's gate block.
+  std::vector<T> xstep(project && kind == 2 ? B * G : 0);
+  std::optional<StepMatrix<T>> w_x;
+  if (project) w_x.emplace(w_ih.t());
+  const T* BX = b_x.defined() ? b_x.data_ptr<T>() : nullptr;
+  const int64_t x_t = xw.stride(0), x_b = xw.stride(1);
+  // x_t rows for step t: the stored projection (ld G), or the projected ones (ld G) once
+  // project_step has run.
+  auto x_rows = [&](int64_t t, T* g) -> T* {
+    if (!project) return const_cast<T*>(xw.data_ptr<T>()) + t * B * G;
+    return kind == 2 ? xstep.data() : g;
+  };
   // kind 3 multiplies by the r, z rows and the n rows separately; the others by all of W_hh.
   StepMatrix<T> w_main(kind == 3 ? w_hh.narrow(0, 0, 2 * H).t() : w_hh.t());
   StepMatrix<T> w_n(kind == 3 ? w_hh.narrow(0, 2 * H, H).t() : w_hh.narrow(0, 0, 1).t());
   const int64_t khw = keep_h.defined() ? keep_h.size(2) : 0, kcw = keep_c.defined() ? keep_c.size(2) : 0;
 
-  const T* X = xw.data_ptr<T>();
+  const T* XIN = xw.data_ptr<T>();
   T* HH = h_hist.data_ptr<T>();
   T* CH = lstm ? c_hist.data_ptr<T>() : nullptr;
   T* GT = gates.data_ptr<T>();
@@ -372,13 +393,14 @@ std::vector<Tensor> forward_impl(const Codes& c, const Tensor& xw, const Tensor&
       for (int64_t t = 0; t < T_; ++t) {
         const T* hp = HH + t * BH;
         T* hn = HH + (t + 1) * BH;
-        const T* x = X + t * B * G;
         T* g = GT + t * B * G;
+        T* x = x_rows(t, g);
         T* ex = EX ? EX + t * BH : nullptr;
         const T* hin = RDM ? HIN + t * BH : hp;
         for (int64_t k = 0; k < gates_n; ++k) {
           for (int64_t q = j0 / rnnkit::kPanel; q < j1 / rnnkit::kPanel; ++q) {
             const int64_t p = k * UB + q;
+            if (project) w_x->apply_panel(p, XIN + t * x_t, x_b, B, x, G, BX, 0);
             if (kind == 2) {
               w_main.apply_panel(p, hin, H, B, hw.data(), G, BHH, 0);
             } else {
@@ -413,8 +435,9 @@ std::vector<Tensor> forward_impl(const Codes& c, const Tensor& xw, const Tensor&
   for (int64_t t = 0; t < (nt ? 0 : T_); ++t) {
     const T* hp = HH + t * BH;
     T* hn = HH + (t + 1) * BH;
-    const T* x = X + t * B * G;
     T* g = GT + t * B * G;
+    T* x = x_rows(t, g);
+    if (project) w_x->apply(XIN + t * x_t, x_b, B, x, G, BX, 0);
     T* ex = EX ? EX + t * BH : nullptr;
     const T* hin = hp;
     if (RDM) {
@@ -837,12 +860,16 @@ std::vector<Tensor> forward(int64_t kind, int64_t act, int64_t ract, const Tenso
                             const c10::optional<Tensor>& c0, const Tensor& w_hh, const c10::optional<Tensor>& b_hh,
                             const c10::optional<Tensor>& keep_h, const c10::optional<Tensor>& keep_c,
                             const c10::optional<Tensor>& out_mask, const c10::optional<Tensor>& rdm,
-                            const OptList& lstm_w, bool need_cache) {
-  TORCH_CHECK(xw.is_contiguous() && h0.is_contiguous(), "rnnkit kernel: inputs must be contiguous");
-  return AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "rnnkit_forward", [&] {
-    return forward_impl<scalar_t>(Codes{kind, act, ract}, xw, h0, opt_or_undef(c0), w_hh, opt_or_undef(b_hh),
+                            const OptList& lstm_w, bool need_cache, const c10::optional<Tensor>& w_ih,
+                            const c10::optional<Tensor>& b_x) {
+  // xw: (T, B, G) projected inputs, or with w_ih (G, F) the raw (T, B, F) inputs, in any
+  // layout whose rows are contiguous (a batch-first input seen time-major).
+  Tensor x = w_ih.has_value() && xw.stride(2) == 1 ? xw : xw.contiguous();
+  TORCH_CHECK(h0.is_contiguous(), "rnnkit kernel: h0 must be contiguous");
+  return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_forward", [&] {
+    return forward_impl<scalar_t>(Codes{kind, act, ract}, x, h0, opt_or_undef(c0), w_hh, opt_or_undef(b_hh),
                                   opt_or_undef(keep_h), opt_or_undef(keep_c), opt_or_undef(out_mask),
-                                  opt_or_undef(rdm), lstm_w, need_cache);
+                                  opt_or_undef(rdm), lstm_w, need_cache, opt_or_undef(w_ih), opt_or_undef(b_x));
   });
 }
 
@@ -872,11 +899,14 @@ std::vector<Tensor> step(int64_t kind, int64_t act, int64_t ract, const Tensor& 
   });
 }
 
-// x (N, K) -> a contiguous (K, N) copy in a cached buffer. The weight gradients are
-// GEMMs reducing over the N = T*B rows, and oneDNN wants that operand transposed and
-// contiguous; ATen's copy of a transposed view runs on one thread into fresh pages.
+// x (N, K), or (T, B, K) read as its T*B rows in order, -> a contiguous (K, N) copy in a
+// cached buffer. The weight gradients are GEMMs reducing over the N = T*B rows, and oneDNN
+// wants that operand transposed and contiguous; ATen's copy of a transposed view runs on
+// one thread into fresh pages. Any strides: a batch-first input seen time-major is not copied first.
 template <typename T> Tensor transpose_impl(const Tensor& x) {
-  const int64_t N = x.size(0), K = x.size(1);
+  const bool three = x.dim() == 3;
+  const int64_t T_ = three ? x.size(0) : 1, B = three ? x.size(1) : x.size(0), K = x.size(-1), N = T_ * B;
+  const int64_t st = three ? x.stride(0) : 0, sb = x.stride(three ? 1 : 0), sk = x.stride(-1);
   Tensor out = rnnkit::pooled_empty({K, N}, x.options());
   const T* src = x.data_ptr<T>();
   T* dst = out.data_ptr<T>();
@@ -887,8 +917,10 @@ template <typename T> Tensor transpose_impl(const Tensor& x) {
       const int64_t i0 = q * kb, i1 = std::min(N, i0 + kb);
       for (int64_t j0 = 0; j0 < K; j0 += kb) {
         const int64_t j1 = std::min(K, j0 + kb);
-        for (int64_t j = j0; j < j1; ++j)
-          for (int64_t i = i0; i < i1; ++i) dst[j * N + i] = src[i * K + j];
+        for (int64_t i = i0; i < i1; ++i) {
+          const T* row = src + (i / B) * st + (i % B) * sb;
+          for (int64_t j = j0; j < j1; ++j) dst[j * N + i] = row[j * sk];
+        }
       }
     }
   });
@@ -896,9 +928,8 @@ template <typename T> Tensor transpose_impl(const Tensor& x) {
 }
 
 Tensor transpose(const Tensor& x) {
-  TORCH_CHECK(x.dim() == 2, "rnnkit transpose: expected a matrix, got ", x.dim(), " dimensions");
-  Tensor c = x.contiguous();
-  return AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "rnnkit_transpose", [&] { return transpose_impl<scalar_t>(c); });
+  TORCH_CHECK(x.dim() == 2 || x.dim() == 3, "rnnkit transpose: expected 2 or 3 dimensions, got ", x.dim());
+  return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_transpose", [&] { return transpose_impl<scalar_t>(x); });
 }
 
 // The step's weights bound once, so a streaming loop passes only x and the state.
