@@ -114,6 +114,16 @@ template <typename T> void mix_row(T* nw, const T* old, const T* keep, int64_t k
   }
 }
 
+// dst[j] += src[j * sj] * m for j < n; sj is 1 or 0 (a broadcast row).
+template <typename T> void add_scaled(T* dst, const T* src, int64_t sj, T m, int64_t n) {
+  if (sj == 1) {
+    for (int64_t j = 0; j < n; ++j) dst[j] += src[j] * m;
+  } else {
+    const T v = src[0] * m;
+    for (int64_t j = 0; j < n; ++j) dst[j] += v;
+  }
+}
+
 template <typename F> void for_rows(int64_t B, int64_t work_per_row, const F& f) {
   // Threads only pay off once a step has enough elementwise work.
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, work_per_row));
@@ -345,7 +355,9 @@ std::vector<Tensor> forward_impl(const Codes& c, const Tensor& xw, const Tensor&
   h_hist[0].copy_(h0);
   Tensor c_hist = lstm ? pooled_empty({T_ + 1, B, H}, opts) : Tensor();
   if (lstm) c_hist[0].copy_(c0);
-  Tensor gates = pooled_empty({T_, B, G}, opts);                          // activated gates per step
+  // Activated gates per step. An Elman cell without a keep mix has h_t = f(a_t) exactly,
+  // so its gates are h_hist[1:] itself: the GEMM and the activation write h_t in place.
+  Tensor gates = kind == 0 && !keep_h.defined() ? h_hist.narrow(0, 1, T_) : pooled_empty({T_, B, G}, opts);
   Tensor extra = kind != 0 ? pooled_empty({T_, B, H}, opts) : Tensor();   // tanh(c) | W_hn h + b_hn | r * h
   Tensor hin_all = rdm.defined() ? pooled_empty({T_, B, H}, opts) : Tensor();
   std::vector<T> hw(kind == 2 ? B * G : 0);
@@ -664,8 +676,9 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
   auto opts = gates.options();
   // Rows of d_out are read in place when each is contiguous (the gradient of a batch-first
   // output seen time-major); only other layouts, such as an expanded gradient, are copied.
-  if (d_out.stride(2) != 1) d_out = d_out.contiguous();
-  const int64_t do_t = d_out.stride(0), do_b = d_out.stride(1);
+  // A broadcast gradient (stride 0 along H, e.g. of out.sum()) is read in place as well.
+  if (d_out.stride(2) != 1 && d_out.stride(2) != 0) d_out = d_out.contiguous();
+  const int64_t do_t = d_out.stride(0), do_b = d_out.stride(1), do_j = d_out.stride(2);
   using rnnkit::pooled_empty;
   Tensor dxw = pooled_empty({T_, B, G}, opts);
   Tensor dhw_all = kind == 2 ? pooled_empty({T_, B, G}, opts) : Tensor();
@@ -710,11 +723,10 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
         T* dhw = DHW ? DHW + t * B * G : nullptr;
         // This thread's units only: the output gradient, the keep split, the gate math.
         for (int64_t b = 0; b < B; ++b) {
-          const T* dot = DO + t * do_t + b * do_b + j0;
+          const T* dot = DO + t * do_t + b * do_b + j0 * do_j;
           T* dhb = DH + b * H + j0;
           T* dnb = dnew.data() + b * H + j0;
-          const T m = OM ? OM[t * B + b] : T(1);
-          for (int64_t j = 0; j < n; ++j) dhb[j] += dot[j] * m;
+          add_scaled(dhb, dot, do_j, OM ? OM[t * B + b] : T(1), n);
           if (KH) {
             const T* k = KH + (t * B + b) * khw;
             for (int64_t j = 0; j < n; ++j) {
@@ -781,13 +793,7 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
     // (zero on masked steps, whose output is zero).
     for (int64_t b = 0; b < B; ++b) {
       const T* dot = DO + t * do_t + b * do_b;
-      T* dhb = DH + b * H;
-      if (OM) {
-        const T m = OM[t * B + b];
-        for (int64_t j = 0; j < H; ++j) dhb[j] += dot[j] * m;
-      } else {
-        for (int64_t j = 0; j < H; ++j) dhb[j] += dot[j];
-      }
+      add_scaled(DH + b * H, dot, do_j, OM ? OM[t * B + b] : T(1), H);
     }
     if (NORMS) {
       double sh = 0, sc = 0;
