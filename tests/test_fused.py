@@ -267,3 +267,28 @@ def test_fused_rejects_bad_arguments_like_the_engine():
             run_layer(cell.spec, x, cell.weights(), bad, implementation=impl)
         with pytest.raises(TypeError, match="`x`"):
             run_layer(cell.spec, x.to(torch.int64), cell.weights(), implementation=impl)
+
+
+@pytest.mark.parametrize(
+    "kind, B, H, grad, fused",
+    [
+        ("lstm", 32, 128, True, True),  # below batch x hidden = 8192 oneDNN trains faster
+        ("lstm", 64, 128, True, False),  # at and above it the engine does
+        ("lstm", 64, 128, False, True),  # at inference oneDNN is faster at every measured size
+        ("gru", 32, 128, True, False),
+        ("rnn", 32, 128, False, False),
+    ],
+)
+def test_auto_follows_the_measured_rule(monkeypatch, kind, B, H, grad, fused):
+    from rnnkit import recurrent
+
+    if engine.compiled.load_kernels() is None:
+        pytest.skip("without the C++ loop auto always prefers torch's kernels")
+    calls = []
+    real = recurrent.run_fused
+    monkeypatch.setattr(recurrent, "run_fused", lambda *a, **k: calls.append(1) or real(*a, **k))
+    cell = RecurrentCell(kind, 4, H)
+    x = torch.randn(B, 3, 4)
+    with torch.set_grad_enabled(grad):
+        recurrent.run_layer(cell.spec, x, cell.weights(), implementation="auto")
+    assert bool(calls) == fused

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+import torch
 from torch import Tensor
 
 from . import engine
@@ -21,16 +22,32 @@ IMPLEMENTATIONS = ("auto", "fused", "bptt")
 
 
 
-def auto_prefers_fused(kind: str, padded: bool) -> bool:
+# An LSTM training step with at least this many batch x hidden units runs faster in the
+# engine than in oneDNN's fused LSTM (BENCHMARKS.md, "The auto rule").
+_LSTM_ENGINE_MIN_BH = 8192
+
+
+def auto_prefers_fused(kind: str, padded: bool, batch: int = 0, hidden: int = 0, training: bool = False) -> bool:
     """The rule "auto" follows where both paths are exact (measured in BENCHMARKS.md).
 
-    With the engine's C++ loop, only an unpadded LSTM is faster in torch's kernel
-    (oneDNN); GRU, SimpleRNN and any padded batch (torch's PackedSequence) are faster
-    in ours. Without the C++ loop, torch's kernels beat the Python loop everywhere.
+    With the engine's C++ loop, torch's kernel (oneDNN) is faster only for an unpadded
+    LSTM at inference, or in training below batch x hidden = 8192 (e.g. 32 x 128); GRU,
+    SimpleRNN and any padded batch (torch's PackedSequence) are faster in ours. Without
+    the C++ loop, torch's kernels beat the Python loop everywhere.
     """
     if engine.compiled.load_kernels() is None:
         return True
-    return kind == "lstm" and not padded
+    if kind != "lstm" or padded:
+        return False
+    return not (training and batch * hidden >= _LSTM_ENGINE_MIN_BH)
+
+
+def _auto_size(x: Tensor, weights: Weights) -> tuple[int, int, bool]:
+    """(batch, hidden, training) for ``auto_prefers_fused``; a malformed x is left to the checks."""
+    if not isinstance(x, Tensor) or x.dim() != 3:
+        return 0, 0, False
+    training = torch.is_grad_enabled() and (x.requires_grad or any(w is not None and w.requires_grad for w in weights))
+    return x.shape[0], weights.weight_hh.shape[1], training
 
 
 def check_implementation(implementation: str) -> str:
@@ -64,7 +81,8 @@ def run_layer(
     check_implementation(implementation)
     if implementation == "fused" and probe is not None:
         raise ValueError("implementation='fused' cannot report gradient flow (`probe`); use 'bptt' or 'auto'")
-    if implementation == "fused" or (implementation == "auto" and probe is None and auto_prefers_fused(spec.kind, False)):
+    size = _auto_size(x, weights)
+    if implementation == "fused" or (implementation == "auto" and probe is None and auto_prefers_fused(spec.kind, False, *size)):
         engine.sequence.check_input(x, weights.weight_ih.shape[1], dtype=weights.weight_ih.dtype)
         B, T = x.shape[:2]
         if mask is not None:
@@ -82,7 +100,7 @@ def run_layer(
         blocker = blocker or fuse_blocker(
             spec, weights, lengths=lengths, tbptt=tbptt, recurrent_mask=recurrent_mask, zoneout=zoneout, seq_len=T
         )
-        if blocker is None and (implementation == "fused" or auto_prefers_fused(spec.kind, lengths is not None)):
+        if blocker is None and (implementation == "fused" or auto_prefers_fused(spec.kind, lengths is not None, *size)):
             if state0 is None:
                 state0 = engine.sequence.default_state(spec, weights, x)
             else:

@@ -918,7 +918,8 @@ template <typename T> Tensor transpose_impl(const Tensor& x) {
   T* dst = out.data_ptr<T>();
   constexpr int64_t kb = 32;
   const int64_t row_blocks = (N + kb - 1) / kb;
-  at::parallel_for(0, row_blocks, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, K)), [&](int64_t q0, int64_t q1) {
+  // ~16K elements per chunk: the source is usually cold, so even small copies gain from both cores.
+  at::parallel_for(0, row_blocks, std::max<int64_t>(1, 16384 / (kb * std::max<int64_t>(1, K))), [&](int64_t q0, int64_t q1) {
     for (int64_t q = q0; q < q1; ++q) {
       const int64_t i0 = q * kb, i1 = std::min(N, i0 + kb);
       for (int64_t j0 = 0; j0 < K; j0 += kb) {
