@@ -222,7 +222,7 @@ class CompiledRecurrence(torch.autograd.Function):
         d_c = None
         if n_state == 2:
             d_c = d_final[1] if d_final[1] is not None else torch.zeros_like(c_hist[0])
-        dxw, dh0, dc0, dhw, norms, dat, dc_in = _module.backward(
+        dxw, dh0, dc0, dhw, norms, dat, dc_in, db_x, db_h = _module.backward(
             *ctx.codes, d_out, d_h.contiguous(), _c(d_c), h_hist, c_hist, gates, extra, hin_all,
             w_hh.contiguous(), keep_h, keep_c, _c(out_mask), rdm, lstm_w, ln_cache, ctx.tbptt or 0, ctx.has_probe)
         T, B, G = dxw.shape
@@ -233,7 +233,7 @@ class CompiledRecurrence(torch.autograd.Function):
         if kind == 2:  # GRU reset-after: W_hh sees d(W_hh h + b_hh), not dxw
             dhw = dhw.reshape(T * B, G)
             grads["weight_hh"] = weight_grad(dhw, hin)
-            grads["bias_hh"] = dhw.sum(0) if ctx.has_b_hh else None
+            grads["bias_hh"] = (dhw.sum(0) if db_h is None else db_h) if ctx.has_b_hh else None
         elif kind == 3:  # GRU reset-before: the n rows multiply r * h
             d2 = dxw.reshape(T * B, G)
             rh = extra.reshape(T * B, H)
@@ -247,7 +247,7 @@ class CompiledRecurrence(torch.autograd.Function):
             d2 = dxw.reshape(T * B, G)
             d_in = matmul(d2, w_ih).reshape(T, B, -1) if ctx.needs_input_grad[2] else None
             grads["weight_ih"] = weight_grad(d2, x)
-            grads["bias_ih"] = d2.sum(0)
+            grads["bias_ih"] = d2.sum(0) if db_x is None else db_x
         d_weights = [grads.get(name) if present else None for name, present in zip(Weights._fields, ctx.weights_present)]
         d_state0 = (dh0,) if n_state == 1 else (dh0, dc0)
         d_probe = norms if ctx.has_probe else None

@@ -709,8 +709,15 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
   double* NORMS = want_norms ? norms.data_ptr<double>() : nullptr;
 
   const int nt = want_norms ? 0 : unit_threads<T>(kind, B, H, G, lo.peep || lo.ln_g || lo.lnc_g);
+  // The unit-split loop also sums the bias gradients (of dxw, and of dhw for GRU) while
+  // each step's rows are in cache; each thread owns its columns, so no two threads add
+  // to the same sum. Other loops leave them to the caller.
+  Tensor db_x = nt ? at::zeros({G}, opts.dtype(at::kDouble)) : Tensor();
+  Tensor db_h = nt && kind == 2 ? at::zeros({G}, opts.dtype(at::kDouble)) : Tensor();
   if (nt) {
     const int64_t UB = H / rnnkit::kPanel;
+    double* DBX = db_x.data_ptr<double>();
+    double* DBH = db_h.defined() ? db_h.data_ptr<double>() : nullptr;
 #pragma omp parallel num_threads(nt)
     {
       const int64_t id = thread_index();
@@ -759,6 +766,16 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
                           static_cast<T*>(nullptr));
           } else {
             gru_back_row(c, gb, ex + b * H + j0, hp + b * H + j0, dnb, dhb, dxb, dhw + b * G + j0, n, H);
+          }
+          for (int64_t k = 0; k < G / H; ++k) {
+            double* acc = DBX + k * H + j0;
+            const T* d = dxb + k * H;
+            for (int64_t j = 0; j < n; ++j) acc[j] += d[j];
+            if (DBH) {
+              double* acc_h = DBH + k * H + j0;
+              const T* dh_ = dhw + b * G + j0 + k * H;
+              for (int64_t j = 0; j < n; ++j) acc_h[j] += dh_[j];
+            }
           }
         }
 #pragma omp barrier
@@ -859,7 +876,8 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
   }
   // The weight gradients are one GEMM each over all steps; the caller does them (engine/blas.py).
   return {dxw, dh, lstm ? dc : Tensor(), kind == 2 ? dhw_all : Tensor(), want_norms ? norms.to(opts.dtype()) : Tensor(),
-          dat_all, dcin_all};
+          dat_all, dcin_all, db_x.defined() ? db_x.to(opts.dtype()) : Tensor(),
+          db_h.defined() ? db_h.to(opts.dtype()) : Tensor()};
 }
 
 std::vector<Tensor> forward(int64_t kind, int64_t act, int64_t ract, const Tensor& xw, const Tensor& h0,
