@@ -684,6 +684,13 @@ def test_compiled_loop_on_two_threads_equals_one_thread_in_float32(name, opt):
         kw["tbptt"] = 2
     one_v, one_g = _run_threads(1, cell, kw, x)
     two_v, two_g = _run_threads(2, cell, kw, x)
+    torch.set_num_threads(2)
+    try:
+        with torch.no_grad():  # the inference loop, which keeps no caches
+            two_v["out (no grad)"] = engine.run(cell.spec, x, cell.weights(), **kw)[0]
+    finally:
+        torch.set_num_threads(1)
+    one_v["out (no grad)"] = one_v["out"]
     for k in one_v:
         torch.testing.assert_close(two_v[k], one_v[k], rtol=1e-6, atol=1e-6, msg=k)
     for k in one_g:
@@ -769,3 +776,17 @@ def test_a_broadcast_output_gradient_equals_the_same_gradient_materialised(name,
             out.sum().backward()
         grads.append(xl.grad)
     torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("opt", ["plain", "mask_holes", "zoneout_inference", "reverse+lengths"])
+@pytest.mark.parametrize("name", ["rnn_tanh", "lstm", "lstm_peephole", "gru_reset_after", "gru_reset_before"])
+def test_inference_without_caches_gives_the_training_forward_bit_for_bit(name, opt):
+    # Without autograd the compiled loop keeps only one step of gates and two of the cell.
+    cell = make_cell(name)
+    x, state0, kw, _ = build_inputs(cell, OPTIONS[opt])
+    with torch.no_grad():
+        out_i, fin_i = engine.run(cell.spec, x, cell.weights(), state0, **kw)
+    out_t, fin_t = engine.run(cell.spec, x.clone().requires_grad_(True), cell.weights(), state0, **kw)
+    assert torch.equal(out_i, out_t.detach())
+    for a, b in zip(fin_i, fin_t):
+        assert torch.equal(a, b.detach())

@@ -353,12 +353,18 @@ std::vector<Tensor> forward_impl(const Codes& c, const Tensor& xw, const Tensor&
   lo.rstd_c = rstd_c.defined() ? rstd_c.data_ptr<T>() : nullptr;
   Tensor h_hist = pooled_empty({T_ + 1, B, H}, opts);
   h_hist[0].copy_(h0);
-  Tensor c_hist = lstm ? pooled_empty({T_ + 1, B, H}, opts) : Tensor();
+  // Without a backward to feed (inference), gates and extra keep one step and the cell two:
+  // the loop then writes a sixth of the memory for an LSTM.
+  const int64_t c_rows = need_cache ? T_ + 1 : 2, g_rows = need_cache ? T_ : 1;
+  auto c_row = [&](int64_t t) { return need_cache ? t : t & 1; };
+  Tensor c_hist = lstm ? pooled_empty({c_rows, B, H}, opts) : Tensor();
   if (lstm) c_hist[0].copy_(c0);
   // Activated gates per step. An Elman cell without a keep mix has h_t = f(a_t) exactly,
   // so its gates are h_hist[1:] itself: the GEMM and the activation write h_t in place.
-  Tensor gates = kind == 0 && !keep_h.defined() ? h_hist.narrow(0, 1, T_) : pooled_empty({T_, B, G}, opts);
-  Tensor extra = kind != 0 ? pooled_empty({T_, B, H}, opts) : Tensor();   // tanh(c) | W_hn h + b_hn | r * h
+  const bool gates_are_h = kind == 0 && !keep_h.defined();
+  Tensor gates = gates_are_h ? h_hist.narrow(0, 1, T_) : pooled_empty({g_rows, B, G}, opts);
+  Tensor extra = kind != 0 ? pooled_empty({g_rows, B, H}, opts) : Tensor();   // tanh(c) | W_hn h + b_hn | r * h
+  const int64_t g_step = gates_are_h || need_cache ? B * G : 0, ex_step = need_cache ? BH : 0;
   Tensor hin_all = rdm.defined() ? pooled_empty({T_, B, H}, opts) : Tensor();
   std::vector<T> hw(kind == 2 ? B * G : 0);
   // GRU reset-after keeps the input's n part apart from W_hn h, so its projection goes to a
@@ -405,9 +411,9 @@ std::vector<Tensor> forward_impl(const Codes& c, const Tensor& xw, const Tensor&
       for (int64_t t = 0; t < T_; ++t) {
         const T* hp = HH + t * BH;
         T* hn = HH + (t + 1) * BH;
-        T* g = GT + t * B * G;
+        T* g = GT + t * g_step;
         T* x = x_rows(t, g);
-        T* ex = EX ? EX + t * BH : nullptr;
+        T* ex = EX ? EX + t * ex_step : nullptr;
         const T* hin = RDM ? HIN + t * BH : hp;
         for (int64_t k = 0; k < gates_n; ++k) {
           for (int64_t q = j0 / rnnkit::kPanel; q < j1 / rnnkit::kPanel; ++q) {
@@ -427,8 +433,8 @@ std::vector<Tensor> forward_impl(const Codes& c, const Tensor& xw, const Tensor&
           if (kind == 0) {
             rnn_row(c, gb, hnb, n);
           } else if (kind == 1) {
-            const T* cpb = CH + t * BH + b * H + j0;
-            T* cnb = CH + (t + 1) * BH + b * H + j0;
+            const T* cpb = CH + c_row(t) * BH + b * H + j0;
+            T* cnb = CH + c_row(t + 1) * BH + b * H + j0;
             lstm_row(c, gb, cpb, cnb, ex + b * H + j0, hnb, n, H, lo, t * B + b);
             if (KC) mix_row(cnb, cpb, KC + (t * B + b) * kcw + (kcw == 1 ? 0 : j0), kcw, n);
           } else {
@@ -447,10 +453,10 @@ std::vector<Tensor> forward_impl(const Codes& c, const Tensor& xw, const Tensor&
   for (int64_t t = 0; t < (nt ? 0 : T_); ++t) {
     const T* hp = HH + t * BH;
     T* hn = HH + (t + 1) * BH;
-    T* g = GT + t * B * G;
+    T* g = GT + t * g_step;
     T* x = x_rows(t, g);
     if (project) w_x->apply(XIN + t * x_t, x_b, B, x, G, BX, 0);
-    T* ex = EX ? EX + t * BH : nullptr;
+    T* ex = EX ? EX + t * ex_step : nullptr;
     const T* hin = hp;
     if (RDM) {
       T* dst = HIN + t * BH;
@@ -478,8 +484,8 @@ std::vector<Tensor> forward_impl(const Codes& c, const Tensor& xw, const Tensor&
       if (kind == 0) {
         rnn_row(c, gb, hnb, H);
       } else if (kind == 1) {
-        const T* cpb = CH + t * BH + b * H;
-        T* cnb = CH + (t + 1) * BH + b * H;
+        const T* cpb = CH + c_row(t) * BH + b * H;
+        T* cnb = CH + c_row(t + 1) * BH + b * H;
         lstm_row(c, gb, cpb, cnb, ex + b * H, hnb, H, H, lo, t * B + b);
         if (KC) mix_row(cnb, cpb, KC + (t * B + b) * kcw, kcw, H);
       } else if (kind == 2) {
@@ -499,7 +505,7 @@ std::vector<Tensor> forward_impl(const Codes& c, const Tensor& xw, const Tensor&
   }
   if (!need_cache) {
     std::vector<Tensor> res{out, h_hist[T_].clone()};
-    if (lstm) res.push_back(c_hist[T_].clone());
+    if (lstm) res.push_back(c_hist[c_row(T_)].clone());
     return res;
   }
   return {out, h_hist, lstm ? c_hist : Tensor(), gates, extra.defined() ? extra : Tensor(),
