@@ -11,6 +11,8 @@ Suites (ratio = peer time / rnnkit time, so > 1 means rnnkit is faster):
              loop of the same math (torch has no fused kernel for these).
     stack    rnnkit.nn 2-layer and bidirectional modules vs torch.nn's.
     stream   one step at B=1 (stateful streaming) vs torch.nn.LSTMCell / GRUCell.
+    peers    training step vs JAX (jit, lax.scan) and Keras 3 on its torch backend, each
+             only if installed (pip install jax keras; never a test dependency).
     memory   peak RSS of 3 training steps above the RSS before the first full-size step,
              in fresh subprocesses.
 """
@@ -182,6 +184,87 @@ def suite_stack(args) -> Iterator[tuple[str, str, Fn, Fn]]:
                        lambda m=ours_m, x=x: _loss_backward(*m(x)))
 
 
+def _jax_train_step(kind: str, cell: RecurrentCell, x: torch.Tensor):
+    """A jit-compiled JAX training step (lax.scan, projection hoisted) with rnnkit's weights, or None."""
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        return None
+    params = {k: jnp.asarray(getattr(cell, k).detach().numpy()) for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+    xs = jnp.asarray(x.detach().numpy().transpose(1, 0, 2))  # (T, B, F)
+    B, H = x.shape[0], cell.hidden_size
+
+    def step(carry, xw, p):
+        h = carry[0]
+        hw = h @ p["weight_hh"].T + p["bias_hh"]
+        if kind == "lstm":
+            i, f, g, o = jnp.split(xw + hw, 4, axis=-1)
+            c = jax.nn.sigmoid(f) * carry[1] + jax.nn.sigmoid(i) * jnp.tanh(g)
+            h = jax.nn.sigmoid(o) * jnp.tanh(c)
+            return (h, c), h
+        if kind == "gru":
+            xr, xz, xn = jnp.split(xw, 3, axis=-1)
+            hr, hz, hn = jnp.split(hw, 3, axis=-1)
+            r, z = jax.nn.sigmoid(xr + hr), jax.nn.sigmoid(xz + hz)
+            n = jnp.tanh(xn + r * hn)
+            h = (1 - z) * n + z * h
+            return (h,), h
+        h = jnp.tanh(xw + hw)
+        return (h,), h
+
+    def loss(p, xs):
+        xw = xs @ p["weight_ih"].T + p["bias_ih"]
+        carry0 = tuple(jnp.zeros((B, H), xs.dtype) for _ in range(2 if kind == "lstm" else 1))
+        final, outs = jax.lax.scan(lambda c, xt: step(c, xt, p), carry0, xw)
+        return outs.sum() + sum(f.sum() for f in final)
+
+    grad = jax.jit(jax.grad(loss, argnums=(0, 1)))
+    return lambda: jax.block_until_ready(grad(params, xs))
+
+
+def _keras_train_step(kind: str, hidden: int, x: torch.Tensor):
+    """Keras 3 on its torch backend: the layer's forward and torch autograd's backward, or None."""
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    try:
+        import keras
+    except ImportError:
+        return None
+    if keras.backend.backend() != "torch":
+        return None
+    layer_cls = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "rnn": keras.layers.SimpleRNN}[kind]
+    layer = layer_cls(hidden, return_sequences=True, return_state=True)
+    layer(x[:1].detach())  # build
+
+    def step():
+        out, *states = layer(x)
+        (out.sum() + sum(s.sum() for s in states)).backward()
+
+    return step
+
+
+def suite_peers(args) -> Iterator[tuple[str, str, Fn, Fn]]:
+    """rnnkit (implementation="auto") against JAX and Keras, where they are installed."""
+    for kind in args.cells:
+        for cfg_name in args.configs:
+            c = CONFIGS[cfg_name]
+            torch.manual_seed(0)
+            cell = RecurrentCell(kind, c["I"], c["H"])
+            x = torch.randn(c["B"], c["T"], c["I"], requires_grad=True)
+
+            def ours(cell=cell, x=x):
+                _loss_backward(*run_layer(cell.spec, x, cell.weights(), implementation="auto"))
+
+            jax_step = _jax_train_step(kind, cell, x)
+            if jax_step is not None:
+                yield f"{kind} {cfg_name} train", "JAX jit (lax.scan)", jax_step, ours
+            keras_step = _keras_train_step(kind, c["H"], x)
+            if keras_step is not None:
+                yield f"{kind} {cfg_name} train", "Keras 3 (torch backend)", keras_step, ours
+
+
 def suite_stream(args) -> Iterator[tuple[str, str, Fn, Fn]]:
     H = 128
     for kind, ref_cls in (("lstm", torch.nn.LSTMCell), ("gru", torch.nn.GRUCell)):
@@ -251,12 +334,13 @@ def run_memory(args) -> None:
 
 
 SUITES = {"core": suite_core, "masked": suite_masked, "variants": suite_variants, "stack": suite_stack,
+          "peers": suite_peers,
           "stream": suite_stream}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--suites", default="core,masked,variants,stack,stream,memory")
+    parser.add_argument("--suites", default="core,masked,variants,stack,stream,peers,memory")
     parser.add_argument("--cells", default="lstm,gru,rnn")
     parser.add_argument("--configs", default="S,M,L")
     parser.add_argument("--impls", default="bptt,auto")
