@@ -790,3 +790,29 @@ def test_inference_without_caches_gives_the_training_forward_bit_for_bit(name, o
     assert torch.equal(out_i, out_t.detach())
     for a, b in zip(fin_i, fin_t):
         assert torch.equal(a, b.detach())
+
+
+def test_rnnkit_pool_mb_zero_keeps_nothing():
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        "from rnnkit import engine\n"
+        "from rnnkit.cells import RecurrentCell\n"
+        "from rnnkit.engine import compiled\n"
+        "if compiled.load_kernels() is None:\n"
+        "    print('skip')\n"
+        "else:\n"
+        "    cell = RecurrentCell('gru', 32, 256)\n"
+        "    x = torch.randn(64, 40, 32, requires_grad=True)\n"
+        "    for _ in range(2):\n"
+        "        engine.run(cell.spec, x, cell.weights())[0].sum().backward()\n"
+        "    print(compiled._module.pool_cached_bytes())\n"
+    )
+    env = {**__import__("os").environ, "RNNKIT_POOL_MB": "0"}
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    last = res.stdout.strip().splitlines()[-1]
+    if last == "skip":
+        pytest.skip("no compiled loop")
+    assert last == "0"
