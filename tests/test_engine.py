@@ -816,3 +816,24 @@ def test_rnnkit_pool_mb_zero_keeps_nothing():
     if last == "skip":
         pytest.skip("no compiled loop")
     assert last == "0"
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru_reset_after", "gru_reset_before", "rnn_tanh"])
+def test_frozen_weights_get_no_gradient_and_the_rest_are_unchanged(name):
+    cell = make_cell(name)
+    x = torch.randn(B, T, F_IN, dtype=DTYPE, requires_grad=True)
+    out, _ = engine.run(cell.spec, x, cell.weights())
+    out.sum().backward()
+    full = {n: p.grad.clone() for n, p in cell.named_parameters()}
+    dx = x.grad.clone()
+    cell.zero_grad(set_to_none=True)
+    x.grad = None
+    cell.weight_ih.requires_grad_(False)
+    cell.weight_hh.requires_grad_(False)
+    out, _ = engine.run(cell.spec, x, cell.weights())
+    out.sum().backward()
+    assert cell.weight_ih.grad is None and cell.weight_hh.grad is None
+    torch.testing.assert_close(x.grad, dx, rtol=0, atol=0)
+    for n, p in cell.named_parameters():
+        if p.requires_grad:
+            torch.testing.assert_close(p.grad, full[n], rtol=0, atol=0)

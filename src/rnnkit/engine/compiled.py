@@ -229,25 +229,31 @@ class CompiledRecurrence(torch.autograd.Function):
         H = h_hist.shape[-1]
         hin = (hin_all if hin_all is not None else h_hist[:T]).reshape(T * B, H)
         kind = ctx.codes[0]
+        # Frozen weights (requires_grad=False) cost no GEMM.
+        wants = dict(zip(Weights._fields, ctx.needs_input_grad[7 + 2 * n_state :]))
         grads = {}
-        if kind == 2:  # GRU reset-after: W_hh sees d(W_hh h + b_hh), not dxw
-            dhw = dhw.reshape(T * B, G)
-            grads["weight_hh"] = weight_grad(dhw, hin)
-            grads["bias_hh"] = (dhw.sum(0) if db_h is None else db_h) if ctx.has_b_hh else None
+        if not wants["weight_hh"]:
+            pass
+        elif kind == 2:  # GRU reset-after: W_hh sees d(W_hh h + b_hh), not dxw
+            grads["weight_hh"] = weight_grad(dhw.reshape(T * B, G), hin)
         elif kind == 3:  # GRU reset-before: the n rows multiply r * h
             d2 = dxw.reshape(T * B, G)
             rh = extra.reshape(T * B, H)
             grads["weight_hh"] = torch.cat([weight_grad(d2[:, : 2 * H], hin), weight_grad(d2[:, 2 * H :], rh)])
         else:
             grads["weight_hh"] = weight_grad(dxw.reshape(T * B, G), hin)
+        if kind == 2 and ctx.has_b_hh and wants["bias_hh"]:
+            grads["bias_hh"] = dhw.reshape(T * B, G).sum(0) if db_h is None else db_h
         if kind == 1:
             grads.update(_lstm_option_grads(gates, c_hist[:T], dat, dc_in, ln_cache, lstm_w[0] is not None))
         d_in = dxw
         if ctx.project:  # the input projection's gradients, one GEMM each over all steps
             d2 = dxw.reshape(T * B, G)
             d_in = matmul(d2, w_ih).reshape(T, B, -1) if ctx.needs_input_grad[2] else None
-            grads["weight_ih"] = weight_grad(d2, x)
-            grads["bias_ih"] = d2.sum(0) if db_x is None else db_x
+            if wants["weight_ih"]:
+                grads["weight_ih"] = weight_grad(d2, x)
+            if wants["bias_ih"]:
+                grads["bias_ih"] = d2.sum(0) if db_x is None else db_x
         d_weights = [grads.get(name) if present else None for name, present in zip(Weights._fields, ctx.weights_present)]
         d_state0 = (dh0,) if n_state == 1 else (dh0, dc0)
         d_probe = norms if ctx.has_probe else None
