@@ -837,3 +837,22 @@ def test_frozen_weights_get_no_gradient_and_the_rest_are_unchanged(name):
     for n, p in cell.named_parameters():
         if p.requires_grad:
             torch.testing.assert_close(p.grad, full[n], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru_reset_after"])
+def test_probe_norms_on_two_threads_equal_one_thread(name):
+    # The probe's per-step norms are summed per thread's rows and combined after the loop.
+    cell = make_cell(name, dtype=torch.float32, input_size=8, hidden_size=64)
+    x = torch.randn(128, 5, 8, generator=torch.Generator().manual_seed(0))
+    norms = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        try:
+            probe = torch.zeros(5, cell.spec.n_states, requires_grad=True)
+            out, _ = engine.run(cell.spec, x, cell.weights(), probe=probe)
+            out.pow(2).sum().backward()
+            norms.append(probe.grad)
+        finally:
+            torch.set_num_threads(1)
+    torch.testing.assert_close(norms[1], norms[0], rtol=1e-5, atol=1e-6)
+    assert norms[0].abs().sum() > 0

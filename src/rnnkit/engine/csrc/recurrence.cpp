@@ -12,6 +12,7 @@
 
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
+#include <ATen/ThreadLocalState.h>
 
 #if defined(_OPENMP)
 #include <omp.h>
@@ -23,11 +24,35 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <exception>
+#include <mutex>
 #include <optional>
 #include <type_traits>
 #include <vector>
 
 using at::Tensor;
+
+namespace rnnkit_detail {
+// Keeps the first exception thrown on any thread of a parallel region, to rethrow after it.
+class FirstError {
+ public:
+  template <typename F> void run(const F& f) {
+    try {
+      f();
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!error_) error_ = std::current_exception();
+    }
+  }
+  void rethrow() const {
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  std::mutex mu_;
+  std::exception_ptr error_;
+};
+}  // namespace rnnkit_detail
 
 namespace {
 
@@ -124,6 +149,14 @@ template <typename T> void add_scaled(T* dst, const T* src, int64_t sj, T m, int
   }
 }
 
+// Rows [b0, b1): split across threads with parallel_for (serial inside a parallel region).
+template <typename F> void for_row_range(int64_t b0, int64_t b1, int64_t work_per_row, const F& f) {
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, work_per_row));
+  at::parallel_for(b0, b1, grain, [&](int64_t r0, int64_t r1) {
+    for (int64_t b = r0; b < r1; ++b) f(b);
+  });
+}
+
 template <typename F> void for_rows(int64_t B, int64_t work_per_row, const F& f) {
   // Threads only pay off once a step has enough elementwise work.
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, work_per_row));
@@ -203,6 +236,26 @@ template <typename T> int unit_threads(int64_t kind, int64_t B, int64_t H, int64
   (void)kind; (void)B; (void)H; (void)G; (void)options;
   return 0;
 #endif
+}
+
+// Threads for the batch-split loops, or 1: each thread runs its own rows through the whole
+// sequence (rows never interact), with no synchronisation at all. For the configurations the
+// unit split does not cover (layer norm, peepholes, GRU reset-before, the gradient probe,
+// double, H not a multiple of 32); each thread's rows stay a multiple of the 8-row GEMM tile.
+inline int batch_threads(int64_t B, int64_t H, int64_t G) {
+#if defined(_OPENMP)
+  if (B * H * G < (1 << 16) || at::in_parallel_region()) return 1;
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), B / 8)));
+#else
+  (void)B; (void)H; (void)G;
+  return 1;
+#endif
+}
+
+// Thread id's rows [b0, b1) of B, cut at multiples of 8.
+inline std::pair<int64_t, int64_t> row_share(int64_t B, int64_t id, int64_t n) {
+  auto cut = [&](int64_t k) { return k == n ? B : (B * k / n) / 8 * 8; };
+  return {cut(id), cut(id + 1)};
 }
 
 inline int thread_index() {
@@ -450,51 +503,74 @@ std::vector<Tensor> forward_impl(const Codes& c, const Tensor& xw, const Tensor&
       }
     }
   }
-  for (int64_t t = 0; t < (nt ? 0 : T_); ++t) {
-    const T* hp = HH + t * BH;
-    T* hn = HH + (t + 1) * BH;
-    T* g = GT + t * g_step;
-    T* x = x_rows(t, g);
-    if (project) w_x->apply(XIN + t * x_t, x_b, B, x, G, BX, 0);
-    T* ex = EX ? EX + t * ex_step : nullptr;
-    const T* hin = hp;
-    if (RDM) {
-      T* dst = HIN + t * BH;
-      for (int64_t i = 0; i < BH; ++i) dst[i] = hp[i] * RDM[i];
-      hin = dst;
-    }
-    if (kind == 2) {
-      w_main.apply(hin, H, B, hw.data(), G, BHH, 0);
-    } else {
-      w_main.apply(hin, H, B, g, G, x, G);  // kind 3: only the r, z columns
-    }
-    if (kind == 3) {
-      // n needs r * h before its own GEMM.
-      for_rows(B, 2 * H, [&](int64_t b) {
-        T* gb = g + b * G;
-        act_inplace<T>(c.ract, gb, 2 * H);
-        for (int64_t j = 0; j < H; ++j) ex[b * H + j] = gb[j] * hin[b * H + j];
-      });
-      w_n.apply(ex, H, B, g + 2 * H, G, x + 2 * H, G);
-    }
-    for_rows(B, G, [&](int64_t b) {
-      T* gb = g + b * G;
-      T* hnb = hn + b * H;
-      const T* hpb = hp + b * H;
-      if (kind == 0) {
-        rnn_row(c, gb, hnb, H);
-      } else if (kind == 1) {
-        const T* cpb = CH + c_row(t) * BH + b * H;
-        T* cnb = CH + c_row(t + 1) * BH + b * H;
-        lstm_row(c, gb, cpb, cnb, ex + b * H, hnb, H, H, lo, t * B + b);
-        if (KC) mix_row(cnb, cpb, KC + (t * B + b) * kcw, kcw, H);
-      } else if (kind == 2) {
-        gru_after_row(c, gb, x + b * G, hw.data() + b * G, ex + b * H, hpb, hnb, H, H);
-      } else {
-        gru_before_row(c, gb, hpb, hnb, H);
+  // Rows [b0, b1) through the whole sequence; each step's GEMMs and gate pass split across
+  // threads by parallel_for unless this already runs on one thread of a batch split.
+  auto rows_loop = [&](int64_t b0, int64_t b1) {
+    const int64_t nb = b1 - b0;
+    for (int64_t t = 0; t < T_; ++t) {
+      const T* hp = HH + t * BH;
+      T* hn = HH + (t + 1) * BH;
+      T* g = GT + t * g_step;
+      T* x = x_rows(t, g);
+      if (project) w_x->apply(XIN + t * x_t + b0 * x_b, x_b, nb, x + b0 * G, G, BX, 0);
+      T* ex = EX ? EX + t * ex_step : nullptr;
+      const T* hin = hp;
+      if (RDM) {
+        T* dst = HIN + t * BH;
+        for (int64_t i = b0 * H; i < b1 * H; ++i) dst[i] = hp[i] * RDM[i];
+        hin = dst;
       }
-      if (KH) mix_row(hnb, hpb, KH + (t * B + b) * khw, khw, H);
-    });
+      if (kind == 2) {
+        w_main.apply(hin + b0 * H, H, nb, hw.data() + b0 * G, G, BHH, 0);
+      } else {
+        w_main.apply(hin + b0 * H, H, nb, g + b0 * G, G, x + b0 * G, G);  // kind 3: only the r, z columns
+      }
+      if (kind == 3) {
+        // n needs r * h before its own GEMM.
+        for_row_range(b0, b1, 2 * H, [&](int64_t b) {
+          T* gb = g + b * G;
+          act_inplace<T>(c.ract, gb, 2 * H);
+          for (int64_t j = 0; j < H; ++j) ex[b * H + j] = gb[j] * hin[b * H + j];
+        });
+        w_n.apply(ex + b0 * H, H, nb, g + 2 * H + b0 * G, G, x + 2 * H + b0 * G, G);
+      }
+      for_row_range(b0, b1, G, [&](int64_t b) {
+        T* gb = g + b * G;
+        T* hnb = hn + b * H;
+        const T* hpb = hp + b * H;
+        if (kind == 0) {
+          rnn_row(c, gb, hnb, H);
+        } else if (kind == 1) {
+          const T* cpb = CH + c_row(t) * BH + b * H;
+          T* cnb = CH + c_row(t + 1) * BH + b * H;
+          lstm_row(c, gb, cpb, cnb, ex + b * H, hnb, H, H, lo, t * B + b);
+          if (KC) mix_row(cnb, cpb, KC + (t * B + b) * kcw, kcw, H);
+        } else if (kind == 2) {
+          gru_after_row(c, gb, x + b * G, hw.data() + b * G, ex + b * H, hpb, hnb, H, H);
+        } else {
+          gru_before_row(c, gb, hpb, hnb, H);
+        }
+        if (KH) mix_row(hnb, hpb, KH + (t * B + b) * khw, khw, H);
+      });
+    }
+  };
+  if (!nt) {
+    const int bt = batch_threads(B, H, G);
+    if (bt > 1) {
+      // The workers run ATen calls (the double GEMMs): give them the caller's thread-local
+      // state (grad mode above all), as ATen's own parallel_for does.
+      const at::ThreadLocalState tls;
+      rnnkit_detail::FirstError error;  // an exception must not leave an OpenMP region
+#pragma omp parallel num_threads(bt)
+      {
+        const at::ThreadLocalStateGuard guard(tls);
+        const auto rows = row_share(B, thread_index(), bt);
+        error.run([&] { rows_loop(rows.first, rows.second); });
+      }
+      error.rethrow();
+    } else {
+      rows_loop(0, B);
+    }
   }
   // A copy, not a view of the cache, so the caller may modify it in place.
   Tensor out = pooled_empty({T_, B, H}, opts);
@@ -805,79 +881,108 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
       }
     }
   }
-  for (int64_t t = T_ - 1; t >= (nt ? T_ : 0); --t) {
-    const T* g = GT + t * B * G;
-    const T* hp = HH + t * BH;
-    const T* hin = HIN ? HIN + t * BH : hp;
-    const T* ex = EX ? EX + t * BH : nullptr;
-    T* dx = DX + t * B * G;
-    T* dhw = DHW ? DHW + t * B * G : nullptr;
-    // Total gradient of state_t: what later steps sent back plus this step's output
-    // (zero on masked steps, whose output is zero).
-    for (int64_t b = 0; b < B; ++b) {
-      const T* dot = DO + t * do_t + b * do_b;
-      add_scaled(DH + b * H, dot, do_j, OM ? OM[t * B + b] : T(1), H);
-    }
-    if (NORMS) {
-      double sh = 0, sc = 0;
-      for (int64_t i = 0; i < BH; ++i) sh += double(DH[i]) * double(DH[i]);
-      if (lstm) for (int64_t i = 0; i < BH; ++i) sc += double(DC[i]) * double(DC[i]);
-      NORMS[t * (lstm ? 2 : 1)] = std::sqrt(sh);
-      if (lstm) NORMS[t * 2 + 1] = std::sqrt(sc);
-    }
-    for_rows(B, G, [&](int64_t b) {
-      // Split by keep: k * d goes straight to state_{t-1}; (1 - k) * d enters the cell.
-      T* dhb = DH + b * H;
-      T* dnb = dnew.data() + b * H;
-      if (KH) {
-        const T* k = KH + (t * B + b) * khw;
-        for (int64_t j = 0; j < H; ++j) { T kj = k[khw == 1 ? 0 : j]; dnb[j] = dhb[j] * (T(1) - kj); dhb[j] *= kj; }
-      } else {
-        for (int64_t j = 0; j < H; ++j) { dnb[j] = dhb[j]; dhb[j] = T(0); }
+  // Rows [b0, b1) back through the whole sequence (see rows_loop in the forward); the probe's
+  // squared norms are summed per thread (sq: T x 2) and combined after.
+  const int n_norm = lstm ? 2 : 1;
+  auto rows_loop = [&](int64_t b0, int64_t b1, double* sq) {
+    const int64_t nb = b1 - b0;
+    for (int64_t t = T_ - 1; t >= 0; --t) {
+      const T* g = GT + t * B * G;
+      const T* hp = HH + t * BH;
+      const T* hin = HIN ? HIN + t * BH : hp;
+      const T* ex = EX ? EX + t * BH : nullptr;
+      T* dx = DX + t * B * G;
+      T* dhw = DHW ? DHW + t * B * G : nullptr;
+      // Total gradient of state_t: what later steps sent back plus this step's output
+      // (zero on masked steps, whose output is zero).
+      for (int64_t b = b0; b < b1; ++b) {
+        const T* dot = DO + t * do_t + b * do_b;
+        add_scaled(DH + b * H, dot, do_j, OM ? OM[t * B + b] : T(1), H);
       }
-      const T* gb = g + b * G;
-      T* dxb = dx + b * G;
-      if (kind == 0) {
-        mul_dact<T>(c.act, gb, dnb, dxb, H);
-      } else if (kind == 1) {
-        T* dcb = DC + b * H;
-        T* dcnb = dcn.data() + b * H;
-        if (KC) {
-          const T* k = KC + (t * B + b) * kcw;
-          for (int64_t j = 0; j < H; ++j) { T kj = k[kcw == 1 ? 0 : j]; dcnb[j] = dcb[j] * (T(1) - kj); dcb[j] *= kj; }
+      if (sq) {
+        double sh = 0, sc = 0;
+        for (int64_t i = b0 * H; i < b1 * H; ++i) sh += double(DH[i]) * double(DH[i]);
+        if (lstm) for (int64_t i = b0 * H; i < b1 * H; ++i) sc += double(DC[i]) * double(DC[i]);
+        sq[t * n_norm] += sh;
+        if (lstm) sq[t * 2 + 1] += sc;
+      }
+      for_row_range(b0, b1, G, [&](int64_t b) {
+        // Split by keep: k * d goes straight to state_{t-1}; (1 - k) * d enters the cell.
+        T* dhb = DH + b * H;
+        T* dnb = dnew.data() + b * H;
+        if (KH) {
+          const T* k = KH + (t * B + b) * khw;
+          for (int64_t j = 0; j < H; ++j) { T kj = k[khw == 1 ? 0 : j]; dnb[j] = dhb[j] * (T(1) - kj); dhb[j] *= kj; }
         } else {
-          for (int64_t j = 0; j < H; ++j) { dcnb[j] = dcb[j]; dcb[j] = T(0); }
+          for (int64_t j = 0; j < H; ++j) { dnb[j] = dhb[j]; dhb[j] = T(0); }
         }
-        const int64_t row = t * B + b;
-        lstm_back_row(c, gb, ex + b * H, CH + t * BH + b * H, dnb, dcnb, dcb, dxb, scratch.data() + b * H, H, H, lo, row,
-                      keep_dat ? dat_all.data_ptr<T>() + row * G : nullptr,
-                      lo.lnc_g ? dcin_all.data_ptr<T>() + row * H : nullptr);
-      } else {
-        gru_back_row(c, gb, ex ? ex + b * H : nullptr, hp + b * H, dnb, dhb, dxb, dhw ? dhw + b * G : nullptr, H, H);
-      }
-    });
-    if (kind == 3) {
-      // r's gradient needs dn @ W_hn first.
-      w_n.apply(dx + 2 * H, G, B, drh.data(), H, nullptr, 0);
-      for_rows(B, H, [&](int64_t b) {
+        const T* gb = g + b * G;
         T* dxb = dx + b * G;
-        const T* d = drh.data() + b * H;
-        const T* hb = hin + b * H;
-        for (int64_t j = 0; j < H; ++j) dxb[j] = d[j] * hb[j];
-        mul_dact<T>(c.ract, g + b * G, dxb, dxb, H);
+        if (kind == 0) {
+          mul_dact<T>(c.act, gb, dnb, dxb, H);
+        } else if (kind == 1) {
+          T* dcb = DC + b * H;
+          T* dcnb = dcn.data() + b * H;
+          if (KC) {
+            const T* k = KC + (t * B + b) * kcw;
+            for (int64_t j = 0; j < H; ++j) { T kj = k[kcw == 1 ? 0 : j]; dcnb[j] = dcb[j] * (T(1) - kj); dcb[j] *= kj; }
+          } else {
+            for (int64_t j = 0; j < H; ++j) { dcnb[j] = dcb[j]; dcb[j] = T(0); }
+          }
+          const int64_t row = t * B + b;
+          lstm_back_row(c, gb, ex + b * H, CH + t * BH + b * H, dnb, dcnb, dcb, dxb, scratch.data() + b * H, H, H, lo,
+                        row, keep_dat ? dat_all.data_ptr<T>() + row * G : nullptr,
+                        lo.lnc_g ? dcin_all.data_ptr<T>() + row * H : nullptr);
+        } else {
+          gru_back_row(c, gb, ex ? ex + b * H : nullptr, hp + b * H, dnb, dhb, dxb, dhw ? dhw + b * G : nullptr, H, H);
+        }
       });
-      w_back.apply(dx, G, B, dhin.data(), H, nullptr, 0);
-      for (int64_t b = 0; b < B; ++b)
-        for (int64_t j = 0; j < H; ++j) dhin[b * H + j] += drh[b * H + j] * g[b * G + j];
-    } else {
-      w_back.apply(kind == 2 ? dhw : dx, G, B, dhin.data(), H, nullptr, 0);
+      T* di = dhin.data();
+      if (kind == 3) {
+        // r's gradient needs dn @ W_hn first.
+        w_n.apply(dx + 2 * H + b0 * G, G, nb, drh.data() + b0 * H, H, nullptr, 0);
+        for_row_range(b0, b1, H, [&](int64_t b) {
+          T* dxb = dx + b * G;
+          const T* d = drh.data() + b * H;
+          const T* hb = hin + b * H;
+          for (int64_t j = 0; j < H; ++j) dxb[j] = d[j] * hb[j];
+          mul_dact<T>(c.ract, g + b * G, dxb, dxb, H);
+        });
+        w_back.apply(dx + b0 * G, G, nb, di + b0 * H, H, nullptr, 0);
+        for (int64_t b = b0; b < b1; ++b)
+          for (int64_t j = 0; j < H; ++j) di[b * H + j] += drh[b * H + j] * g[b * G + j];
+      } else {
+        w_back.apply((kind == 2 ? dhw : dx) + b0 * G, G, nb, di + b0 * H, H, nullptr, 0);
+      }
+      const bool cut = tbptt > 0 && t % tbptt == 0 && t > 0;
+      for (int64_t i = b0 * H; i < b1 * H; ++i) {
+        // At a cut the graph is severed: state_{t-1} enters window t/k as a constant.
+        DH[i] = cut ? T(0) : DH[i] + (RDM ? di[i] * RDM[i] : di[i]);
+        if (cut && lstm) DC[i] = T(0);
+      }
     }
-    if (RDM) { for (int64_t i = 0; i < BH; ++i) DH[i] += dhin[i] * RDM[i]; }
-    else { for (int64_t i = 0; i < BH; ++i) DH[i] += dhin[i]; }
-    if (tbptt > 0 && t % tbptt == 0 && t > 0) {
-      // The graph is cut between windows: state_{t-1} enters window t/k as a constant.
-      dh.zero_();
-      if (lstm) dc.zero_();
+  };
+  if (!nt) {
+    const int bt = batch_threads(B, H, G);
+    std::vector<double> sq(NORMS ? bt * T_ * n_norm : 0, 0.0);
+    if (bt > 1) {
+        const at::ThreadLocalState tls;  // as in the forward: the workers run ATen calls
+      rnnkit_detail::FirstError error;
+#pragma omp parallel num_threads(bt)
+      {
+        const at::ThreadLocalStateGuard guard(tls);
+        const int id = thread_index();
+        const auto rows = row_share(B, id, bt);
+        error.run([&] { rows_loop(rows.first, rows.second, NORMS ? sq.data() + id * T_ * n_norm : nullptr); });
+      }
+      error.rethrow();
+    } else {
+      rows_loop(0, B, NORMS ? sq.data() : nullptr);
+    }
+    for (int64_t i = 0; NORMS && i < T_ * n_norm; ++i) {
+      double total = 0;
+      for (int k = 0; k < bt; ++k) total += sq[k * T_ * n_norm + i];
+      NORMS[i] = std::sqrt(total);
     }
   }
   // The weight gradients are one GEMM each over all steps; the caller does them (engine/blas.py).
