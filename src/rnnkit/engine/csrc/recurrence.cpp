@@ -185,16 +185,6 @@ struct StepMatrix {
 
   // out (M x N, row stride ldc) = init + a (M x K, row stride lda) @ w.
   // init: null (zero), or rows of stride ldi (ldi = 0 broadcasts one row, e.g. a bias).
-  // Only the 32 columns of panel q, on the calling thread (needs use_packed).
-  void apply_panel(int64_t q, const T* a, int64_t lda, int64_t M, T* out, int64_t ldc, const T* init,
-                   int64_t ldi) const {
-    if constexpr (std::is_same_v<T, float>) {
-#if RNNKIT_PACKED_GEMM
-      rnnkit::gemm_panel(a, lda, packed, q, M, out, ldc, init, ldi);
-#endif
-    }
-  }
-
   void apply(const T* a, int64_t lda, int64_t M, T* out, int64_t ldc, const T* init, int64_t ldi) const {
     if constexpr (std::is_same_v<T, float>) {
       if (use_packed) {
@@ -221,27 +211,11 @@ struct Codes {
   int64_t kind, act, ract;
 };
 
-// Threads for the unit-split loops below, or 0 to use the per-step parallel_for loop.
-// Each thread owns a block of hidden units (32 at a time, one GEMM panel per gate) for
-// the whole sequence, so a step needs one barrier instead of two fork/joins, and the
-// gate math reads the GEMM's output while it is still in the thread's cache. Covers
-// float Elman, LSTM without peepholes or layer norm, and GRU reset-after.
-template <typename T> int unit_threads(int64_t kind, int64_t B, int64_t H, int64_t G, bool options) {
-#if defined(_OPENMP) && RNNKIT_PACKED_GEMM
-  if (!std::is_same_v<T, float> || options || kind > 2 || H % rnnkit::kPanel != 0) return 0;
-  if (B * H * G < (1 << 16)) return 0;  // too little work per step to share
-  const int n = std::min<int64_t>(at::get_num_threads(), H / rnnkit::kPanel);
-  return n > 1 && !at::in_parallel_region() ? n : 0;
-#else
-  (void)kind; (void)B; (void)H; (void)G; (void)options;
-  return 0;
-#endif
-}
-
-// Threads for the batch-split loops, or 1: each thread runs its own rows through the whole
-// sequence (rows never interact), with no synchronisation at all. For the configurations the
-// unit split does not cover (layer norm, peepholes, GRU reset-before, the gradient probe,
-// double, H not a multiple of 32); each thread's rows stay a multiple of the 8-row GEMM tile.
+// Threads for the batch-split loops, or 1. Rows never interact, so each thread runs its own
+// rows through the whole sequence with no synchronisation at all; each thread's rows stay a
+// multiple of the 8-row GEMM tile. Measured against splitting each step's hidden units
+// across threads (one barrier per step): 0.81-0.98x its time at S, M and L for every cell.
+// With one thread here (small batches), each step's GEMM and gate pass use parallel_for.
 inline int batch_threads(int64_t B, int64_t H, int64_t G) {
 #if defined(_OPENMP)
   if (B * H * G < (1 << 16) || at::in_parallel_region()) return 1;
@@ -307,9 +281,7 @@ template <typename T> void ln_backward(const T* dy, const T* x_hat, T rstd, T* d
   for (int64_t j = 0; j < n; ++j) dx[j] = rstd * (dy[j] - m1 - x_hat[j] * m2);
 }
 
-// n units from the row's first (n < H only without layer norm, which needs whole rows);
-// H is the stride between gate blocks.
-template <typename T> void lstm_row(const Codes& c, T* g, const T* cp, T* cn, T* tanh_c, T* hn, int64_t n, int64_t H,
+template <typename T> void lstm_row(const Codes& c, T* g, const T* cp, T* cn, T* tanh_c, T* hn, int64_t H,
                                     const LstmOpts<T>& o, int64_t row) {
   if (o.ln_g) {
     T* ah = o.a_hat + row * 4 * H;
@@ -317,44 +289,40 @@ template <typename T> void lstm_row(const Codes& c, T* g, const T* cp, T* cn, T*
     for (int64_t j = 0; j < 4 * H; ++j) g[j] = ah[j] * o.ln_g[j] + o.ln_b[j];
   }
   if (o.peep) {
-    for (int64_t j = 0; j < n; ++j) g[j] += o.peep[j] * cp[j];
-    for (int64_t j = 0; j < n; ++j) g[H + j] += o.peep[H + j] * cp[j];
+    for (int64_t j = 0; j < H; ++j) g[j] += o.peep[j] * cp[j];
+    for (int64_t j = 0; j < H; ++j) g[H + j] += o.peep[H + j] * cp[j];
   }
-  act_inplace<T>(c.ract, g, n);           // ingate
-  act_inplace<T>(c.ract, g + H, n);       // forgetgate
-  act_inplace<T>(c.act, g + 2 * H, n);    // cellgate
+  act_inplace<T>(c.ract, g, 2 * H);       // ingate, forgetgate
+  act_inplace<T>(c.act, g + 2 * H, H);    // cellgate
   const T *i = g, *f = g + H, *gg = g + 2 * H;
   T* og = g + 3 * H;
-  for (int64_t j = 0; j < n; ++j) cn[j] = f[j] * cp[j] + i[j] * gg[j];
-  if (o.peep) for (int64_t j = 0; j < n; ++j) og[j] += o.peep[2 * H + j] * cn[j];
-  act_inplace<T>(c.ract, og, n);          // outgate
+  for (int64_t j = 0; j < H; ++j) cn[j] = f[j] * cp[j] + i[j] * gg[j];
+  if (o.peep) for (int64_t j = 0; j < H; ++j) og[j] += o.peep[2 * H + j] * cn[j];
+  act_inplace<T>(c.ract, og, H);          // outgate
   if (o.lnc_g) {
     T* ch = o.c_hat + row * H;
     o.rstd_c[row] = ln_normalize(cn, ch, H);
     for (int64_t j = 0; j < H; ++j) tanh_c[j] = ch[j] * o.lnc_g[j] + o.lnc_b[j];
   } else {
-    for (int64_t j = 0; j < n; ++j) tanh_c[j] = cn[j];
+    for (int64_t j = 0; j < H; ++j) tanh_c[j] = cn[j];
   }
-  act_inplace<T>(c.act, tanh_c, n);
-  for (int64_t j = 0; j < n; ++j) hn[j] = og[j] * tanh_c[j];
+  act_inplace<T>(c.act, tanh_c, H);
+  for (int64_t j = 0; j < H; ++j) hn[j] = og[j] * tanh_c[j];
 }
 
 // reset-after: g holds nothing yet; x = W_ih x + b_ih, hw = W_hh h + b_hh (both G wide).
-// n units from the first; H is the stride between gate blocks.
 template <typename T> void gru_after_row(const Codes& c, T* g, const T* x, const T* hw, T* hn_cache, const T* hp,
-                                         T* hn, int64_t n, int64_t H) {
-  for (int64_t j = 0; j < n; ++j) g[j] = x[j] + hw[j];
-  for (int64_t j = 0; j < n; ++j) g[H + j] = x[H + j] + hw[H + j];
-  act_inplace<T>(c.ract, g, n);
-  act_inplace<T>(c.ract, g + H, n);
+                                         T* hn, int64_t H) {
+  for (int64_t j = 0; j < 2 * H; ++j) g[j] = x[j] + hw[j];
+  act_inplace<T>(c.ract, g, 2 * H);
   const T *r = g, *z = g + H;
-  T* nn = g + 2 * H;
-  for (int64_t j = 0; j < n; ++j) {
+  T* n = g + 2 * H;
+  for (int64_t j = 0; j < H; ++j) {
     hn_cache[j] = hw[2 * H + j];
-    nn[j] = x[2 * H + j] + r[j] * hn_cache[j];
+    n[j] = x[2 * H + j] + r[j] * hn_cache[j];
   }
-  act_inplace<T>(c.act, nn, n);
-  for (int64_t j = 0; j < n; ++j) hn[j] = nn[j] + z[j] * (hp[j] - nn[j]);
+  act_inplace<T>(c.act, n, H);
+  for (int64_t j = 0; j < H; ++j) hn[j] = n[j] + z[j] * (hp[j] - n[j]);
 }
 
 // reset-before, second half: r, z are activated and n's pre-activation is in place.
@@ -449,60 +417,6 @@ std::vector<Tensor> forward_impl(const Codes& c, const Tensor& xw, const Tensor&
   const T* KC = keep_c.defined() ? keep_c.data_ptr<T>() : nullptr;
   const T* BHH = b_hh.defined() ? b_hh.data_ptr<T>() : nullptr;
 
-  const int nt = unit_threads<T>(kind, B, H, G, lo.peep || lo.ln_g || lo.lnc_g);
-  if (nt) {
-    const int64_t UB = H / rnnkit::kPanel, gates_n = G / H;
-#pragma omp parallel num_threads(nt)
-    {
-      const int64_t id = thread_index();
-      const int64_t j0 = UB * id / nt * rnnkit::kPanel, j1 = UB * (id + 1) / nt * rnnkit::kPanel, n = j1 - j0;
-      if (RDM) {
-        for (int64_t b = 0; b < B; ++b)
-          for (int64_t j = j0; j < j1; ++j) HIN[b * H + j] = HH[b * H + j] * RDM[b * H + j];
-      }
-#pragma omp barrier
-      for (int64_t t = 0; t < T_; ++t) {
-        const T* hp = HH + t * BH;
-        T* hn = HH + (t + 1) * BH;
-        T* g = GT + t * g_step;
-        T* x = x_rows(t, g);
-        T* ex = EX ? EX + t * ex_step : nullptr;
-        const T* hin = RDM ? HIN + t * BH : hp;
-        for (int64_t k = 0; k < gates_n; ++k) {
-          for (int64_t q = j0 / rnnkit::kPanel; q < j1 / rnnkit::kPanel; ++q) {
-            const int64_t p = k * UB + q;
-            if (project) w_x->apply_panel(p, XIN + t * x_t, x_b, B, x, G, BX, 0);
-            if (kind == 2) {
-              w_main.apply_panel(p, hin, H, B, hw.data(), G, BHH, 0);
-            } else {
-              w_main.apply_panel(p, hin, H, B, g, G, x, G);
-            }
-          }
-        }
-        for (int64_t b = 0; b < B; ++b) {
-          T* gb = g + b * G + j0;
-          T* hnb = hn + b * H + j0;
-          const T* hpb = hp + b * H + j0;
-          if (kind == 0) {
-            rnn_row(c, gb, hnb, n);
-          } else if (kind == 1) {
-            const T* cpb = CH + c_row(t) * BH + b * H + j0;
-            T* cnb = CH + c_row(t + 1) * BH + b * H + j0;
-            lstm_row(c, gb, cpb, cnb, ex + b * H + j0, hnb, n, H, lo, t * B + b);
-            if (KC) mix_row(cnb, cpb, KC + (t * B + b) * kcw + (kcw == 1 ? 0 : j0), kcw, n);
-          } else {
-            gru_after_row(c, gb, x + b * G + j0, hw.data() + b * G + j0, ex + b * H + j0, hpb, hnb, n, H);
-          }
-          if (KH) mix_row(hnb, hpb, KH + (t * B + b) * khw + (khw == 1 ? 0 : j0), khw, n);
-          if (RDM && t + 1 < T_) {
-            T* hin_next = HIN + (t + 1) * BH + b * H + j0;
-            for (int64_t j = 0; j < n; ++j) hin_next[j] = hnb[j] * RDM[b * H + j0 + j];
-          }
-        }
-#pragma omp barrier
-      }
-    }
-  }
   // Rows [b0, b1) through the whole sequence; each step's GEMMs and gate pass split across
   // threads by parallel_for unless this already runs on one thread of a batch split.
   auto rows_loop = [&](int64_t b0, int64_t b1) {
@@ -543,10 +457,10 @@ std::vector<Tensor> forward_impl(const Codes& c, const Tensor& xw, const Tensor&
         } else if (kind == 1) {
           const T* cpb = CH + c_row(t) * BH + b * H;
           T* cnb = CH + c_row(t + 1) * BH + b * H;
-          lstm_row(c, gb, cpb, cnb, ex + b * H, hnb, H, H, lo, t * B + b);
+          lstm_row(c, gb, cpb, cnb, ex + b * H, hnb, H, lo, t * B + b);
           if (KC) mix_row(cnb, cpb, KC + (t * B + b) * kcw, kcw, H);
         } else if (kind == 2) {
-          gru_after_row(c, gb, x + b * G, hw.data() + b * G, ex + b * H, hpb, hnb, H, H);
+          gru_after_row(c, gb, x + b * G, hw.data() + b * G, ex + b * H, hpb, hnb, H);
         } else {
           gru_before_row(c, gb, hpb, hnb, H);
         }
@@ -554,23 +468,21 @@ std::vector<Tensor> forward_impl(const Codes& c, const Tensor& xw, const Tensor&
       });
     }
   };
-  if (!nt) {
-    const int bt = batch_threads(B, H, G);
-    if (bt > 1) {
-      // The workers run ATen calls (the double GEMMs): give them the caller's thread-local
-      // state (grad mode above all), as ATen's own parallel_for does.
-      const at::ThreadLocalState tls;
-      rnnkit_detail::FirstError error;  // an exception must not leave an OpenMP region
+  const int bt = batch_threads(B, H, G);
+  if (bt > 1) {
+    // The workers run ATen calls (the double GEMMs): give them the caller's thread-local
+    // state (grad mode above all), as ATen's own parallel_for does.
+    const at::ThreadLocalState tls;
+    rnnkit_detail::FirstError error;  // an exception must not leave an OpenMP region
 #pragma omp parallel num_threads(bt)
-      {
-        const at::ThreadLocalStateGuard guard(tls);
-        const auto rows = row_share(B, thread_index(), bt);
-        error.run([&] { rows_loop(rows.first, rows.second); });
-      }
-      error.rethrow();
-    } else {
-      rows_loop(0, B);
+    {
+      const at::ThreadLocalStateGuard guard(tls);
+      const auto rows = row_share(B, thread_index(), bt);
+      error.run([&] { rows_loop(rows.first, rows.second); });
     }
+    error.rethrow();
+  } else {
+    rows_loop(0, B);
   }
   // A copy, not a view of the cache, so the caller may modify it in place.
   Tensor out = pooled_empty({T_, B, H}, opts);
@@ -649,7 +561,7 @@ std::vector<Tensor> step_impl(const Codes& c, const Tensor& x, const Tensor& h, 
     Tensor g = at::empty({B, G}, h.options());
     for (int64_t b = 0; b < B; ++b)
       gru_after_row(c, g.data_ptr<T>() + b * G, xw.data_ptr<T>() + b * G, hw.data_ptr<T>() + b * G,
-                    scratch.data() + b * H, HP + b * H, HN + b * H, H, H);
+                    scratch.data() + b * H, HP + b * H, HN + b * H, H);
     return {hn};
   }
   if (b_hh.defined()) xw.add_(b_hh);  // b_hh folds into the input side for these cells
@@ -675,7 +587,7 @@ std::vector<Tensor> step_impl(const Codes& c, const Tensor& x, const Tensor& h, 
       rnn_row(c, G_ + b * G, HN + b * H, H);
     } else {
       lstm_row(c, G_ + b * G, c_prev.data_ptr<T>() + b * H, cn.data_ptr<T>() + b * H, scratch.data() + b * H,
-               HN + b * H, H, H, LstmOpts<T>{}, 0);
+               HN + b * H, H, LstmOpts<T>{}, 0);
     }
   }
   if (kind == 1) return {hn, cn};
@@ -684,35 +596,34 @@ std::vector<Tensor> step_impl(const Codes& c, const Tensor& x, const Tensor& h, 
 
 // --------------------------------------------------------------- backward rows
 // dnew: gradient of the cell's new h (after the keep split); dx: the G-wide
-// gradient of the step's pre-activations; s1: H-wide scratch. As in the forward, n units
-// from the first, H the gate-block stride; layer norm and dat need n = H.
+// gradient of the step's pre-activations; s1, s2: H-wide scratch.
 
 // dat (4H): the gradient of the gates' normalised pre-activations, kept for the
 // peephole and layer-norm weight gradients; dc_in (H): of the cell's LN output.
 template <typename T> void lstm_back_row(const Codes& c, const T* g, const T* tanh_c, const T* cp, const T* dnew,
-                                         const T* dcn, T* dc_out, T* dx, T* s1, int64_t n, int64_t H, const LstmOpts<T>& o,
+                                         const T* dcn, T* dc_out, T* dx, T* s1, int64_t H, const LstmOpts<T>& o,
                                          int64_t row, T* dat, T* dc_in) {
   const T *i = g, *f = g + H, *gg = g + 2 * H, *og = g + 3 * H;
-  for (int64_t j = 0; j < n; ++j) s1[j] = dnew[j] * tanh_c[j];
-  mul_dact<T>(c.ract, og, s1, dx + 3 * H, n);                 // d outgate
-  for (int64_t j = 0; j < n; ++j) s1[j] = dnew[j] * og[j];
-  mul_dact<T>(c.act, tanh_c, s1, s1, n);                      // d of the cell's activation input
+  for (int64_t j = 0; j < H; ++j) s1[j] = dnew[j] * tanh_c[j];
+  mul_dact<T>(c.ract, og, s1, dx + 3 * H, H);                 // d outgate
+  for (int64_t j = 0; j < H; ++j) s1[j] = dnew[j] * og[j];
+  mul_dact<T>(c.act, tanh_c, s1, s1, H);                      // d of the cell's activation input
   if (o.lnc_g) {
     for (int64_t j = 0; j < H; ++j) dc_in[j] = s1[j];
     for (int64_t j = 0; j < H; ++j) s1[j] *= o.lnc_g[j];
     ln_backward(s1, o.c_hat + row * H, o.rstd_c[row], s1, H);
   }
-  for (int64_t j = 0; j < n; ++j) s1[j] += dcn[j];            // total gradient of the new c
-  if (o.peep) for (int64_t j = 0; j < n; ++j) s1[j] += dx[3 * H + j] * o.peep[2 * H + j];
-  for (int64_t j = 0; j < n; ++j) dc_out[j] += s1[j] * f[j];
-  for (int64_t j = 0; j < n; ++j) dx[j] = s1[j] * gg[j];
-  mul_dact<T>(c.ract, i, dx, dx, n);                          // d ingate
-  for (int64_t j = 0; j < n; ++j) dx[H + j] = s1[j] * cp[j];
-  mul_dact<T>(c.ract, f, dx + H, dx + H, n);                  // d forgetgate
-  for (int64_t j = 0; j < n; ++j) dx[2 * H + j] = s1[j] * i[j];
-  mul_dact<T>(c.act, gg, dx + 2 * H, dx + 2 * H, n);          // d cellgate
+  for (int64_t j = 0; j < H; ++j) s1[j] += dcn[j];            // total gradient of the new c
+  if (o.peep) for (int64_t j = 0; j < H; ++j) s1[j] += dx[3 * H + j] * o.peep[2 * H + j];
+  for (int64_t j = 0; j < H; ++j) dc_out[j] += s1[j] * f[j];
+  for (int64_t j = 0; j < H; ++j) dx[j] = s1[j] * gg[j];
+  mul_dact<T>(c.ract, i, dx, dx, H);                          // d ingate
+  for (int64_t j = 0; j < H; ++j) dx[H + j] = s1[j] * cp[j];
+  mul_dact<T>(c.ract, f, dx + H, dx + H, H);                  // d forgetgate
+  for (int64_t j = 0; j < H; ++j) dx[2 * H + j] = s1[j] * i[j];
+  mul_dact<T>(c.act, gg, dx + 2 * H, dx + 2 * H, H);          // d cellgate
   if (o.peep) {
-    for (int64_t j = 0; j < n; ++j) dc_out[j] += dx[j] * o.peep[j] + dx[H + j] * o.peep[H + j];
+    for (int64_t j = 0; j < H; ++j) dc_out[j] += dx[j] * o.peep[j] + dx[H + j] * o.peep[H + j];
   }
   if (dat) for (int64_t j = 0; j < 4 * H; ++j) dat[j] = dx[j];
   if (o.ln_g) {
@@ -723,19 +634,18 @@ template <typename T> void lstm_back_row(const Codes& c, const T* g, const T* ta
 
 // GRU, both forms: dz, dn and the direct path to h_{t-1}; reset-after also dr and dhw.
 template <typename T> void gru_back_row(const Codes& c, const T* g, const T* hn_cache, const T* hp, const T* dnew,
-                                        T* dh_out, T* dx, T* dhw, int64_t n, int64_t H) {
-  const T *r = g, *z = g + H, *nn = g + 2 * H;
-  for (int64_t j = 0; j < n; ++j) dh_out[j] += dnew[j] * z[j];
-  for (int64_t j = 0; j < n; ++j) dx[H + j] = dnew[j] * (hp[j] - nn[j]);
-  mul_dact<T>(c.ract, z, dx + H, dx + H, n);
-  for (int64_t j = 0; j < n; ++j) dx[2 * H + j] = dnew[j] * (T(1) - z[j]);
-  mul_dact<T>(c.act, nn, dx + 2 * H, dx + 2 * H, n);
+                                        T* dh_out, T* dx, T* dhw, int64_t H) {
+  const T *r = g, *z = g + H, *n = g + 2 * H;
+  for (int64_t j = 0; j < H; ++j) dh_out[j] += dnew[j] * z[j];
+  for (int64_t j = 0; j < H; ++j) dx[H + j] = dnew[j] * (hp[j] - n[j]);
+  mul_dact<T>(c.ract, z, dx + H, dx + H, H);
+  for (int64_t j = 0; j < H; ++j) dx[2 * H + j] = dnew[j] * (T(1) - z[j]);
+  mul_dact<T>(c.act, n, dx + 2 * H, dx + 2 * H, H);
   if (dhw) {
-    for (int64_t j = 0; j < n; ++j) dx[j] = dx[2 * H + j] * hn_cache[j];
-    mul_dact<T>(c.ract, r, dx, dx, n);
-    for (int64_t j = 0; j < n; ++j) dhw[j] = dx[j];
-    for (int64_t j = 0; j < n; ++j) dhw[H + j] = dx[H + j];
-    for (int64_t j = 0; j < n; ++j) dhw[2 * H + j] = dx[2 * H + j] * r[j];
+    for (int64_t j = 0; j < H; ++j) dx[j] = dx[2 * H + j] * hn_cache[j];
+    mul_dact<T>(c.ract, r, dx, dx, H);
+    for (int64_t j = 0; j < 2 * H; ++j) dhw[j] = dx[j];
+    for (int64_t j = 0; j < H; ++j) dhw[2 * H + j] = dx[2 * H + j] * r[j];
   }
 }
 
@@ -790,101 +700,11 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
   T* DHW = dhw_all.defined() ? dhw_all.data_ptr<T>() : nullptr;
   double* NORMS = want_norms ? norms.data_ptr<double>() : nullptr;
 
-  const int nt = want_norms ? 0 : unit_threads<T>(kind, B, H, G, lo.peep || lo.ln_g || lo.lnc_g);
-  // The unit-split loop also sums the bias gradients (of dxw, and of dhw for GRU) while
-  // each step's rows are in cache; each thread owns its columns, so no two threads add
-  // to the same sum. Other loops leave them to the caller.
-  Tensor db_x = nt ? at::zeros({G}, opts.dtype(at::kDouble)) : Tensor();
-  Tensor db_h = nt && kind == 2 ? at::zeros({G}, opts.dtype(at::kDouble)) : Tensor();
-  if (nt) {
-    const int64_t UB = H / rnnkit::kPanel;
-    double* DBX = db_x.data_ptr<double>();
-    double* DBH = db_h.defined() ? db_h.data_ptr<double>() : nullptr;
-#pragma omp parallel num_threads(nt)
-    {
-      const int64_t id = thread_index();
-      const int64_t j0 = UB * id / nt * rnnkit::kPanel, j1 = UB * (id + 1) / nt * rnnkit::kPanel, n = j1 - j0;
-      for (int64_t t = T_ - 1; t >= 0; --t) {
-        const T* g = GT + t * B * G;
-        const T* hp = HH + t * BH;
-        const T* ex = EX ? EX + t * BH : nullptr;
-        T* dx = DX + t * B * G;
-        T* dhw = DHW ? DHW + t * B * G : nullptr;
-        // This thread's units only: the output gradient, the keep split, the gate math.
-        for (int64_t b = 0; b < B; ++b) {
-          const T* dot = DO + t * do_t + b * do_b + j0 * do_j;
-          T* dhb = DH + b * H + j0;
-          T* dnb = dnew.data() + b * H + j0;
-          add_scaled(dhb, dot, do_j, OM ? OM[t * B + b] : T(1), n);
-          if (KH) {
-            const T* k = KH + (t * B + b) * khw;
-            for (int64_t j = 0; j < n; ++j) {
-              const T kj = k[khw == 1 ? 0 : j0 + j];
-              dnb[j] = dhb[j] * (T(1) - kj);
-              dhb[j] *= kj;
-            }
-          } else {
-            for (int64_t j = 0; j < n; ++j) { dnb[j] = dhb[j]; dhb[j] = T(0); }
-          }
-          const T* gb = g + b * G + j0;
-          T* dxb = dx + b * G + j0;
-          if (kind == 0) {
-            mul_dact<T>(c.act, gb, dnb, dxb, n);
-          } else if (kind == 1) {
-            T* dcb = DC + b * H + j0;
-            T* dcnb = dcn.data() + b * H + j0;
-            if (KC) {
-              const T* k = KC + (t * B + b) * kcw;
-              for (int64_t j = 0; j < n; ++j) {
-                const T kj = k[kcw == 1 ? 0 : j0 + j];
-                dcnb[j] = dcb[j] * (T(1) - kj);
-                dcb[j] *= kj;
-              }
-            } else {
-              for (int64_t j = 0; j < n; ++j) { dcnb[j] = dcb[j]; dcb[j] = T(0); }
-            }
-            lstm_back_row(c, gb, ex + b * H + j0, CH + t * BH + b * H + j0, dnb, dcnb, dcb, dxb,
-                          scratch.data() + b * H + j0, n, H, lo, t * B + b, static_cast<T*>(nullptr),
-                          static_cast<T*>(nullptr));
-          } else {
-            gru_back_row(c, gb, ex + b * H + j0, hp + b * H + j0, dnb, dhb, dxb, dhw + b * G + j0, n, H);
-          }
-          for (int64_t k = 0; k < G / H; ++k) {
-            double* acc = DBX + k * H + j0;
-            const T* d = dxb + k * H;
-            for (int64_t j = 0; j < n; ++j) acc[j] += d[j];
-            if (DBH) {
-              double* acc_h = DBH + k * H + j0;
-              const T* dh_ = dhw + b * G + j0 + k * H;
-              for (int64_t j = 0; j < n; ++j) acc_h[j] += dh_[j];
-            }
-          }
-        }
-#pragma omp barrier
-        // dh_{t-1} for this thread's units needs every unit's gate gradients.
-        for (int64_t q = j0 / rnnkit::kPanel; q < j1 / rnnkit::kPanel; ++q)
-          w_back.apply_panel(q, kind == 2 ? dhw : dx, G, B, dhin.data(), H, nullptr, 0);
-        const bool cut = tbptt > 0 && t % tbptt == 0 && t > 0;
-        for (int64_t b = 0; b < B; ++b) {
-          T* dhb = DH + b * H + j0;
-          const T* di = dhin.data() + b * H + j0;
-          if (cut) {
-            // The graph is cut between windows: state_{t-1} enters window t/k as a constant.
-            for (int64_t j = 0; j < n; ++j) dhb[j] = T(0);
-            if (lstm) for (int64_t j = 0; j < n; ++j) DC[b * H + j0 + j] = T(0);
-          } else if (RDM) {
-            for (int64_t j = 0; j < n; ++j) dhb[j] += di[j] * RDM[b * H + j0 + j];
-          } else {
-            for (int64_t j = 0; j < n; ++j) dhb[j] += di[j];
-          }
-        }
-      }
-    }
-  }
   // Rows [b0, b1) back through the whole sequence (see rows_loop in the forward); the probe's
-  // squared norms are summed per thread (sq: T x 2) and combined after.
+  // squared norms (sq: T x 2) and the bias gradients (bias: G, or 2G for GRU) are summed per
+  // thread and combined after.
   const int n_norm = lstm ? 2 : 1;
-  auto rows_loop = [&](int64_t b0, int64_t b1, double* sq) {
+  auto rows_loop = [&](int64_t b0, int64_t b1, double* sq, double* bias) {
     const int64_t nb = b1 - b0;
     for (int64_t t = T_ - 1; t >= 0; --t) {
       const T* g = GT + t * B * G;
@@ -930,11 +750,11 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
             for (int64_t j = 0; j < H; ++j) { dcnb[j] = dcb[j]; dcb[j] = T(0); }
           }
           const int64_t row = t * B + b;
-          lstm_back_row(c, gb, ex + b * H, CH + t * BH + b * H, dnb, dcnb, dcb, dxb, scratch.data() + b * H, H, H, lo,
+          lstm_back_row(c, gb, ex + b * H, CH + t * BH + b * H, dnb, dcnb, dcb, dxb, scratch.data() + b * H, H, lo,
                         row, keep_dat ? dat_all.data_ptr<T>() + row * G : nullptr,
                         lo.lnc_g ? dcin_all.data_ptr<T>() + row * H : nullptr);
         } else {
-          gru_back_row(c, gb, ex ? ex + b * H : nullptr, hp + b * H, dnb, dhb, dxb, dhw ? dhw + b * G : nullptr, H, H);
+          gru_back_row(c, gb, ex ? ex + b * H : nullptr, hp + b * H, dnb, dhb, dxb, dhw ? dhw + b * G : nullptr, H);
         }
       });
       T* di = dhin.data();
@@ -954,6 +774,16 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
       } else {
         w_back.apply((kind == 2 ? dhw : dx) + b0 * G, G, nb, di + b0 * H, H, nullptr, 0);
       }
+      if (bias) {  // dx is final here (reset-before fills its r part above)
+        for (int64_t b = b0; b < b1; ++b) {
+          const T* d = dx + b * G;
+          for (int64_t i = 0; i < G; ++i) bias[i] += d[i];
+          if (kind == 2) {
+            const T* dw = dhw + b * G;
+            for (int64_t i = 0; i < G; ++i) bias[G + i] += dw[i];
+          }
+        }
+      }
       const bool cut = tbptt > 0 && t % tbptt == 0 && t > 0;
       for (int64_t i = b0 * H; i < b1 * H; ++i) {
         // At a cut the graph is severed: state_{t-1} enters window t/k as a constant.
@@ -962,33 +792,47 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
       }
     }
   };
-  if (!nt) {
-    const int bt = batch_threads(B, H, G);
-    std::vector<double> sq(NORMS ? bt * T_ * n_norm : 0, 0.0);
-    if (bt > 1) {
-        const at::ThreadLocalState tls;  // as in the forward: the workers run ATen calls
-      rnnkit_detail::FirstError error;
+  const int bt = batch_threads(B, H, G);
+  std::vector<double> sq(NORMS ? bt * T_ * n_norm : 0, 0.0);
+  // A batch split also sums the bias gradients (of dxw, and of dhw for GRU) per thread while
+  // each step's rows are in cache; otherwise the caller sums them.
+  const int64_t n_bias = kind == 2 ? 2 * G : G;
+  std::vector<double> bias_sums(bt > 1 ? bt * n_bias : 0, 0.0);
+  if (bt > 1) {
+    const at::ThreadLocalState tls;  // as in the forward: the workers run ATen calls
+    rnnkit_detail::FirstError error;
 #pragma omp parallel num_threads(bt)
-      {
-        const at::ThreadLocalStateGuard guard(tls);
-        const int id = thread_index();
-        const auto rows = row_share(B, id, bt);
-        error.run([&] { rows_loop(rows.first, rows.second, NORMS ? sq.data() + id * T_ * n_norm : nullptr); });
-      }
-      error.rethrow();
-    } else {
-      rows_loop(0, B, NORMS ? sq.data() : nullptr);
+    {
+      const at::ThreadLocalStateGuard guard(tls);
+      const int id = thread_index();
+      const auto rows = row_share(B, id, bt);
+      error.run([&] {
+        rows_loop(rows.first, rows.second, NORMS ? sq.data() + id * T_ * n_norm : nullptr,
+                  bias_sums.data() + id * n_bias);
+      });
     }
-    for (int64_t i = 0; NORMS && i < T_ * n_norm; ++i) {
-      double total = 0;
-      for (int k = 0; k < bt; ++k) total += sq[k * T_ * n_norm + i];
-      NORMS[i] = std::sqrt(total);
-    }
+    error.rethrow();
+  } else {
+    rows_loop(0, B, NORMS ? sq.data() : nullptr, nullptr);
+  }
+  for (int64_t i = 0; NORMS && i < T_ * n_norm; ++i) {
+    double total = 0;
+    for (int k = 0; k < bt; ++k) total += sq[k * T_ * n_norm + i];
+    NORMS[i] = std::sqrt(total);
+  }
+  Tensor db_x, db_h;
+  if (bt > 1) {
+    Tensor sums = at::zeros({n_bias}, opts.dtype(at::kDouble));
+    double* S = sums.data_ptr<double>();
+    for (int k = 0; k < bt; ++k)
+      for (int64_t i = 0; i < n_bias; ++i) S[i] += bias_sums[k * n_bias + i];
+    sums = sums.to(opts.dtype());
+    db_x = sums.narrow(0, 0, G);
+    if (kind == 2) db_h = sums.narrow(0, G, G);
   }
   // The weight gradients are one GEMM each over all steps; the caller does them (engine/blas.py).
   return {dxw, dh, lstm ? dc : Tensor(), kind == 2 ? dhw_all : Tensor(), want_norms ? norms.to(opts.dtype()) : Tensor(),
-          dat_all, dcin_all, db_x.defined() ? db_x.to(opts.dtype()) : Tensor(),
-          db_h.defined() ? db_h.to(opts.dtype()) : Tensor()};
+          dat_all, dcin_all, db_x, db_h};
 }
 
 std::vector<Tensor> forward(int64_t kind, int64_t act, int64_t ract, const Tensor& xw, const Tensor& h0,
