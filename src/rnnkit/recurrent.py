@@ -22,32 +22,32 @@ IMPLEMENTATIONS = ("auto", "fused", "bptt")
 
 
 
-# An LSTM training step with at least this many batch x hidden units runs faster in the
-# engine than in oneDNN's fused LSTM (BENCHMARKS.md, "The auto rule").
-_LSTM_ENGINE_MIN_BH = 8192
+# At inference an LSTM with at least this many hidden units runs faster in oneDNN's fused
+# kernel; training steps, and smaller inference, run faster in the engine (BENCHMARKS.md).
+_LSTM_FUSED_MIN_HIDDEN_INFERENCE = 256
 
 
-def auto_prefers_fused(kind: str, padded: bool, batch: int = 0, hidden: int = 0, training: bool = False) -> bool:
+def auto_prefers_fused(kind: str, padded: bool, hidden: int = 0, training: bool = False) -> bool:
     """The rule "auto" follows where both paths are exact (measured in BENCHMARKS.md).
 
-    With the engine's C++ loop, torch's kernel (oneDNN) is faster only for an unpadded
-    LSTM at inference, or in training below batch x hidden = 8192 (e.g. 32 x 128); GRU,
-    SimpleRNN and any padded batch (torch's PackedSequence) are faster in ours. Without
-    the C++ loop, torch's kernels beat the Python loop everywhere.
+    With the engine's C++ loop, torch's kernel is faster only for an unpadded LSTM at
+    inference with hidden >= 256 (oneDNN); every training step, GRU, SimpleRNN and any padded
+    batch (torch's PackedSequence) are faster in ours. Without the C++ loop, torch's kernels
+    beat the Python loop everywhere.
     """
     if engine.compiled.load_kernels() is None:
         return True
     if kind != "lstm" or padded:
         return False
-    return not (training and batch * hidden >= _LSTM_ENGINE_MIN_BH)
+    return not training and hidden >= _LSTM_FUSED_MIN_HIDDEN_INFERENCE
 
 
-def _auto_size(x: Tensor, weights: Weights) -> tuple[int, int, bool]:
-    """(batch, hidden, training) for ``auto_prefers_fused``; a malformed x is left to the checks."""
-    if not isinstance(x, Tensor) or x.dim() != 3:
-        return 0, 0, False
-    training = torch.is_grad_enabled() and (x.requires_grad or any(w is not None and w.requires_grad for w in weights))
-    return x.shape[0], weights.weight_hh.shape[1], training
+def _auto_size(x: Tensor, weights: Weights) -> tuple[int, bool]:
+    """(hidden, training) for ``auto_prefers_fused``."""
+    training = torch.is_grad_enabled() and (
+        (isinstance(x, Tensor) and x.requires_grad) or any(w is not None and w.requires_grad for w in weights)
+    )
+    return weights.weight_hh.shape[1], training
 
 
 def check_implementation(implementation: str) -> str:
