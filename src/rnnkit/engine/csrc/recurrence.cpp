@@ -598,6 +598,20 @@ std::vector<Tensor> step_impl(const Codes& c, const Tensor& x, const Tensor& h, 
 // dnew: gradient of the cell's new h (after the keep split); dx: the G-wide
 // gradient of the step's pre-activations; s1, s2: H-wide scratch.
 
+// Split a state's gradient d by keep (width kw: 1 or n; null: keep nothing): (1 - k) d enters
+// the cell as d_new, and k d stays in d for the previous state.
+template <typename T> void split_by_keep(T* d, T* d_new, const T* keep, int64_t kw, int64_t n) {
+  if (!keep) {
+    for (int64_t j = 0; j < n; ++j) { d_new[j] = d[j]; d[j] = T(0); }
+    return;
+  }
+  for (int64_t j = 0; j < n; ++j) {
+    const T k = keep[kw == 1 ? 0 : j];
+    d_new[j] = d[j] * (T(1) - k);
+    d[j] *= k;
+  }
+}
+
 // dat (4H): the gradient of the gates' normalised pre-activations, kept for the
 // peephole and layer-norm weight gradients; dc_in (H): of the cell's LN output.
 template <typename T> void lstm_back_row(const Codes& c, const T* g, const T* tanh_c, const T* cp, const T* dnew,
@@ -730,12 +744,7 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
         // Split by keep: k * d goes straight to state_{t-1}; (1 - k) * d enters the cell.
         T* dhb = DH + b * H;
         T* dnb = dnew.data() + b * H;
-        if (KH) {
-          const T* k = KH + (t * B + b) * khw;
-          for (int64_t j = 0; j < H; ++j) { T kj = k[khw == 1 ? 0 : j]; dnb[j] = dhb[j] * (T(1) - kj); dhb[j] *= kj; }
-        } else {
-          for (int64_t j = 0; j < H; ++j) { dnb[j] = dhb[j]; dhb[j] = T(0); }
-        }
+        split_by_keep(dhb, dnb, KH ? KH + (t * B + b) * khw : nullptr, khw, H);
         const T* gb = g + b * G;
         T* dxb = dx + b * G;
         if (kind == 0) {
@@ -743,12 +752,7 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
         } else if (kind == 1) {
           T* dcb = DC + b * H;
           T* dcnb = dcn.data() + b * H;
-          if (KC) {
-            const T* k = KC + (t * B + b) * kcw;
-            for (int64_t j = 0; j < H; ++j) { T kj = k[kcw == 1 ? 0 : j]; dcnb[j] = dcb[j] * (T(1) - kj); dcb[j] *= kj; }
-          } else {
-            for (int64_t j = 0; j < H; ++j) { dcnb[j] = dcb[j]; dcb[j] = T(0); }
-          }
+          split_by_keep(dcb, dcnb, KC ? KC + (t * B + b) * kcw : nullptr, kcw, H);
           const int64_t row = t * B + b;
           lstm_back_row(c, gb, ex + b * H, CH + t * BH + b * H, dnb, dcnb, dcb, dxb, scratch.data() + b * H, H, lo,
                         row, keep_dat ? dat_all.data_ptr<T>() + row * G : nullptr,
