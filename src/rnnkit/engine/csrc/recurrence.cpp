@@ -1,11 +1,13 @@
 // The engine's time loop in C++: the same math as rnnkit/ops/*.py and
 // rnnkit/engine/recurrence.py, without Python's per-op overhead.
 //
-// Per step: one GEMM (two for GRU reset-before) against the recurrent weight,
-// packed once per sequence (packed_gemm.h), then one pass over the gate block. The backward walks t = T-1 .. 0
-// carrying dh (and dc); the caller sums weight gradients with one GEMM each.
+// Per step: the step's input projection and one GEMM (two for GRU reset-before) against
+// the recurrent weight, both packed once per sequence (packed_gemm.h), then one pass over the
+// gate block. The backward walks t = T-1 .. 0 carrying dh (and dc); the caller sums weight
+// gradients with one GEMM each. With several threads each takes a slice of the batch through
+// the whole sequence (batch_threads).
 //
-// Shapes: xw (T, B, G), states (B, H), G = gates * H. Gate order as torch:
+// Shapes: x (T, B, F) or projected xw (T, B, G), states (B, H), G = gates * H. Gate order as torch:
 // LSTM i, f, g, o; GRU r, z, n. Cell kinds: 0 Elman, 1 LSTM, 2 GRU reset-after,
 // 3 GRU reset-before. Activation codes: 0 tanh, 1 sigmoid, 2 relu,
 // 3 hard_sigmoid, 4 linear.
@@ -149,19 +151,12 @@ template <typename T> void add_scaled(T* dst, const T* src, int64_t sj, T m, int
   }
 }
 
-// Rows [b0, b1): split across threads with parallel_for (serial inside a parallel region).
+// Rows [b0, b1): split across threads with parallel_for (serial inside a parallel region);
+// threads only pay off once a step has enough elementwise work.
 template <typename F> void for_row_range(int64_t b0, int64_t b1, int64_t work_per_row, const F& f) {
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, work_per_row));
   at::parallel_for(b0, b1, grain, [&](int64_t r0, int64_t r1) {
     for (int64_t b = r0; b < r1; ++b) f(b);
-  });
-}
-
-template <typename F> void for_rows(int64_t B, int64_t work_per_row, const F& f) {
-  // Threads only pay off once a step has enough elementwise work.
-  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, work_per_row));
-  at::parallel_for(0, B, grain, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) f(b);
   });
 }
 
@@ -395,8 +390,8 @@ std::vector<Tensor> forward_impl(const Codes& c, const Tensor& xw, const Tensor&
   if (project) w_x.emplace(w_ih.t());
   const T* BX = b_x.defined() ? b_x.data_ptr<T>() : nullptr;
   const int64_t x_t = xw.stride(0), x_b = xw.stride(1);
-  // x_t rows for step t: the stored projection (ld G), or the projected ones (ld G) once
-  // project_step has run.
+  // Where step t's projected inputs live (row stride G): the given xw, or the buffer the
+  // step projects into.
   auto x_rows = [&](int64_t t, T* g) -> T* {
     if (!project) return const_cast<T*>(xw.data_ptr<T>()) + t * B * G;
     return kind == 2 ? xstep.data() : g;
