@@ -728,6 +728,7 @@ def test_kernel_build_falls_back_to_serial_then_to_the_python_loop(monkeypatch):
     def no_openmp(flags, ldflags):
         if "-fopenmp" in flags:
             raise RuntimeError("fatal error: omp.h: No such file or directory")
+        assert "-fopenmp-simd" in flags and ldflags == []
         return serial
 
     monkeypatch.setattr(compiled, "_build_or_import", no_openmp)

@@ -82,15 +82,15 @@ def load_kernels():
     # -fopenmp first: ATen's parallel_for is a header template that runs serially unless the
     # extension itself is built with OpenMP (the loader then binds libgomp.so.1 to the copy
     # torch already loaded, so both share one thread pool). A compiler without OpenMP still
-    # gets the single-threaded loop.
-    errors = []
-    for threading in (["-fopenmp"], []):
+    # gets the single-threaded loop, with its simd pragmas.
+    error = ""
+    for cflags, ldflags in ((["-fopenmp"], ["-fopenmp"]), (["-fopenmp-simd"], [])):
         try:
-            _module = _build_or_import(["-O3", *_cpu_flags(), *threading], threading)
+            _module = _build_or_import(["-O3", *_cpu_flags(), *cflags], ldflags)
             return _module
         except Exception as exc:  # a missing compiler or ninja must not break the library
-            errors.append(f"{type(exc).__name__}: {exc}".splitlines()[0])
-    _load_error = errors[-1]
+            error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    _load_error = error
     warnings.warn(f"rnnkit: C++ kernels unavailable ({_load_error}); using the Python time loop, "
                   "which gives the same results more slowly", RuntimeWarning, stacklevel=3)
     return None
