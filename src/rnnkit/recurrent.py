@@ -21,7 +21,6 @@ from .ops import CellSpec, Weights
 IMPLEMENTATIONS = ("auto", "fused", "bptt")
 
 
-
 # At inference an LSTM with at least this many hidden units runs faster in oneDNN's fused
 # kernel; training steps, and smaller inference, run faster in the engine (BENCHMARKS.md).
 _LSTM_FUSED_MIN_HIDDEN_INFERENCE = 256
