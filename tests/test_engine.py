@@ -661,14 +661,15 @@ def _run_threads(threads: int, cell: RecurrentCell, kw: dict, x: torch.Tensor):
         torch.set_num_threads(1)
 
 
+@pytest.mark.parametrize("Bt", [520, 12])
 @pytest.mark.parametrize("opt", ["plain", "mask_holes+reverse", "dropout", "zoneout+tbptt"])
 @pytest.mark.parametrize("name", ["rnn_tanh", "lstm", "lstm_peephole", "lstm_layer_norm", "gru_reset_after",
                                   "gru_reset_before"])
-def test_compiled_loop_on_two_threads_equals_one_thread_in_float32(name, opt):
-    # Shapes large enough that the compiled loop's per-step GEMM splits its column panels
-    # and its gate pass splits batch rows across both threads (float32 takes the packed
-    # GEMM); a race or a wrong split shows up as a difference from the one-thread run.
-    Bt, Tt, Ft, Ht = 520, 4, 8, 96  # 96 = three 32-unit blocks: an uneven split over two threads
+def test_compiled_loop_on_two_threads_equals_one_thread_in_float32(name, opt, Bt):
+    # 520 rows: each thread takes its own rows through the sequence (an uneven 256 + 264);
+    # 12 rows: too few to split, so each step's GEMM splits its column panels instead (float32
+    # takes the packed GEMM). A race or a wrong split shows up as a difference from one thread.
+    Tt, Ft, Ht = 4, 8, 96
     cell = make_cell(name, dtype=torch.float32, input_size=Ft, hidden_size=Ht)
     g = torch.Generator().manual_seed(5)
     x = torch.randn(Bt, Tt, Ft, generator=g)
