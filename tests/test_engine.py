@@ -858,3 +858,33 @@ def test_probe_norms_on_two_threads_equal_one_thread(name):
             torch.set_num_threads(1)
     torch.testing.assert_close(norms[1], norms[0], rtol=1e-5, atol=1e-6)
     assert norms[0].abs().sum() > 0
+
+
+def test_compiled_loop_lets_other_python_threads_run():
+    # forward/backward release the GIL like torch's own ops: a ticking thread keeps ticking.
+    import threading
+    import time
+
+    from rnnkit.engine import compiled
+
+    if compiled.load_kernels() is None:
+        pytest.skip("no compiled loop")
+    cell = RecurrentCell("gru", 64, 256)
+    x = torch.randn(64, 200, 64)
+    ticks, stop = [], threading.Event()
+
+    def ticker():
+        while not stop.is_set():
+            ticks.append(1)
+            time.sleep(0.001)
+
+    with torch.no_grad():
+        engine.run(cell.spec, x, cell.weights())  # warm up outside the measurement
+        thread = threading.Thread(target=ticker)
+        thread.start()
+        start = time.perf_counter()
+        while time.perf_counter() - start < 0.15:
+            engine.run(cell.spec, x, cell.weights())
+        stop.set()
+        thread.join()
+    assert len(ticks) >= 20, f"the ticking thread ran {len(ticks)} times in 150 ms of forwards"

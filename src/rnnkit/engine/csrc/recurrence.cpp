@@ -925,10 +925,13 @@ struct Stepper {
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("forward", &forward, "rnnkit recurrence forward");
-  m.def("backward", &backward, "rnnkit recurrence backward (BPTT)");
+  // The long calls release the GIL, as torch's own ops do, so other Python threads (a data
+  // loader, a second model) run meanwhile; the one-step calls are too short to be worth it.
+  using release_gil = pybind11::call_guard<pybind11::gil_scoped_release>;
+  m.def("forward", &forward, "rnnkit recurrence forward", release_gil());
+  m.def("backward", &backward, "rnnkit recurrence backward (BPTT)", release_gil());
   m.def("step", &step, "one inference step");
-  m.def("transpose", &transpose, "contiguous transpose of a matrix, in a cached buffer");
+  m.def("transpose", &transpose, "contiguous transpose of a matrix, in a cached buffer", release_gil());
   m.def("pool_release", [] { return rnnkit::BufferPool::get().release(); }, "free the cached buffers");
   m.def("pool_cached_bytes", [] { return rnnkit::BufferPool::get().cached_bytes(); }, "bytes held for reuse");
   pybind11::class_<Stepper>(m, "Stepper")
