@@ -35,6 +35,7 @@ CELLS = {
     "lstm": ("lstm", {}),
     "lstm_peephole": ("lstm", {"peephole": True}),
     "lstm_layer_norm": ("lstm", {"layer_norm": True}),
+    "lstm_peephole_ln": ("lstm", {"peephole": True, "layer_norm": True}),
     "lstm_proj": ("lstm", {"proj_size": PROJ}),
     "lstm_peephole_ln_proj": ("lstm", {"peephole": True, "layer_norm": True, "proj_size": PROJ}),
     "gru_reset_after": ("gru", {"reset_after": True}),
@@ -663,8 +664,7 @@ def _run_threads(threads: int, cell: RecurrentCell, kw: dict, x: torch.Tensor):
 
 @pytest.mark.parametrize("Bt", [520, 12])
 @pytest.mark.parametrize("opt", ["plain", "mask_holes+reverse", "dropout", "zoneout+tbptt"])
-@pytest.mark.parametrize("name", ["rnn_tanh", "lstm", "lstm_peephole", "lstm_layer_norm", "gru_reset_after",
-                                  "gru_reset_before"])
+@pytest.mark.parametrize("name", ["rnn_tanh", "lstm", "lstm_peephole_ln", "gru_reset_after", "gru_reset_before"])
 def test_compiled_loop_on_two_threads_equals_one_thread_in_float32(name, opt, Bt):
     # 520 rows: each thread takes its own rows through the sequence (an uneven 256 + 264);
     # 12 rows: too few to split, so each step's GEMM splits its column panels instead (float32

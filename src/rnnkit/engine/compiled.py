@@ -157,25 +157,26 @@ def inference_step(spec: CellSpec, w: Weights, x: Tensor, state: tuple[Tensor, .
                               w.bias_ih, w.bias_hh))
 
 
-def _lstm_option_grads(gates, c_prev, dat, dc_in, ln_cache, peephole: bool) -> dict:
-    """Peephole and layer-norm weight gradients, each one reduction over all steps (as ops/lstm.py).
+def _lstm_option_grads(sums: Optional[Tensor], lstm_w: list, H: int) -> dict:
+    """Split the loop's summed LSTM option gradients (see recurrence.cpp's backward) by weight.
 
-    dat: (T, B, 4H) gradient of the normalised gate pre-activations; dc_in: (T, B, H) of the
-    cell's LN output; ln_cache: [a_hat (T, B, 4H), rstd, c_hat (T, B, H), rstd_c].
+    lstm_w: [peephole, ln_gamma, ln_beta, ln_cell_gamma, ln_cell_beta], None where absent.
     """
-    grads = {}
-    if peephole:
-        di, df, _, do = dat.chunk(4, dim=-1)
-        ig, fg, gg, _ = gates.chunk(4, dim=-1)
-        c_new = fg * c_prev + ig * gg  # the cell before any zoneout/mask mix, as the peephole saw it
-        grads["peephole"] = torch.stack([(di * c_prev).sum((0, 1)), (df * c_prev).sum((0, 1)), (do * c_new).sum((0, 1))])
-    a_hat, _, c_hat, _ = ln_cache
-    if a_hat is not None:
-        grads["ln_gamma"] = (dat * a_hat).sum((0, 1))
-        grads["ln_beta"] = dat.sum((0, 1))
-    if c_hat is not None:
-        grads["ln_cell_gamma"] = (dc_in * c_hat).sum((0, 1))
-        grads["ln_cell_beta"] = dc_in.sum((0, 1))
+    if sums is None:
+        return {}
+    names, sizes = [], []
+    if lstm_w[1] is not None:
+        names += ["ln_gamma", "ln_beta"]
+        sizes += [4 * H, 4 * H]
+    if lstm_w[3] is not None:
+        names += ["ln_cell_gamma", "ln_cell_beta"]
+        sizes += [H, H]
+    if lstm_w[0] is not None:
+        names.append("peephole")
+        sizes.append(3 * H)
+    grads = dict(zip(names, sums.split(sizes)))
+    if "peephole" in grads:
+        grads["peephole"] = grads["peephole"].view(3, H)
     return grads
 
 
@@ -222,7 +223,7 @@ class CompiledRecurrence(torch.autograd.Function):
         d_c = None
         if n_state == 2:
             d_c = d_final[1] if d_final[1] is not None else torch.zeros_like(c_hist[0])
-        dxw, dh0, dc0, dhw, norms, dat, dc_in, db_x, db_h = _module.backward(
+        dxw, dh0, dc0, dhw, norms, opt_sums, db_x, db_h = _module.backward(
             *ctx.codes, d_out, d_h.contiguous(), _c(d_c), h_hist, c_hist, gates, extra, hin_all,
             w_hh.contiguous(), keep_h, keep_c, _c(out_mask), rdm, lstm_w, ln_cache, ctx.tbptt or 0, ctx.has_probe)
         T, B, G = dxw.shape
@@ -245,7 +246,7 @@ class CompiledRecurrence(torch.autograd.Function):
         if kind == 2 and ctx.has_b_hh and wants["bias_hh"]:
             grads["bias_hh"] = dhw.reshape(T * B, G).sum(0) if db_h is None else db_h
         if kind == 1:
-            grads.update(_lstm_option_grads(gates, c_hist[:T], dat, dc_in, ln_cache, lstm_w[0] is not None))
+            grads.update(_lstm_option_grads(opt_sums, lstm_w, H))
         d_in = dxw
         if ctx.project:  # the input projection's gradients, one GEMM each over all steps
             d2 = dxw.reshape(T * B, G)

@@ -683,8 +683,12 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
   using rnnkit::pooled_empty;
   Tensor dxw = pooled_empty({T_, B, G}, opts);
   Tensor dhw_all = kind == 2 ? pooled_empty({T_, B, G}, opts) : Tensor();
-  Tensor dat_all = keep_dat ? pooled_empty({T_, B, G}, opts) : Tensor();
-  Tensor dcin_all = lo.lnc_g ? pooled_empty({T_, B, H}, opts) : Tensor();
+  // The LSTM options' weight gradients are sums over every step and row; each thread adds up
+  // its rows while a step's gradients are still in cache, so no (T, B, 4H) history of them is
+  // kept. Layout: [ln_gamma 4H, ln_beta 4H, ln_cell_gamma H, ln_cell_beta H, peephole 3H],
+  // each part present only with its option.
+  const int64_t n_opt = (lo.ln_g ? 8 * H : 0) + (lo.lnc_g ? 2 * H : 0) + (lo.peep ? 3 * H : 0);
+  std::vector<T> dat_step(keep_dat ? B * G : 0), dcin_step(lo.lnc_g ? BH : 0);
   Tensor dh = d_hT.clone();  // carried gradient of h_t, then of h_{t-1}
   Tensor dc = lstm ? d_cT.clone() : Tensor();
   Tensor norms = want_norms ? at::zeros({T_, lstm ? 2 : 1}, opts.dtype(at::kDouble)) : Tensor();
@@ -713,7 +717,7 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
   // squared norms (sq: T x 2) and the bias gradients (bias: G, or 2G for GRU) are summed per
   // thread and combined after.
   const int n_norm = lstm ? 2 : 1;
-  auto rows_loop = [&](int64_t b0, int64_t b1, double* sq, double* bias) {
+  auto rows_loop = [&](int64_t b0, int64_t b1, double* sq, double* bias, double* opt) {
     const int64_t nb = b1 - b0;
     for (int64_t t = T_ - 1; t >= 0; --t) {
       const T* g = GT + t * B * G;
@@ -750,8 +754,8 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
           split_by_keep(dcb, dcnb, KC ? KC + (t * B + b) * kcw : nullptr, kcw, H);
           const int64_t row = t * B + b;
           lstm_back_row(c, gb, ex + b * H, CH + t * BH + b * H, dnb, dcnb, dcb, dxb, scratch.data() + b * H, H, lo,
-                        row, keep_dat ? dat_all.data_ptr<T>() + row * G : nullptr,
-                        lo.lnc_g ? dcin_all.data_ptr<T>() + row * H : nullptr);
+                        row, keep_dat ? dat_step.data() + b * G : nullptr,
+                        lo.lnc_g ? dcin_step.data() + b * H : nullptr);
         } else {
           gru_back_row(c, gb, ex ? ex + b * H : nullptr, hp + b * H, dnb, dhb, dxb, dhw ? dhw + b * G : nullptr, H);
         }
@@ -772,6 +776,31 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
           for (int64_t j = 0; j < H; ++j) di[b * H + j] += drh[b * H + j] * g[b * G + j];
       } else {
         w_back.apply((kind == 2 ? dhw : dx) + b0 * G, G, nb, di + b0 * H, H, nullptr, 0);
+      }
+      for (int64_t b = b0; n_opt && b < b1; ++b) {
+        double* o = opt;
+        const T* da = dat_step.data() + b * G;
+        if (lo.ln_g) {
+          const T* ah = lo.a_hat + (t * B + b) * G;
+          for (int64_t j = 0; j < G; ++j) { o[j] += da[j] * ah[j]; o[G + j] += da[j]; }
+          o += 2 * G;
+        }
+        if (lo.lnc_g) {
+          const T* d = dcin_step.data() + b * H;
+          const T* ch = lo.c_hat + (t * B + b) * H;
+          for (int64_t j = 0; j < H; ++j) { o[j] += d[j] * ch[j]; o[H + j] += d[j]; }
+          o += 2 * H;
+        }
+        if (lo.peep) {
+          // The peepholes saw c_{t-1} (input and forget gates) and the new cell before any keep mix.
+          const T* cp = CH + t * BH + b * H;
+          const T* gb = g + b * G;
+          for (int64_t j = 0; j < H; ++j) {
+            o[j] += da[j] * cp[j];
+            o[H + j] += da[H + j] * cp[j];
+            o[2 * H + j] += da[3 * H + j] * (gb[H + j] * cp[j] + gb[j] * gb[2 * H + j]);
+          }
+        }
       }
       if (bias) {  // dx is final here (reset-before fills its r part above)
         for (int64_t b = b0; b < b1; ++b) {
@@ -797,6 +826,7 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
   // each step's rows are in cache; otherwise the caller sums them.
   const int64_t n_bias = kind == 2 ? 2 * G : G;
   std::vector<double> bias_sums(bt > 1 ? bt * n_bias : 0, 0.0);
+  std::vector<double> opt_sums(bt * n_opt, 0.0);
   if (bt > 1) {
     const at::ThreadLocalState tls;  // as in the forward: the workers run ATen calls
     rnnkit_detail::FirstError error;
@@ -807,12 +837,12 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
       const auto rows = row_share(B, id, bt);
       error.run([&] {
         rows_loop(rows.first, rows.second, NORMS ? sq.data() + id * T_ * n_norm : nullptr,
-                  bias_sums.data() + id * n_bias);
+                  bias_sums.data() + id * n_bias, opt_sums.data() + id * n_opt);
       });
     }
     error.rethrow();
   } else {
-    rows_loop(0, B, NORMS ? sq.data() : nullptr, nullptr);
+    rows_loop(0, B, NORMS ? sq.data() : nullptr, nullptr, opt_sums.data());
   }
   for (int64_t i = 0; NORMS && i < T_ * n_norm; ++i) {
     double total = 0;
@@ -829,9 +859,17 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
     db_x = sums.narrow(0, 0, G);
     if (kind == 2) db_h = sums.narrow(0, G, G);
   }
+  Tensor opt_grads;
+  if (n_opt) {
+    opt_grads = at::zeros({n_opt}, opts.dtype(at::kDouble));
+    double* S = opt_grads.data_ptr<double>();
+    for (int k = 0; k < bt; ++k)
+      for (int64_t i = 0; i < n_opt; ++i) S[i] += opt_sums[k * n_opt + i];
+    opt_grads = opt_grads.to(opts.dtype());
+  }
   // The weight gradients are one GEMM each over all steps; the caller does them (engine/blas.py).
   return {dxw, dh, lstm ? dc : Tensor(), kind == 2 ? dhw_all : Tensor(), want_norms ? norms.to(opts.dtype()) : Tensor(),
-          dat_all, dcin_all, db_x, db_h};
+          opt_grads, db_x, db_h};
 }
 
 std::vector<Tensor> forward(int64_t kind, int64_t act, int64_t ract, const Tensor& xw, const Tensor& h0,
