@@ -24,7 +24,6 @@ import torch
 from torch import Tensor
 
 from ..ops import CellSpec, Weights
-from .blas import matmul, weight_grad
 from .contract import backward_outputs, unpack_inputs
 
 _ACT_CODES = {"tanh": 0, "sigmoid": 1, "relu": 2, "hard_sigmoid": 3, "linear": 4}
@@ -223,38 +222,18 @@ class CompiledRecurrence(torch.autograd.Function):
         d_c = None
         if n_state == 2:
             d_c = d_final[1] if d_final[1] is not None else torch.zeros_like(c_hist[0])
-        dxw, dh0, dc0, dhw, norms, opt_sums, db_x, db_h = _module.backward(
-            *ctx.codes, d_out, d_h.contiguous(), _c(d_c), h_hist, c_hist, gates, extra, hin_all,
-            w_hh.contiguous(), keep_h, keep_c, _c(out_mask), rdm, lstm_w, ln_cache, ctx.tbptt or 0, ctx.has_probe)
-        T, B, G = dxw.shape
-        H = h_hist.shape[-1]
-        hin = (hin_all if hin_all is not None else h_hist[:T]).reshape(T * B, H)
-        kind = ctx.codes[0]
         # Frozen weights (requires_grad=False) cost no GEMM.
         wants = dict(zip(Weights._fields, ctx.needs_input_grad[7 + 2 * n_state :]))
-        grads = {}
-        if not wants["weight_hh"]:
-            pass
-        elif kind == 2:  # GRU reset-after: W_hh sees d(W_hh h + b_hh), not dxw
-            grads["weight_hh"] = weight_grad(dhw.reshape(T * B, G), hin)
-        elif kind == 3:  # GRU reset-before: the n rows multiply r * h
-            d2 = dxw.reshape(T * B, G)
-            rh = extra.reshape(T * B, H)
-            grads["weight_hh"] = torch.cat([weight_grad(d2[:, : 2 * H], hin), weight_grad(d2[:, 2 * H :], rh)])
-        else:
-            grads["weight_hh"] = weight_grad(dxw.reshape(T * B, G), hin)
-        if kind == 2 and ctx.has_b_hh and wants["bias_hh"]:
-            grads["bias_hh"] = dhw.reshape(T * B, G).sum(0) if db_h is None else db_h
-        if kind == 1:
-            grads.update(_lstm_option_grads(opt_sums, lstm_w, H))
-        d_in = dxw
-        if ctx.project:  # the input projection's gradients, one GEMM each over all steps
-            d2 = dxw.reshape(T * B, G)
-            d_in = matmul(d2, w_ih).reshape(T, B, -1) if ctx.needs_input_grad[2] else None
-            if wants["weight_ih"]:
-                grads["weight_ih"] = weight_grad(d2, x)
-            if wants["bias_ih"]:
-                grads["bias_ih"] = d2.sum(0) if db_x is None else db_x
+        want_in = ctx.needs_input_grad[2] or not ctx.project
+        d_in, dh0, dc0, dw_hh, dw_ih, norms, opt_sums, db_x, db_h = _module.backward(
+            *ctx.codes, d_out, d_h.contiguous(), _c(d_c), h_hist, c_hist, gates, extra, hin_all,
+            w_hh.contiguous(), keep_h, keep_c, _c(out_mask), rdm, lstm_w, ln_cache, ctx.tbptt or 0, ctx.has_probe,
+            x, w_ih, want_in, wants["weight_hh"], wants["weight_ih"])
+        grads = {"weight_hh": dw_hh, "bias_hh": db_h}
+        if ctx.project:
+            grads.update(weight_ih=dw_ih, bias_ih=db_x)
+        if ctx.codes[0] == 1:
+            grads.update(_lstm_option_grads(opt_sums, lstm_w, h_hist.shape[-1]))
         d_weights = [grads.get(name) if present else None for name, present in zip(Weights._fields, ctx.weights_present)]
         d_state0 = (dh0,) if n_state == 1 else (dh0, dc0)
         d_probe = norms if ctx.has_probe else None

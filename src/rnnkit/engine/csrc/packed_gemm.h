@@ -104,6 +104,54 @@ inline void gemm_panel(const float* A, int64_t lda, const PackedB& B, int64_t q,
 }
 #endif
 
+#if RNNKIT_PACKED_GEMM
+// C[0..rows, 0..32) += a^T b over K rows, a: K x 8 (an 8-column panel of the left rows),
+// b: K x 32 (a 32-column panel of the right rows). The outer-product form of the tile above,
+// for weight gradients, which sum over rows rather than multiply along them.
+inline void outer_tile(const float* a, const float* b, int64_t K, float* C, int64_t ldc, int rows, __mmask16 m0,
+                       __mmask16 m1) {
+  __m512 acc0[8], acc1[8];
+  for (int r = 0; r < 8; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < K; ++k) {
+    const __m512 b0 = _mm512_loadu_ps(b + k * kPanel);
+    const __m512 b1 = _mm512_loadu_ps(b + k * kPanel + 16);
+    for (int r = 0; r < 8; ++r) {
+      const __m512 av = _mm512_set1_ps(a[k * 8 + r]);
+      acc0[r] = _mm512_fmadd_ps(av, b0, acc0[r]);
+      acc1[r] = _mm512_fmadd_ps(av, b1, acc1[r]);
+    }
+  }
+  for (int r = 0; r < rows; ++r) {
+    float* c = C + r * ldc;
+    _mm512_mask_storeu_ps(c, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, c), acc0[r]));
+    _mm512_mask_storeu_ps(c + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, c + 16), acc1[r]));
+  }
+}
+#endif
+
+// C (M x N, row stride ldc) += sum over K rows k of a_k^T b_k, with the a rows stored as
+// ceil(M / 8) panels of K x 8 (panel stride sa) and the b rows as ceil(N / 32) panels of
+// K x 32 (stride sb), both zero-padded.
+inline void outer_accumulate(const float* A, int64_t sa, int64_t M, const float* B, int64_t sb, int64_t N, int64_t K,
+                             float* C, int64_t ldc) {
+#if RNNKIT_PACKED_GEMM
+  const int64_t qn = (N + kPanel - 1) / kPanel, pm = (M + 7) / 8;
+  const int64_t grain = M * N * K < (1 << 18) ? qn : 1;  // as gemm_packed
+  at::parallel_for(0, qn, grain, [&](int64_t q0, int64_t q1) {
+    for (int64_t q = q0; q < q1; ++q) {
+      const int64_t nw = std::min<int64_t>(kPanel, N - q * kPanel);
+      const __mmask16 m0 = nw >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << nw) - 1);
+      const __mmask16 m1 = nw >= 32 ? 0xFFFF : (nw <= 16 ? 0 : static_cast<__mmask16>((1u << (nw - 16)) - 1));
+      for (int64_t p = 0; p < pm; ++p)
+        outer_tile(A + p * sa, B + q * sb, K, C + p * 8 * ldc + q * kPanel, ldc,
+                   static_cast<int>(std::min<int64_t>(8, M - p * 8)), m0, m1);
+    }
+  });
+#else
+  (void)A; (void)sa; (void)M; (void)B; (void)sb; (void)N; (void)K; (void)C; (void)ldc;
+#endif
+}
+
 // C (M x N, row stride ldc) = init (same layout, may be null) + A (M x K, row stride lda) @ B.
 inline void gemm_packed(const float* A, int64_t lda, const PackedB& B, int64_t M, float* C, int64_t ldc,
                         const float* init, int64_t ldi) {

@@ -3,9 +3,10 @@
 //
 // Per step: the step's input projection and one GEMM (two for GRU reset-before) against
 // the recurrent weight, both packed once per sequence (packed_gemm.h), then one pass over the
-// gate block. The backward walks t = T-1 .. 0 carrying dh (and dc); the caller sums weight
-// gradients with one GEMM each. With several threads each takes a slice of the batch through
-// the whole sequence (batch_threads).
+// gate block. The backward walks t = T-1 .. 0 carrying dh (and dc), computes each step's input
+// gradient, and sums the weight gradients as it goes, a chunk of steps at a time (RowChunk).
+// With several threads each takes a slice of the batch through the whole sequence
+// (batch_threads).
 //
 // Shapes: x (T, B, F) or projected xw (T, B, G), states (B, H), G = gates * H. Gate order as torch:
 // LSTM i, f, g, o; GRU r, z, n. Cell kinds: 0 Elman, 1 LSTM, 2 GRU reset-after,
@@ -201,6 +202,57 @@ struct StepMatrix {
     }
   }
 };
+
+// Rows of one operand of a weight gradient (dW = sum over steps and batch rows of
+// dx_row^T v_row), gathered a step at a time inside the backward loop, while each row is
+// still in cache, and multiplied once the chunk is full (OuterSum). For the AVX-512 kernel the
+// rows are stored as zero-padded column panels of width P (8 for the left operand, 32 for
+// the right); otherwise P = w, which is plain row-major storage for ATen.
+template <typename T> struct RowChunk {
+  int64_t w = 0, cap = 0, n = 0, P = 0;
+  std::vector<T> storage;
+  T* base = nullptr;
+
+  void init(int64_t width, int64_t capacity, int64_t panel) {
+    w = width;
+    cap = capacity;
+    P = panel > 0 ? panel : width;
+    storage.assign(static_cast<size_t>(panels() * cap * P + 16), T(0));
+    const auto addr = reinterpret_cast<std::uintptr_t>(storage.data());
+    base = storage.data() + ((64 - addr % 64) % 64) / sizeof(T);
+  }
+  bool active() const { return w > 0; }
+  int64_t panels() const { return (w + P - 1) / P; }
+  void push(const T* row) {
+    T* dst = base + n * P;
+    const int64_t full = w / P, stride = cap * P;
+    // Fixed-size copies compile to a few vector moves; a memcpy call per 8 values cost more
+    // than the copy.
+    if (P == 8) {
+      for (int64_t p = 0; p < full; ++p) std::memcpy(dst + p * stride, row + p * 8, 8 * sizeof(T));
+    } else if (P == 32) {
+      for (int64_t p = 0; p < full; ++p) std::memcpy(dst + p * stride, row + p * 32, 32 * sizeof(T));
+    } else {
+      for (int64_t p = 0; p < full; ++p) std::memcpy(dst + p * stride, row + p * P, P * sizeof(T));
+    }
+    if (full * P < w) std::memcpy(dst + full * stride, row + full * P, (w - full * P) * sizeof(T));
+    ++n;
+  }
+};
+
+// C (a.w x b.w, row stride ldc) += A^T B over the chunk's rows.
+template <typename T> void outer_sum(const RowChunk<T>& a, const RowChunk<T>& b, T* C, int64_t ldc) {
+  if (a.n == 0) return;
+  if constexpr (std::is_same_v<T, float>) {
+    if (RNNKIT_PACKED_GEMM) {
+      rnnkit::outer_accumulate(a.base, a.cap * a.P, a.w, b.base, b.cap * b.P, b.w, a.n, C, ldc);
+      return;
+    }
+  }
+  auto opts = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
+  Tensor A = at::from_blob(a.base, {a.n, a.w}, opts), Bm = at::from_blob(b.base, {b.n, b.w}, opts);
+  at::from_blob(C, {a.w, b.w}, {ldc, 1}, opts).addmm_(A.t(), Bm);
+}
 
 struct Codes {
   int64_t kind, act, ract;
@@ -664,8 +716,16 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
                                   const Tensor& extra, const Tensor& hin_all, const Tensor& w_hh,
                                   const Tensor& keep_h, const Tensor& keep_c, const Tensor& out_mask,
                                   const Tensor& rdm, const OptList& lstm_w, const OptList& ln_cache, int64_t tbptt,
-                                  bool want_norms) {
+                                  bool want_norms, const Tensor& x, const Tensor& w_ih, bool want_dx, bool want_w_hh,
+                                  bool want_w_ih) {
+  // With w_ih, x is the raw input (T, B, F) the forward projected step by step, and the loop
+  // returns dx (T, B, F) and dW_ih; without, it returns d(xw) (T, B, G). Either way it sums
+  // dW_hh and the biases' gradients itself.
   const int64_t T_ = gates.size(0), B = gates.size(1), G = gates.size(2), H = h_hist.size(2), BH = B * H;
+  const bool project = w_ih.defined();
+  const int64_t F = project ? w_ih.size(1) : 0;
+  want_w_ih = want_w_ih && project;
+  want_dx = want_dx || !project;
   LstmOpts<T> lo = lstm_opts<T>(lstm_w);
   lo.a_hat = const_cast<T*>(ptr_or_null<T>(list_at(ln_cache, 0)));
   lo.rstd = const_cast<T*>(ptr_or_null<T>(list_at(ln_cache, 1)));
@@ -681,8 +741,16 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
   if (d_out.stride(2) != 1 && d_out.stride(2) != 0) d_out = d_out.contiguous();
   const int64_t do_t = d_out.stride(0), do_b = d_out.stride(1), do_j = d_out.stride(2);
   using rnnkit::pooled_empty;
-  Tensor dxw = pooled_empty({T_, B, G}, opts);
-  Tensor dhw_all = kind == 2 ? pooled_empty({T_, B, G}, opts) : Tensor();
+  // d(xw) for every step only when the caller wants it; the loop's own uses of a step's
+  // gradients end with that step, so otherwise one step's worth is kept.
+  Tensor dxw = pooled_empty({project ? 1 : T_, B, G}, opts);
+  const int64_t dx_step = project ? 0 : B * G;
+  Tensor d_in = project && want_dx ? pooled_empty({T_, B, F}, opts) : Tensor();
+  std::vector<T> dhw_step(kind == 2 ? B * G : 0);
+  std::optional<StepMatrix<T>> w_in;
+  if (project && want_dx) w_in.emplace(w_ih);
+  const T* XIN = project ? x.data_ptr<T>() : nullptr;
+  const int64_t x_t = project ? x.stride(0) : 0, x_b = project ? x.stride(1) : 0;
   // The LSTM options' weight gradients are sums over every step and row; each thread adds up
   // its rows while a step's gradients are still in cache, so no (T, B, 4H) history of them is
   // kept. Layout: [ln_gamma 4H, ln_beta 4H, ln_cell_gamma H, ln_cell_beta H, peephole 3H],
@@ -710,22 +778,61 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
   const T* KH = keep_h.defined() ? keep_h.data_ptr<T>() : nullptr;
   const T* KC = keep_c.defined() ? keep_c.data_ptr<T>() : nullptr;
   T* DX = dxw.data_ptr<T>();
-  T* DHW = dhw_all.defined() ? dhw_all.data_ptr<T>() : nullptr;
+  T* DIN = d_in.defined() ? d_in.data_ptr<T>() : nullptr;
   double* NORMS = want_norms ? norms.data_ptr<double>() : nullptr;
 
+  // The weight gradients, dW = sum over steps and rows of a^T v: the rows of a (d(xw), or for
+  // GRU d(W_hh h + b_hh)) and of v (the step's inputs, h_{t-1} or r * h_{t-1}) are gathered into
+  // chunks of ~64 rows, each multiplied once full (RowChunk). Per product: left chunk, right
+  // chunk, output row offset into dW_hh (kind 3 splits W_hh's r, z rows from its n rows).
+  struct Chunks {
+    RowChunk<T> a_x, a_h, a_n, v_x, v_h, v_r;
+  };
+  const int64_t kA = RNNKIT_PACKED_GEMM && std::is_same_v<T, float> ? 8 : 0;
+  const int64_t kV = RNNKIT_PACKED_GEMM && std::is_same_v<T, float> ? rnnkit::kPanel : 0;
+  // Returns the chunk's capacity in rows: whole steps of nb rows, about 64 in all. Chunks of
+  // 32 to 256 rows timed alike (GRU L, LSTM S and M, SimpleRNN L); 512 was slower at L.
+  auto init_chunks = [&](Chunks& ch, int64_t nb) {
+    const int64_t cap = nb * std::max<int64_t>(1, 64 / nb);
+    if (want_w_ih || (want_w_hh && kind <= 1)) ch.a_x.init(G, cap, kA);
+    if (want_w_ih) ch.v_x.init(F, cap, kV);
+    if (want_w_hh) {
+      ch.v_h.init(H, cap, kV);
+      if (kind == 2) ch.a_h.init(G, cap, kA);
+      if (kind == 3) {
+        ch.a_h.init(2 * H, cap, kA);
+        ch.a_n.init(H, cap, kA);
+        ch.v_r.init(H, cap, kV);
+      }
+    }
+    return cap;
+  };
+  auto flush_chunks = [&](Chunks& ch, T* dw_hh, T* dw_ih) {
+    if (want_w_ih) outer_sum(ch.a_x, ch.v_x, dw_ih, F);
+    if (want_w_hh) {
+      outer_sum(kind <= 1 ? ch.a_x : ch.a_h, ch.v_h, dw_hh, H);
+      if (kind == 3) outer_sum(ch.a_n, ch.v_r, dw_hh + 2 * H * H, H);
+    }
+    for (RowChunk<T>* r : {&ch.a_x, &ch.a_h, &ch.a_n, &ch.v_x, &ch.v_h, &ch.v_r}) r->n = 0;
+  };
+
   // Rows [b0, b1) back through the whole sequence (see rows_loop in the forward); the probe's
-  // squared norms (sq: T x 2) and the bias gradients (bias: G, or 2G for GRU) are summed per
+  // squared norms (sq: T x 2), the bias gradients (bias: G, or 2G for GRU), the LSTM options'
+  // gradients (opt) and the weight gradients (dw_hh: G x H, dw_ih: G x F) are summed per
   // thread and combined after.
   const int n_norm = lstm ? 2 : 1;
-  auto rows_loop = [&](int64_t b0, int64_t b1, double* sq, double* bias, double* opt) {
+  auto rows_loop = [&](int64_t b0, int64_t b1, double* sq, double* bias, double* opt, T* dw_hh, T* dw_ih) {
     const int64_t nb = b1 - b0;
+    Chunks ch;
+    const int64_t cap = init_chunks(ch, nb);
+    int64_t filled = 0;
     for (int64_t t = T_ - 1; t >= 0; --t) {
       const T* g = GT + t * B * G;
       const T* hp = HH + t * BH;
       const T* hin = HIN ? HIN + t * BH : hp;
       const T* ex = EX ? EX + t * BH : nullptr;
-      T* dx = DX + t * B * G;
-      T* dhw = DHW ? DHW + t * B * G : nullptr;
+      T* dx = DX + t * dx_step;
+      T* dhw = kind == 2 ? dhw_step.data() : nullptr;
       // Total gradient of state_t: what later steps sent back plus this step's output
       // (zero on masked steps, whose output is zero).
       for (int64_t b = b0; b < b1; ++b) {
@@ -802,14 +909,30 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
           }
         }
       }
-      if (bias) {  // dx is final here (reset-before fills its r part above)
-        for (int64_t b = b0; b < b1; ++b) {
-          const T* d = dx + b * G;
-          for (int64_t i = 0; i < G; ++i) bias[i] += d[i];
-          if (kind == 2) {
-            const T* dw = dhw + b * G;
-            for (int64_t i = 0; i < G; ++i) bias[G + i] += dw[i];
-          }
+      // dx is final here (reset-before fills its r part above).
+      if (DIN) w_in->apply(dx + b0 * G, G, nb, DIN + t * B * F + b0 * F, F, nullptr, 0);
+      for (int64_t b = b0; b < b1; ++b) {
+        if (ch.a_x.active()) ch.a_x.push(dx + b * G);
+        if (ch.v_x.active()) ch.v_x.push(XIN + t * x_t + b * x_b);
+        if (ch.v_h.active()) ch.v_h.push(hin + b * H);
+        if (kind == 2 && ch.a_h.active()) ch.a_h.push(dhw + b * G);
+        if (kind == 3 && ch.a_h.active()) {
+          ch.a_h.push(dx + b * G);
+          ch.a_n.push(dx + b * G + 2 * H);
+          ch.v_r.push(ex + b * H);
+        }
+      }
+      filled += nb;
+      if (t == 0 || filled + nb > cap) {
+        flush_chunks(ch, dw_hh, dw_ih);
+        filled = 0;
+      }
+      for (int64_t b = b0; b < b1; ++b) {
+        const T* d = dx + b * G;
+        for (int64_t i = 0; i < G; ++i) bias[i] += d[i];
+        if (kind == 2) {
+          const T* dw = dhw + b * G;
+          for (int64_t i = 0; i < G; ++i) bias[G + i] += dw[i];
         }
       }
       const bool cut = tbptt > 0 && t % tbptt == 0 && t > 0;
@@ -822,11 +945,13 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
   };
   const int bt = batch_threads(B, H, G);
   std::vector<double> sq(NORMS ? bt * T_ * n_norm : 0, 0.0);
-  // A batch split also sums the bias gradients (of dxw, and of dhw for GRU) per thread while
-  // each step's rows are in cache; otherwise the caller sums them.
   const int64_t n_bias = kind == 2 ? 2 * G : G;
-  std::vector<double> bias_sums(bt > 1 ? bt * n_bias : 0, 0.0);
+  std::vector<double> bias_sums(bt * n_bias, 0.0);
   std::vector<double> opt_sums(bt * n_opt, 0.0);
+  // Each thread's weight gradients; the first thread's are the result, the others add into them.
+  const int64_t n_hh = want_w_hh ? G * H : 0, n_ih = want_w_ih ? G * F : 0;
+  std::vector<Tensor> dw(bt);
+  for (int k = 0; k < bt; ++k) dw[k] = at::zeros({n_hh + n_ih}, opts);
   if (bt > 1) {
     const at::ThreadLocalState tls;  // as in the forward: the workers run ATen calls
     rnnkit_detail::FirstError error;
@@ -836,29 +961,30 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
       const int id = thread_index();
       const auto rows = row_share(B, id, bt);
       error.run([&] {
+        T* w = dw[id].data_ptr<T>();
         rows_loop(rows.first, rows.second, NORMS ? sq.data() + id * T_ * n_norm : nullptr,
-                  bias_sums.data() + id * n_bias, opt_sums.data() + id * n_opt);
+                  bias_sums.data() + id * n_bias, opt_sums.data() + id * n_opt, w, w + n_hh);
       });
     }
     error.rethrow();
   } else {
-    rows_loop(0, B, NORMS ? sq.data() : nullptr, nullptr, opt_sums.data());
+    T* w = dw[0].data_ptr<T>();
+    rows_loop(0, B, NORMS ? sq.data() : nullptr, bias_sums.data(), opt_sums.data(), w, w + n_hh);
   }
   for (int64_t i = 0; NORMS && i < T_ * n_norm; ++i) {
     double total = 0;
     for (int k = 0; k < bt; ++k) total += sq[k * T_ * n_norm + i];
     NORMS[i] = std::sqrt(total);
   }
-  Tensor db_x, db_h;
-  if (bt > 1) {
-    Tensor sums = at::zeros({n_bias}, opts.dtype(at::kDouble));
-    double* S = sums.data_ptr<double>();
-    for (int k = 0; k < bt; ++k)
-      for (int64_t i = 0; i < n_bias; ++i) S[i] += bias_sums[k * n_bias + i];
-    sums = sums.to(opts.dtype());
-    db_x = sums.narrow(0, 0, G);
-    if (kind == 2) db_h = sums.narrow(0, G, G);
-  }
+  Tensor sums = at::zeros({n_bias}, opts.dtype(at::kDouble));
+  double* S = sums.data_ptr<double>();
+  for (int k = 0; k < bt; ++k)
+    for (int64_t i = 0; i < n_bias; ++i) S[i] += bias_sums[k * n_bias + i];
+  sums = sums.to(opts.dtype());
+  Tensor db_x = sums.narrow(0, 0, G), db_h = kind == 2 ? sums.narrow(0, G, G) : Tensor();
+  for (int k = 1; k < bt; ++k) dw[0].add_(dw[k]);
+  Tensor dw_hh = want_w_hh ? dw[0].narrow(0, 0, n_hh).view({G, H}) : Tensor();
+  Tensor dw_ih = want_w_ih ? dw[0].narrow(0, n_hh, n_ih).view({G, F}) : Tensor();
   Tensor opt_grads;
   if (n_opt) {
     opt_grads = at::zeros({n_opt}, opts.dtype(at::kDouble));
@@ -867,8 +993,7 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
       for (int64_t i = 0; i < n_opt; ++i) S[i] += opt_sums[k * n_opt + i];
     opt_grads = opt_grads.to(opts.dtype());
   }
-  // The weight gradients are one GEMM each over all steps; the caller does them (engine/blas.py).
-  return {dxw, dh, lstm ? dc : Tensor(), kind == 2 ? dhw_all : Tensor(), want_norms ? norms.to(opts.dtype()) : Tensor(),
+  return {project ? d_in : dxw, dh, lstm ? dc : Tensor(), dw_hh, dw_ih, want_norms ? norms.to(opts.dtype()) : Tensor(),
           opt_grads, db_x, db_h};
 }
 
@@ -896,12 +1021,15 @@ std::vector<Tensor> backward(int64_t kind, int64_t act, int64_t ract, const Tens
                              const Tensor& w_hh, const c10::optional<Tensor>& keep_h,
                              const c10::optional<Tensor>& keep_c, const c10::optional<Tensor>& out_mask,
                              const c10::optional<Tensor>& rdm, const OptList& lstm_w, const OptList& ln_cache,
-                             int64_t tbptt, bool want_norms) {
+                             int64_t tbptt, bool want_norms, const c10::optional<Tensor>& x,
+                             const c10::optional<Tensor>& w_ih, bool want_dx, bool want_w_hh, bool want_w_ih) {
   return AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "rnnkit_backward", [&] {
     return backward_impl<scalar_t>(Codes{kind, act, ract}, d_out, d_hT, opt_or_undef(d_cT), h_hist, opt_or_undef(c_hist),
                                    gates, opt_or_undef(extra), opt_or_undef(hin_all), w_hh,
                                    opt_or_undef(keep_h), opt_or_undef(keep_c), opt_or_undef(out_mask),
-                                   opt_or_undef(rdm), lstm_w, ln_cache, tbptt, want_norms);
+                                   opt_or_undef(rdm), lstm_w, ln_cache, tbptt, want_norms,
+                                   w_ih.has_value() && x->stride(2) != 1 ? x->contiguous() : opt_or_undef(x),
+                                   w_ih.has_value() ? w_ih->contiguous() : Tensor(), want_dx, want_w_hh, want_w_ih);
   });
 }
 
