@@ -105,18 +105,20 @@ inline void gemm_panel(const float* A, int64_t lda, const PackedB& B, int64_t q,
 #endif
 
 #if RNNKIT_PACKED_GEMM
-// C[0..rows, 0..32) += a^T b over K rows, a: K x 8 (an 8-column panel of the left rows),
-// b: K x 32 (a 32-column panel of the right rows). The outer-product form of the tile above,
-// for weight gradients, which sum over rows rather than multiply along them.
-inline void outer_tile(const float* a, const float* b, int64_t K, float* C, int64_t ldc, int rows, __mmask16 m0,
-                       __mmask16 m1) {
+// C[0..rows, 0..32) += sum over K rows k of a_k^T b_k: a_k = A + k * lda, of which 8 values are
+// read (those past `rows` are multiplied and dropped, so the caller pads its rows), and
+// b_k = b + 32 k, a row of a 32-column panel. The outer-product form of `tile`, for weight
+// gradients, which sum over rows rather than multiply along them.
+inline void outer_tile(const float* A, int64_t lda, const float* b, int64_t K, float* C, int64_t ldc, int rows,
+                       __mmask16 m0, __mmask16 m1) {
   __m512 acc0[8], acc1[8];
   for (int r = 0; r < 8; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
   for (int64_t k = 0; k < K; ++k) {
     const __m512 b0 = _mm512_loadu_ps(b + k * kPanel);
     const __m512 b1 = _mm512_loadu_ps(b + k * kPanel + 16);
+    const float* a = A + k * lda;
     for (int r = 0; r < 8; ++r) {
-      const __m512 av = _mm512_set1_ps(a[k * 8 + r]);
+      const __m512 av = _mm512_set1_ps(a[r]);
       acc0[r] = _mm512_fmadd_ps(av, b0, acc0[r]);
       acc1[r] = _mm512_fmadd_ps(av, b1, acc1[r]);
     }
@@ -129,10 +131,10 @@ inline void outer_tile(const float* a, const float* b, int64_t K, float* C, int6
 }
 #endif
 
-// C (M x N, row stride ldc) += sum over K rows k of a_k^T b_k, with the a rows stored as
-// ceil(M / 8) panels of K x 8 (panel stride sa) and the b rows as ceil(N / 32) panels of
-// K x 32 (stride sb), both zero-padded.
-inline void outer_accumulate(const float* A, int64_t sa, int64_t M, const float* B, int64_t sb, int64_t N, int64_t K,
+// C (M x N, row stride ldc) += sum over K rows k of a_k^T b_k, with a_k = A + k * lda (M values,
+// readable up to a multiple of 8) and the b rows stored as ceil(N / 32) zero-padded panels of
+// K x 32 (panel stride sb).
+inline void outer_accumulate(const float* A, int64_t lda, int64_t M, const float* B, int64_t sb, int64_t N, int64_t K,
                              float* C, int64_t ldc) {
 #if RNNKIT_PACKED_GEMM
   const int64_t qn = (N + kPanel - 1) / kPanel, pm = (M + 7) / 8;
@@ -143,12 +145,12 @@ inline void outer_accumulate(const float* A, int64_t sa, int64_t M, const float*
       const __mmask16 m0 = nw >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << nw) - 1);
       const __mmask16 m1 = nw >= 32 ? 0xFFFF : (nw <= 16 ? 0 : static_cast<__mmask16>((1u << (nw - 16)) - 1));
       for (int64_t p = 0; p < pm; ++p)
-        outer_tile(A + p * sa, B + q * sb, K, C + p * 8 * ldc + q * kPanel, ldc,
+        outer_tile(A + p * 8, lda, B + q * sb, K, C + p * 8 * ldc + q * kPanel, ldc,
                    static_cast<int>(std::min<int64_t>(8, M - p * 8)), m0, m1);
     }
   });
 #else
-  (void)A; (void)sa; (void)M; (void)B; (void)sb; (void)N; (void)K; (void)C; (void)ldc;
+  (void)A; (void)lda; (void)M; (void)B; (void)sb; (void)N; (void)K; (void)C; (void)ldc;
 #endif
 }
 

@@ -203,35 +203,38 @@ struct StepMatrix {
   }
 };
 
-// Rows of one operand of a weight gradient (dW = sum over steps and batch rows of
-// dx_row^T v_row), gathered a step at a time inside the backward loop, while each row is
-// still in cache, and multiplied once the chunk is full (OuterSum). For the AVX-512 kernel the
-// rows are stored as zero-padded column panels of width P (8 for the left operand, 32 for
-// the right); otherwise P = w, which is plain row-major storage for ATen.
-template <typename T> struct RowChunk {
-  int64_t w = 0, cap = 0, n = 0, P = 0;
+// A zeroed buffer of n values starting on a cache line.
+template <typename T> struct AlignedBuffer {
   std::vector<T> storage;
-  T* base = nullptr;
+  T* data = nullptr;
+  void assign(int64_t n) {
+    storage.assign(static_cast<size_t>(n + 64 / sizeof(T)), T(0));
+    const auto addr = reinterpret_cast<std::uintptr_t>(storage.data());
+    data = storage.data() + ((64 - addr % 64) % 64) / sizeof(T);
+  }
+};
 
-  void init(int64_t width, int64_t capacity, int64_t panel) {
+// The right-hand rows of a weight gradient (dW = sum over steps and batch rows of
+// d_row^T v_row: v is a step's input, h_{t-1} or r * h_{t-1}), gathered a step at a time inside
+// the backward loop and multiplied once the chunk is full (outer_sum). For the AVX-512 kernel
+// the rows are stored as zero-padded 32-column panels; otherwise as plain rows for ATen.
+template <typename T> struct RowChunk {
+  int64_t w = 0, cap = 0, n = 0, P = 0;  // width, capacity in rows, rows held, panel width
+  AlignedBuffer<T> buf;
+
+  void init(int64_t width, int64_t capacity) {
     w = width;
     cap = capacity;
-    P = panel > 0 ? panel : width;
-    storage.assign(static_cast<size_t>(panels() * cap * P + 16), T(0));
-    const auto addr = reinterpret_cast<std::uintptr_t>(storage.data());
-    base = storage.data() + ((64 - addr % 64) % 64) / sizeof(T);
+    P = RNNKIT_PACKED_GEMM && std::is_same_v<T, float> ? rnnkit::kPanel : width;
+    buf.assign(panels() * cap * P);
   }
   bool active() const { return w > 0; }
   int64_t panels() const { return (w + P - 1) / P; }
   void push(const T* row) {
-    T* dst = base + n * P;
+    T* dst = buf.data + n * P;
     const int64_t full = w / P, stride = cap * P;
-    // Fixed-size copies compile to a few vector moves; a memcpy call per 8 values cost more
-    // than the copy.
-    if (P == 8) {
-      for (int64_t p = 0; p < full; ++p) std::memcpy(dst + p * stride, row + p * 8, 8 * sizeof(T));
-    } else if (P == 32) {
-      for (int64_t p = 0; p < full; ++p) std::memcpy(dst + p * stride, row + p * 32, 32 * sizeof(T));
+    if (P == rnnkit::kPanel) {  // a fixed-size copy compiles to two vector moves, not a memcpy call
+      for (int64_t p = 0; p < full; ++p) std::memcpy(dst + p * stride, row + p * rnnkit::kPanel, rnnkit::kPanel * sizeof(T));
     } else {
       for (int64_t p = 0; p < full; ++p) std::memcpy(dst + p * stride, row + p * P, P * sizeof(T));
     }
@@ -240,18 +243,20 @@ template <typename T> struct RowChunk {
   }
 };
 
-// C (a.w x b.w, row stride ldc) += A^T B over the chunk's rows.
-template <typename T> void outer_sum(const RowChunk<T>& a, const RowChunk<T>& b, T* C, int64_t ldc) {
-  if (a.n == 0) return;
+// C (M x v.w, row stride ldc) += sum over the chunk's rows k of a_k^T v_k, where a_k = A + k * lda
+// holds M values and stays readable up to the next multiple of 8 (the kernel reads whole tiles).
+template <typename T> void outer_sum(const T* A, int64_t lda, int64_t M, const RowChunk<T>& v, T* C, int64_t ldc) {
+  if (v.n == 0) return;
   if constexpr (std::is_same_v<T, float>) {
     if (RNNKIT_PACKED_GEMM) {
-      rnnkit::outer_accumulate(a.base, a.cap * a.P, a.w, b.base, b.cap * b.P, b.w, a.n, C, ldc);
+      rnnkit::outer_accumulate(A, lda, M, v.buf.data, v.cap * v.P, v.w, v.n, C, ldc);
       return;
     }
   }
   auto opts = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
-  Tensor A = at::from_blob(a.base, {a.n, a.w}, opts), Bm = at::from_blob(b.base, {b.n, b.w}, opts);
-  at::from_blob(C, {a.w, b.w}, {ldc, 1}, opts).addmm_(A.t(), Bm);
+  Tensor a = at::from_blob(const_cast<T*>(A), {v.n, M}, {lda, 1}, opts);
+  Tensor vm = at::from_blob(v.buf.data, {v.n, v.w}, opts);
+  at::from_blob(C, {M, v.w}, {ldc, 1}, opts).addmm_(a.t(), vm);
 }
 
 struct Codes {
@@ -741,12 +746,10 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
   if (d_out.stride(2) != 1 && d_out.stride(2) != 0) d_out = d_out.contiguous();
   const int64_t do_t = d_out.stride(0), do_b = d_out.stride(1), do_j = d_out.stride(2);
   using rnnkit::pooled_empty;
-  // d(xw) for every step only when the caller wants it; the loop's own uses of a step's
-  // gradients end with that step, so otherwise one step's worth is kept.
-  Tensor dxw = pooled_empty({project ? 1 : T_, B, G}, opts);
-  const int64_t dx_step = project ? 0 : B * G;
+  // d(xw) for every step only when the caller wants it (no w_ih); the loop itself keeps a
+  // chunk's worth per thread (below).
+  Tensor dxw = project ? Tensor() : pooled_empty({T_, B, G}, opts);
   Tensor d_in = project && want_dx ? pooled_empty({T_, B, F}, opts) : Tensor();
-  std::vector<T> dhw_step(kind == 2 ? B * G : 0);
   std::optional<StepMatrix<T>> w_in;
   if (project && want_dx) w_in.emplace(w_ih);
   const T* XIN = project ? x.data_ptr<T>() : nullptr;
@@ -777,43 +780,43 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
   const T* RDM = rdm.defined() ? rdm.data_ptr<T>() : nullptr;
   const T* KH = keep_h.defined() ? keep_h.data_ptr<T>() : nullptr;
   const T* KC = keep_c.defined() ? keep_c.data_ptr<T>() : nullptr;
-  T* DX = dxw.data_ptr<T>();
+  T* DXW = dxw.defined() ? dxw.data_ptr<T>() : nullptr;
   T* DIN = d_in.defined() ? d_in.data_ptr<T>() : nullptr;
   double* NORMS = want_norms ? norms.data_ptr<double>() : nullptr;
 
-  // The weight gradients, dW = sum over steps and rows of a^T v: the rows of a (d(xw), or for
-  // GRU d(W_hh h + b_hh)) and of v (the step's inputs, h_{t-1} or r * h_{t-1}) are gathered into
-  // chunks of ~64 rows, each multiplied once full (RowChunk). Per product: left chunk, right
-  // chunk, output row offset into dW_hh (kind 3 splits W_hh's r, z rows from its n rows).
+  // The weight gradients, dW = sum over steps and rows of d^T v, are taken a chunk of steps at
+  // a time: each thread writes its rows of d(xw) (and for GRU reset-after of d(W_hh h + b_hh))
+  // into a ring of chunk rows, gathers the matching rows of v (the step inputs x_t, h_{t-1},
+  // r * h_{t-1}) into RowChunks, and multiplies once the chunk is full. Ring rows are G + 16
+  // wide: the kernel reads whole 8-row tiles, and a stride of G alone (a power of two times a
+  // small number) would map a chunk's rows onto a few L1 sets.
+  const int64_t ldx = G + 16;
   struct Chunks {
-    RowChunk<T> a_x, a_h, a_n, v_x, v_h, v_r;
+    AlignedBuffer<T> dx, dhw;  // cap x ldx
+    RowChunk<T> v_x, v_h, v_r;
   };
-  const int64_t kA = RNNKIT_PACKED_GEMM && std::is_same_v<T, float> ? 8 : 0;
-  const int64_t kV = RNNKIT_PACKED_GEMM && std::is_same_v<T, float> ? rnnkit::kPanel : 0;
   // Returns the chunk's capacity in rows: whole steps of nb rows, about 64 in all. Chunks of
   // 32 to 256 rows timed alike (GRU L, LSTM S and M, SimpleRNN L); 512 was slower at L.
   auto init_chunks = [&](Chunks& ch, int64_t nb) {
     const int64_t cap = nb * std::max<int64_t>(1, 64 / nb);
-    if (want_w_ih || (want_w_hh && kind <= 1)) ch.a_x.init(G, cap, kA);
-    if (want_w_ih) ch.v_x.init(F, cap, kV);
-    if (want_w_hh) {
-      ch.v_h.init(H, cap, kV);
-      if (kind == 2) ch.a_h.init(G, cap, kA);
-      if (kind == 3) {
-        ch.a_h.init(2 * H, cap, kA);
-        ch.a_n.init(H, cap, kA);
-        ch.v_r.init(H, cap, kV);
-      }
-    }
+    ch.dx.assign(cap * ldx);
+    if (kind == 2) ch.dhw.assign(cap * ldx);
+    if (want_w_ih) ch.v_x.init(F, cap);
+    if (want_w_hh) ch.v_h.init(H, cap);
+    if (want_w_hh && kind == 3) ch.v_r.init(H, cap);
     return cap;
   };
   auto flush_chunks = [&](Chunks& ch, T* dw_hh, T* dw_ih) {
-    if (want_w_ih) outer_sum(ch.a_x, ch.v_x, dw_ih, F);
+    if (want_w_ih) outer_sum(ch.dx.data, ldx, G, ch.v_x, dw_ih, F);
     if (want_w_hh) {
-      outer_sum(kind <= 1 ? ch.a_x : ch.a_h, ch.v_h, dw_hh, H);
-      if (kind == 3) outer_sum(ch.a_n, ch.v_r, dw_hh + 2 * H * H, H);
+      if (kind <= 1) outer_sum(ch.dx.data, ldx, G, ch.v_h, dw_hh, H);
+      if (kind == 2) outer_sum(ch.dhw.data, ldx, G, ch.v_h, dw_hh, H);
+      if (kind == 3) {  // W_hh's r, z rows multiply h_{t-1}; its n rows r * h_{t-1}
+        outer_sum(ch.dx.data, ldx, 2 * H, ch.v_h, dw_hh, H);
+        outer_sum(ch.dx.data + 2 * H, ldx, H, ch.v_r, dw_hh + 2 * H * H, H);
+      }
     }
-    for (RowChunk<T>* r : {&ch.a_x, &ch.a_h, &ch.a_n, &ch.v_x, &ch.v_h, &ch.v_r}) r->n = 0;
+    ch.v_x.n = ch.v_h.n = ch.v_r.n = 0;
   };
 
   // Rows [b0, b1) back through the whole sequence (see rows_loop in the forward); the probe's
@@ -831,8 +834,9 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
       const T* hp = HH + t * BH;
       const T* hin = HIN ? HIN + t * BH : hp;
       const T* ex = EX ? EX + t * BH : nullptr;
-      T* dx = DX + t * dx_step;
-      T* dhw = kind == 2 ? dhw_step.data() : nullptr;
+      // This step's rows in the chunk rings, indexed by b as everywhere else.
+      T* dx = ch.dx.data + (filled - b0) * ldx;
+      T* dhw = kind == 2 ? ch.dhw.data + (filled - b0) * ldx : nullptr;
       // Total gradient of state_t: what later steps sent back plus this step's output
       // (zero on masked steps, whose output is zero).
       for (int64_t b = b0; b < b1; ++b) {
@@ -852,7 +856,7 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
         T* dnb = dnew.data() + b * H;
         split_by_keep(dhb, dnb, KH ? KH + (t * B + b) * khw : nullptr, khw, H);
         const T* gb = g + b * G;
-        T* dxb = dx + b * G;
+        T* dxb = dx + b * ldx;
         if (kind == 0) {
           mul_dact<T>(c.act, gb, dnb, dxb, H);
         } else if (kind == 1) {
@@ -864,25 +868,25 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
                         row, keep_dat ? dat_step.data() + b * G : nullptr,
                         lo.lnc_g ? dcin_step.data() + b * H : nullptr);
         } else {
-          gru_back_row(c, gb, ex ? ex + b * H : nullptr, hp + b * H, dnb, dhb, dxb, dhw ? dhw + b * G : nullptr, H);
+          gru_back_row(c, gb, ex ? ex + b * H : nullptr, hp + b * H, dnb, dhb, dxb, dhw ? dhw + b * ldx : nullptr, H);
         }
       });
       T* di = dhin.data();
       if (kind == 3) {
         // r's gradient needs dn @ W_hn first.
-        w_n.apply(dx + 2 * H + b0 * G, G, nb, drh.data() + b0 * H, H, nullptr, 0);
+        w_n.apply(dx + 2 * H + b0 * ldx, ldx, nb, drh.data() + b0 * H, H, nullptr, 0);
         for_row_range(b0, b1, H, [&](int64_t b) {
-          T* dxb = dx + b * G;
+          T* dxb = dx + b * ldx;
           const T* d = drh.data() + b * H;
           const T* hb = hin + b * H;
           for (int64_t j = 0; j < H; ++j) dxb[j] = d[j] * hb[j];
           mul_dact<T>(c.ract, g + b * G, dxb, dxb, H);
         });
-        w_back.apply(dx + b0 * G, G, nb, di + b0 * H, H, nullptr, 0);
+        w_back.apply(dx + b0 * ldx, ldx, nb, di + b0 * H, H, nullptr, 0);
         for (int64_t b = b0; b < b1; ++b)
           for (int64_t j = 0; j < H; ++j) di[b * H + j] += drh[b * H + j] * g[b * G + j];
       } else {
-        w_back.apply((kind == 2 ? dhw : dx) + b0 * G, G, nb, di + b0 * H, H, nullptr, 0);
+        w_back.apply((kind == 2 ? dhw : dx) + b0 * ldx, ldx, nb, di + b0 * H, H, nullptr, 0);
       }
       for (int64_t b = b0; n_opt && b < b1; ++b) {
         double* o = opt;
@@ -910,30 +914,23 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
         }
       }
       // dx is final here (reset-before fills its r part above).
-      if (DIN) w_in->apply(dx + b0 * G, G, nb, DIN + t * B * F + b0 * F, F, nullptr, 0);
+      if (DIN) w_in->apply(dx + b0 * ldx, ldx, nb, DIN + t * B * F + b0 * F, F, nullptr, 0);
       for (int64_t b = b0; b < b1; ++b) {
-        if (ch.a_x.active()) ch.a_x.push(dx + b * G);
+        const T* d = dx + b * ldx;
+        if (DXW) std::memcpy(DXW + (t * B + b) * G, d, G * sizeof(T));
+        for (int64_t i = 0; i < G; ++i) bias[i] += d[i];
+        if (kind == 2) {
+          const T* dw = dhw + b * ldx;
+          for (int64_t i = 0; i < G; ++i) bias[G + i] += dw[i];
+        }
         if (ch.v_x.active()) ch.v_x.push(XIN + t * x_t + b * x_b);
         if (ch.v_h.active()) ch.v_h.push(hin + b * H);
-        if (kind == 2 && ch.a_h.active()) ch.a_h.push(dhw + b * G);
-        if (kind == 3 && ch.a_h.active()) {
-          ch.a_h.push(dx + b * G);
-          ch.a_n.push(dx + b * G + 2 * H);
-          ch.v_r.push(ex + b * H);
-        }
+        if (ch.v_r.active()) ch.v_r.push(ex + b * H);
       }
       filled += nb;
       if (t == 0 || filled + nb > cap) {
         flush_chunks(ch, dw_hh, dw_ih);
         filled = 0;
-      }
-      for (int64_t b = b0; b < b1; ++b) {
-        const T* d = dx + b * G;
-        for (int64_t i = 0; i < G; ++i) bias[i] += d[i];
-        if (kind == 2) {
-          const T* dw = dhw + b * G;
-          for (int64_t i = 0; i < G; ++i) bias[G + i] += dw[i];
-        }
       }
       const bool cut = tbptt > 0 && t % tbptt == 0 && t > 0;
       for (int64_t i = b0 * H; i < b1 * H; ++i) {
