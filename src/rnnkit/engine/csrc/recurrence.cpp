@@ -789,14 +789,14 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
   // into a ring of chunk rows, gathers the matching rows of v (the step inputs x_t, h_{t-1},
   // r * h_{t-1}) into RowChunks, and multiplies once the chunk is full. Ring rows are G + 16
   // wide: the kernel reads whole 8-row tiles, and a stride of G alone (a power of two times a
-  // small number) would map a chunk's rows onto a few L1 sets.
+  // small number) can map a chunk's rows onto a few L1 sets.
   const int64_t ldx = G + 16;
   struct Chunks {
     AlignedBuffer<T> dx, dhw;  // cap x ldx
     RowChunk<T> v_x, v_h, v_r;
   };
   // Returns the chunk's capacity in rows: whole steps of nb rows, about 64 in all. Chunks of
-  // 32 to 256 rows timed alike (GRU L, LSTM S and M, SimpleRNN L); 512 was slower at L.
+  // 32 to 512 rows timed within the noise of each other (GRU L, LSTM S, M and L, SimpleRNN L).
   auto init_chunks = [&](Chunks& ch, int64_t nb) {
     const int64_t cap = nb * std::max<int64_t>(1, 64 / nb);
     ch.dx.assign(cap * ldx);
@@ -898,8 +898,8 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
         }
         if (lo.lnc_g) {
           const T* d = dcin_step.data() + b * H;
-          const T* ch = lo.c_hat + (t * B + b) * H;
-          for (int64_t j = 0; j < H; ++j) { o[j] += d[j] * ch[j]; o[H + j] += d[j]; }
+          const T* chat = lo.c_hat + (t * B + b) * H;
+          for (int64_t j = 0; j < H; ++j) { o[j] += d[j] * chat[j]; o[H + j] += d[j]; }
           o += 2 * H;
         }
         if (lo.peep) {
@@ -973,23 +973,20 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
     for (int k = 0; k < bt; ++k) total += sq[k * T_ * n_norm + i];
     NORMS[i] = std::sqrt(total);
   }
-  Tensor sums = at::zeros({n_bias}, opts.dtype(at::kDouble));
-  double* S = sums.data_ptr<double>();
-  for (int k = 0; k < bt; ++k)
-    for (int64_t i = 0; i < n_bias; ++i) S[i] += bias_sums[k * n_bias + i];
-  sums = sums.to(opts.dtype());
+  // parts: bt per-thread runs of n sums, added in double, returned in the input's dtype.
+  auto thread_total = [&](const std::vector<double>& parts, int64_t n) {
+    Tensor total = at::zeros({n}, opts.dtype(at::kDouble));
+    double* S = total.data_ptr<double>();
+    for (int k = 0; k < bt; ++k)
+      for (int64_t i = 0; i < n; ++i) S[i] += parts[k * n + i];
+    return total.to(opts.dtype());
+  };
+  Tensor sums = thread_total(bias_sums, n_bias);
   Tensor db_x = sums.narrow(0, 0, G), db_h = kind == 2 ? sums.narrow(0, G, G) : Tensor();
   for (int k = 1; k < bt; ++k) dw[0].add_(dw[k]);
   Tensor dw_hh = want_w_hh ? dw[0].narrow(0, 0, n_hh).view({G, H}) : Tensor();
   Tensor dw_ih = want_w_ih ? dw[0].narrow(0, n_hh, n_ih).view({G, F}) : Tensor();
-  Tensor opt_grads;
-  if (n_opt) {
-    opt_grads = at::zeros({n_opt}, opts.dtype(at::kDouble));
-    double* S = opt_grads.data_ptr<double>();
-    for (int k = 0; k < bt; ++k)
-      for (int64_t i = 0; i < n_opt; ++i) S[i] += opt_sums[k * n_opt + i];
-    opt_grads = opt_grads.to(opts.dtype());
-  }
+  Tensor opt_grads = n_opt ? thread_total(opt_sums, n_opt) : Tensor();
   return {project ? d_in : dxw, dh, lstm ? dc : Tensor(), dw_hh, dw_ih, want_norms ? norms.to(opts.dtype()) : Tensor(),
           opt_grads, db_x, db_h};
 }
