@@ -180,34 +180,34 @@ def _lstm_option_grads(sums: Optional[Tensor], lstm_w: list, H: int) -> dict:
 
 
 class CompiledRecurrence(torch.autograd.Function):
-    """``Recurrence`` (see recurrence.py for the contract) with the loop in C++."""
+    """``Recurrence`` (see recurrence.py for the contract) with the loop in C++, on the raw inputs.
+
+    Unlike ``Recurrence``, ``xw`` here is x (T, B, F) itself (any layout with contiguous rows)
+    and the weights include weight_ih and bias_ih: each step projects its own rows, and the
+    backward returns dx and the projection's gradients along with the rest (recurrence.cpp).
+    """
 
     @staticmethod
     def forward(ctx, spec: CellSpec, tbptt: Optional[int], xw: Tensor, n_state: int, *rest):  # type: ignore[override]
-        # Unlike ``Recurrence``, this loop can also take the raw inputs: when w.weight_ih is
-        # given, xw is x (T, B, F) (any layout with contiguous rows) and each step projects
-        # its own rows with weight_ih and bias_ih (see recurrence.cpp).
         state0, keeps, out_mask, rdm, probe, w = unpack_inputs(n_state, rest)
         need_grad = any(ctx.needs_input_grad)
-        project = w.weight_ih is not None
         kind, act, ract = _kind_code(spec), _ACT_CODES[spec.activation], _ACT_CODES[spec.recurrent_activation]
         keep_h = _c(keeps[0])
         keep_c = _c(keeps[1]) if n_state == 2 else None
         lstm_w = [_c(t) for t in (w.peephole, w.ln_gamma, w.ln_beta, w.ln_cell_gamma, w.ln_cell_beta)]
-        res = _module.forward(kind, act, ract, xw if project else xw.contiguous(), state0[0].contiguous(),
+        res = _module.forward(kind, act, ract, xw, state0[0].contiguous(),
                               _c(state0[1]) if n_state == 2 else None, w.weight_hh.contiguous(), _c(w.bias_hh),
                               keep_h, keep_c, _c(out_mask), _c(rdm), lstm_w, need_grad,
-                              _c(w.weight_ih), _c(w.bias_ih) if project else None)
+                              w.weight_ih, _c(w.bias_ih))
         if not need_grad:
             return tuple(res)
         out, h_hist, c_hist, gates, extra, hin_all, *ln_cache = res
         ctx.codes = (kind, act, ract)
-        ctx.tbptt, ctx.n_state, ctx.project = tbptt, n_state, project
+        ctx.tbptt, ctx.n_state = tbptt, n_state
         ctx.has_probe, ctx.has_b_hh = probe is not None, w.bias_hh is not None
         ctx.weights_present = [x is not None for x in w]
-        x_in = (xw, w.weight_ih) if project else (None, None)
         ctx.save_for_backward(h_hist, c_hist, gates, extra, hin_all, w.weight_hh, keep_h, keep_c, out_mask, rdm,
-                              *x_in, *lstm_w, *ln_cache)
+                              xw, w.weight_ih, *lstm_w, *ln_cache)
         T = xw.shape[0]
         final = (h_hist[T],) if n_state == 1 else (h_hist[T], c_hist[T])
         return (out, *final)
@@ -224,14 +224,11 @@ class CompiledRecurrence(torch.autograd.Function):
             d_c = d_final[1] if d_final[1] is not None else torch.zeros_like(c_hist[0])
         # Frozen weights (requires_grad=False) cost no GEMM.
         wants = dict(zip(Weights._fields, ctx.needs_input_grad[7 + 2 * n_state :]))
-        want_in = ctx.needs_input_grad[2] or not ctx.project
         d_in, dh0, dc0, dw_hh, dw_ih, norms, opt_sums, db_x, db_h = _module.backward(
             *ctx.codes, d_out, d_h.contiguous(), _c(d_c), h_hist, c_hist, gates, extra, hin_all,
             w_hh.contiguous(), keep_h, keep_c, _c(out_mask), rdm, lstm_w, ln_cache, ctx.tbptt or 0, ctx.has_probe,
-            x, w_ih, want_in, wants["weight_hh"], wants["weight_ih"])
-        grads = {"weight_hh": dw_hh, "bias_hh": db_h}
-        if ctx.project:
-            grads.update(weight_ih=dw_ih, bias_ih=db_x)
+            x, w_ih, ctx.needs_input_grad[2], wants["weight_hh"], wants["weight_ih"])
+        grads = {"weight_hh": dw_hh, "bias_hh": db_h, "weight_ih": dw_ih, "bias_ih": db_x}
         if ctx.codes[0] == 1:
             grads.update(_lstm_option_grads(opt_sums, lstm_w, h_hist.shape[-1]))
         d_weights = [grads.get(name) if present else None for name, present in zip(Weights._fields, ctx.weights_present)]

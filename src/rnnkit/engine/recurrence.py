@@ -176,14 +176,15 @@ def run_recurrence(
     probe: Optional[Tensor] = None,
     backend: str = "auto",
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Apply the compiled loop where it covers the configuration, else ``Recurrence``.
+    """Run the compiled loop on raw inputs, or ``Recurrence`` (the Python loop) on projected ones.
 
-    With ``weights.weight_ih`` set, ``xw`` is the raw input (T, B, F), which only the compiled
-    loop takes (``uses_compiled_loop`` says whether it applies). Returns (out (T, B, P), final state tuple).
+    With ``weights.weight_ih`` set, ``xw`` is the raw input (T, B, F) and the compiled loop must
+    apply (``uses_compiled_loop``); without it, ``xw`` is the projection (T, B, G) and the Python
+    loop runs. Returns (out (T, B, P), final state tuple).
     """
     n = len(state0)
-    fn = CompiledRecurrence if uses_compiled_loop(spec, weights, xw, backend) else Recurrence
-    if weights.weight_ih is not None and fn is Recurrence:
+    fn = CompiledRecurrence if weights.weight_ih is not None else Recurrence
+    if fn is CompiledRecurrence and not uses_compiled_loop(spec, weights, xw, backend):
         raise ValueError("the Python loop takes projected inputs: pass weights without weight_ih")
     res = fn.apply(spec, tbptt, xw, n, *state0, *keeps, out_mask, rdm, probe, *weights)
     return res[0], tuple(res[1:])

@@ -8,7 +8,7 @@
 // With several threads each takes a slice of the batch through the whole sequence
 // (batch_threads).
 //
-// Shapes: x (T, B, F) or projected xw (T, B, G), states (B, H), G = gates * H. Gate order as torch:
+// Shapes: x (T, B, F), states (B, H), G = gates * H. Gate order as torch:
 // LSTM i, f, g, o; GRU r, z, n. Cell kinds: 0 Elman, 1 LSTM, 2 GRU reset-after,
 // 3 GRU reset-before. Activation codes: 0 tanh, 1 sigmoid, 2 relu,
 // 3 hard_sigmoid, 4 linear.
@@ -404,18 +404,17 @@ template <typename T> LstmOpts<T> lstm_opts(const OptList& lstm_w) {
 }
 
 template <typename T>
-std::vector<Tensor> forward_impl(const Codes& c, const Tensor& xw, const Tensor& h0, const Tensor& c0,
+std::vector<Tensor> forward_impl(const Codes& c, const Tensor& x, const Tensor& h0, const Tensor& c0,
                                  const Tensor& w_hh, const Tensor& b_hh, const Tensor& keep_h, const Tensor& keep_c,
                                  const Tensor& out_mask, const Tensor& rdm, const OptList& lstm_w, bool need_cache,
                                  const Tensor& w_ih, const Tensor& b_x) {
-  // With w_ih, xw is the raw input (T, B, F), any strides with unit stride along F, and each
-  // step projects its own rows (x_t W_ih^T + b_x) just before the recurrent GEMM: no
-  // (T, B, G) projection is ever stored, and the step's input is read while still in cache.
-  const bool project = w_ih.defined();
-  const int64_t T_ = xw.size(0), B = xw.size(1), G = w_hh.size(0), H = h0.size(1), BH = B * H;
+  // x is the raw input (T, B, F), any strides with unit stride along F, and each step projects
+  // its own rows (x_t W_ih^T + b_x) just before the recurrent GEMM: no (T, B, G) projection is
+  // ever stored, and the step's input is read while still in cache.
+  const int64_t T_ = x.size(0), B = x.size(1), G = w_hh.size(0), H = h0.size(1), BH = B * H;
   const int64_t kind = c.kind;
   const bool lstm = kind == 1;
-  auto opts = xw.options();
+  auto opts = x.options();
   LstmOpts<T> lo = lstm_opts<T>(lstm_w);
   using rnnkit::pooled_empty;
   Tensor a_hat = lo.ln_g ? pooled_empty({T_, B, G}, opts) : Tensor(), rstd = lo.ln_g ? at::empty({T_, B, 4}, opts) : Tensor();
@@ -442,23 +441,16 @@ std::vector<Tensor> forward_impl(const Codes& c, const Tensor& xw, const Tensor&
   std::vector<T> hw(kind == 2 ? B * G : 0);
   // GRU reset-after keeps the input's n part apart from W_hn h, so its projection goes to a
   // step buffer; the other cells project straight into the step's gate block.
-  std::vector<T> xstep(project && kind == 2 ? B * G : 0);
-  std::optional<StepMatrix<T>> w_x;
-  if (project) w_x.emplace(w_ih.t());
+  std::vector<T> xstep(kind == 2 ? B * G : 0);
+  const StepMatrix<T> w_x(w_ih.t());
   const T* BX = b_x.defined() ? b_x.data_ptr<T>() : nullptr;
-  const int64_t x_t = xw.stride(0), x_b = xw.stride(1);
-  // Where step t's projected inputs live (row stride G): the given xw, or the buffer the
-  // step projects into.
-  auto x_rows = [&](int64_t t, T* g) -> T* {
-    if (!project) return const_cast<T*>(xw.data_ptr<T>()) + t * B * G;
-    return kind == 2 ? xstep.data() : g;
-  };
+  const int64_t x_t = x.stride(0), x_b = x.stride(1);
   // kind 3 multiplies by the r, z rows and the n rows separately; the others by all of W_hh.
   StepMatrix<T> w_main(kind == 3 ? w_hh.narrow(0, 0, 2 * H).t() : w_hh.t());
   StepMatrix<T> w_n(kind == 3 ? w_hh.narrow(0, 2 * H, H).t() : w_hh.narrow(0, 0, 1).t());
   const int64_t khw = keep_h.defined() ? keep_h.size(2) : 0, kcw = keep_c.defined() ? keep_c.size(2) : 0;
 
-  const T* XIN = xw.data_ptr<T>();
+  const T* XIN = x.data_ptr<T>();
   T* HH = h_hist.data_ptr<T>();
   T* CH = lstm ? c_hist.data_ptr<T>() : nullptr;
   T* GT = gates.data_ptr<T>();
@@ -477,8 +469,8 @@ std::vector<Tensor> forward_impl(const Codes& c, const Tensor& xw, const Tensor&
       const T* hp = HH + t * BH;
       T* hn = HH + (t + 1) * BH;
       T* g = GT + t * g_step;
-      T* x = x_rows(t, g);
-      if (project) w_x->apply(XIN + t * x_t + b0 * x_b, x_b, nb, x + b0 * G, G, BX, 0);
+      T* xp = kind == 2 ? xstep.data() : g;  // where the step's projected inputs go, row stride G
+      w_x.apply(XIN + t * x_t + b0 * x_b, x_b, nb, xp + b0 * G, G, BX, 0);
       T* ex = EX ? EX + t * ex_step : nullptr;
       const T* hin = hp;
       if (RDM) {
@@ -489,7 +481,7 @@ std::vector<Tensor> forward_impl(const Codes& c, const Tensor& xw, const Tensor&
       if (kind == 2) {
         w_main.apply(hin + b0 * H, H, nb, hw.data() + b0 * G, G, BHH, 0);
       } else {
-        w_main.apply(hin + b0 * H, H, nb, g + b0 * G, G, x + b0 * G, G);  // kind 3: only the r, z columns
+        w_main.apply(hin + b0 * H, H, nb, g + b0 * G, G, xp + b0 * G, G);  // kind 3: only the r, z columns
       }
       if (kind == 3) {
         // n needs r * h before its own GEMM.
@@ -498,7 +490,7 @@ std::vector<Tensor> forward_impl(const Codes& c, const Tensor& xw, const Tensor&
           act_inplace<T>(c.ract, gb, 2 * H);
           for (int64_t j = 0; j < H; ++j) ex[b * H + j] = gb[j] * hin[b * H + j];
         });
-        w_n.apply(ex + b0 * H, H, nb, g + 2 * H + b0 * G, G, x + 2 * H + b0 * G, G);
+        w_n.apply(ex + b0 * H, H, nb, g + 2 * H + b0 * G, G, xp + 2 * H + b0 * G, G);
       }
       for_row_range(b0, b1, G, [&](int64_t b) {
         T* gb = g + b * G;
@@ -512,7 +504,7 @@ std::vector<Tensor> forward_impl(const Codes& c, const Tensor& xw, const Tensor&
           lstm_row(c, gb, cpb, cnb, ex + b * H, hnb, H, lo, t * B + b);
           if (KC) mix_row(cnb, cpb, KC + (t * B + b) * kcw, kcw, H);
         } else if (kind == 2) {
-          gru_after_row(c, gb, x + b * G, hw.data() + b * G, ex + b * H, hpb, hnb, H);
+          gru_after_row(c, gb, xp + b * G, hw.data() + b * G, ex + b * H, hpb, hnb, H);
         } else {
           gru_before_row(c, gb, hpb, hnb, H);
         }
@@ -723,14 +715,10 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
                                   const Tensor& rdm, const OptList& lstm_w, const OptList& ln_cache, int64_t tbptt,
                                   bool want_norms, const Tensor& x, const Tensor& w_ih, bool want_dx, bool want_w_hh,
                                   bool want_w_ih) {
-  // With w_ih, x is the raw input (T, B, F) the forward projected step by step, and the loop
-  // returns dx (T, B, F) and dW_ih; without, it returns d(xw) (T, B, G). Either way it sums
-  // dW_hh and the biases' gradients itself.
+  // x is the raw input (T, B, F) the forward projected step by step; the loop returns dx (when
+  // want_dx) and sums dW_ih, dW_hh and the biases' gradients itself.
   const int64_t T_ = gates.size(0), B = gates.size(1), G = gates.size(2), H = h_hist.size(2), BH = B * H;
-  const bool project = w_ih.defined();
-  const int64_t F = project ? w_ih.size(1) : 0;
-  want_w_ih = want_w_ih && project;
-  want_dx = want_dx || !project;
+  const int64_t F = w_ih.size(1);
   LstmOpts<T> lo = lstm_opts<T>(lstm_w);
   lo.a_hat = const_cast<T*>(ptr_or_null<T>(list_at(ln_cache, 0)));
   lo.rstd = const_cast<T*>(ptr_or_null<T>(list_at(ln_cache, 1)));
@@ -746,14 +734,12 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
   if (d_out.stride(2) != 1 && d_out.stride(2) != 0) d_out = d_out.contiguous();
   const int64_t do_t = d_out.stride(0), do_b = d_out.stride(1), do_j = d_out.stride(2);
   using rnnkit::pooled_empty;
-  // d(xw) for every step only when the caller wants it (no w_ih); the loop itself keeps a
-  // chunk's worth per thread (below).
-  Tensor dxw = project ? Tensor() : pooled_empty({T_, B, G}, opts);
-  Tensor d_in = project && want_dx ? pooled_empty({T_, B, F}, opts) : Tensor();
+  // No history of d(xw): the loop keeps a chunk's worth per thread (below).
+  Tensor d_in = want_dx ? pooled_empty({T_, B, F}, opts) : Tensor();
   std::optional<StepMatrix<T>> w_in;
-  if (project && want_dx) w_in.emplace(w_ih);
-  const T* XIN = project ? x.data_ptr<T>() : nullptr;
-  const int64_t x_t = project ? x.stride(0) : 0, x_b = project ? x.stride(1) : 0;
+  if (want_dx) w_in.emplace(w_ih);
+  const T* XIN = x.data_ptr<T>();
+  const int64_t x_t = x.stride(0), x_b = x.stride(1);
   // The LSTM options' weight gradients are sums over every step and row; each thread adds up
   // its rows while a step's gradients are still in cache, so no (T, B, 4H) history of them is
   // kept. Layout: [ln_gamma 4H, ln_beta 4H, ln_cell_gamma H, ln_cell_beta H, peephole 3H],
@@ -780,7 +766,6 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
   const T* RDM = rdm.defined() ? rdm.data_ptr<T>() : nullptr;
   const T* KH = keep_h.defined() ? keep_h.data_ptr<T>() : nullptr;
   const T* KC = keep_c.defined() ? keep_c.data_ptr<T>() : nullptr;
-  T* DXW = dxw.defined() ? dxw.data_ptr<T>() : nullptr;
   T* DIN = d_in.defined() ? d_in.data_ptr<T>() : nullptr;
   double* NORMS = want_norms ? norms.data_ptr<double>() : nullptr;
 
@@ -917,7 +902,6 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
       if (DIN) w_in->apply(dx + b0 * ldx, ldx, nb, DIN + t * B * F + b0 * F, F, nullptr, 0);
       for (int64_t b = b0; b < b1; ++b) {
         const T* d = dx + b * ldx;
-        if (DXW) std::memcpy(DXW + (t * B + b) * G, d, G * sizeof(T));
         for (int64_t i = 0; i < G; ++i) bias[i] += d[i];
         if (kind == 2) {
           const T* dw = dhw + b * ldx;
@@ -987,7 +971,7 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
   Tensor dw_hh = want_w_hh ? dw[0].narrow(0, 0, n_hh).view({G, H}) : Tensor();
   Tensor dw_ih = want_w_ih ? dw[0].narrow(0, n_hh, n_ih).view({G, F}) : Tensor();
   Tensor opt_grads = n_opt ? thread_total(opt_sums, n_opt) : Tensor();
-  return {project ? d_in : dxw, dh, lstm ? dc : Tensor(), dw_hh, dw_ih, want_norms ? norms.to(opts.dtype()) : Tensor(),
+  return {d_in, dh, lstm ? dc : Tensor(), dw_hh, dw_ih, want_norms ? norms.to(opts.dtype()) : Tensor(),
           opt_grads, db_x, db_h};
 }
 
@@ -995,16 +979,16 @@ std::vector<Tensor> forward(int64_t kind, int64_t act, int64_t ract, const Tenso
                             const c10::optional<Tensor>& c0, const Tensor& w_hh, const c10::optional<Tensor>& b_hh,
                             const c10::optional<Tensor>& keep_h, const c10::optional<Tensor>& keep_c,
                             const c10::optional<Tensor>& out_mask, const c10::optional<Tensor>& rdm,
-                            const OptList& lstm_w, bool need_cache, const c10::optional<Tensor>& w_ih,
+                            const OptList& lstm_w, bool need_cache, const Tensor& w_ih,
                             const c10::optional<Tensor>& b_x) {
-  // xw: (T, B, G) projected inputs, or with w_ih (G, F) the raw (T, B, F) inputs, in any
-  // layout whose rows are contiguous (a batch-first input seen time-major).
-  Tensor x = w_ih.has_value() && xw.stride(2) == 1 ? xw : xw.contiguous();
+  // xw: the raw (T, B, F) inputs, in any layout whose rows are contiguous (a batch-first
+  // input seen time-major); w_ih (G, F).
+  Tensor x = xw.stride(2) == 1 ? xw : xw.contiguous();
   TORCH_CHECK(h0.is_contiguous(), "rnnkit kernel: h0 must be contiguous");
   return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_forward", [&] {
     return forward_impl<scalar_t>(Codes{kind, act, ract}, x, h0, opt_or_undef(c0), w_hh, opt_or_undef(b_hh),
                                   opt_or_undef(keep_h), opt_or_undef(keep_c), opt_or_undef(out_mask),
-                                  opt_or_undef(rdm), lstm_w, need_cache, opt_or_undef(w_ih), opt_or_undef(b_x));
+                                  opt_or_undef(rdm), lstm_w, need_cache, w_ih.contiguous(), opt_or_undef(b_x));
   });
 }
 
@@ -1015,15 +999,15 @@ std::vector<Tensor> backward(int64_t kind, int64_t act, int64_t ract, const Tens
                              const Tensor& w_hh, const c10::optional<Tensor>& keep_h,
                              const c10::optional<Tensor>& keep_c, const c10::optional<Tensor>& out_mask,
                              const c10::optional<Tensor>& rdm, const OptList& lstm_w, const OptList& ln_cache,
-                             int64_t tbptt, bool want_norms, const c10::optional<Tensor>& x,
-                             const c10::optional<Tensor>& w_ih, bool want_dx, bool want_w_hh, bool want_w_ih) {
+                             int64_t tbptt, bool want_norms, const Tensor& x, const Tensor& w_ih, bool want_dx,
+                             bool want_w_hh, bool want_w_ih) {
   return AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "rnnkit_backward", [&] {
     return backward_impl<scalar_t>(Codes{kind, act, ract}, d_out, d_hT, opt_or_undef(d_cT), h_hist, opt_or_undef(c_hist),
                                    gates, opt_or_undef(extra), opt_or_undef(hin_all), w_hh,
                                    opt_or_undef(keep_h), opt_or_undef(keep_c), opt_or_undef(out_mask),
                                    opt_or_undef(rdm), lstm_w, ln_cache, tbptt, want_norms,
-                                   w_ih.has_value() && x->stride(2) != 1 ? x->contiguous() : opt_or_undef(x),
-                                   w_ih.has_value() ? w_ih->contiguous() : Tensor(), want_dx, want_w_hh, want_w_ih);
+                                   x.stride(2) == 1 ? x : x.contiguous(), w_ih.contiguous(), want_dx, want_w_hh,
+                                   want_w_ih);
   });
 }
 
