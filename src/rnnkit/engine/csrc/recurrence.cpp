@@ -316,8 +316,10 @@ constexpr double kLnEps = 1e-5;  // as rnnkit/ops/layernorm.py
 // x_hat = (x - mean) * rstd over n values; returns rstd.
 template <typename T> T ln_normalize(const T* x, T* x_hat, int64_t n) {
   T mean = 0, var = 0;
+#pragma omp simd reduction(+ : mean)
   for (int64_t j = 0; j < n; ++j) mean += x[j];
   mean /= T(n);
+#pragma omp simd reduction(+ : var)
   for (int64_t j = 0; j < n; ++j) { T d = x[j] - mean; var += d * d; }
   const T rstd = T(1) / std::sqrt(var / T(n) + T(kLnEps));
   for (int64_t j = 0; j < n; ++j) x_hat[j] = (x[j] - mean) * rstd;
@@ -327,6 +329,7 @@ template <typename T> T ln_normalize(const T* x, T* x_hat, int64_t n) {
 // dx = rstd (dy - mean(dy) - x_hat mean(dy x_hat)); dx may alias dy.
 template <typename T> void ln_backward(const T* dy, const T* x_hat, T rstd, T* dx, int64_t n) {
   T m1 = 0, m2 = 0;
+#pragma omp simd reduction(+ : m1, m2)
   for (int64_t j = 0; j < n; ++j) { m1 += dy[j]; m2 += dy[j] * x_hat[j]; }
   m1 /= T(n);
   m2 /= T(n);
