@@ -39,7 +39,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("old")
     p.add_argument("new")
-    p.add_argument("--cells", default="lstm,gru,rnn", help="lstm, gru, rnn, or lstm_ln (layer norm)")
+    p.add_argument("--cells", default="lstm,gru,rnn", help="lstm, gru, rnn, rnn_relu, or lstm_ln (layer norm)")
     p.add_argument("--configs", default="S,M,L")
     p.add_argument("--reps", type=int, default=21)
     p.add_argument("--threads", type=int, default=2)
@@ -48,7 +48,8 @@ def main() -> None:
     builds = (load(args.old), load(args.new))
     print(f"# torch {torch.__version__}, {args.threads} threads; medians of {args.reps} interleaved train steps")
     for name in args.cells.split(","):
-        kind, kw = ("lstm", {"layer_norm": True}) if name == "lstm_ln" else (name, {})
+        variants = {"lstm_ln": ("lstm", {"layer_norm": True}), "rnn_relu": ("rnn", {"activation": "relu"})}
+        kind, kw = variants.get(name, (name, {}))
         for cfg in args.configs.split(","):
             B, T, F, H = CONFIGS[cfg]
             cell = RecurrentCell(kind, F, H, **kw)

@@ -24,6 +24,7 @@
 #include "packed_gemm.h"
 #include "pool.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -104,15 +105,15 @@ template <typename T> inline T act_(int code, T x) {
   }
 }
 
-// Apply f over n contiguous values; the common codes get a branch-free loop
-// so the compiler vectorises it.
+// Apply f over n contiguous values; the switch sits outside the loops so each vectorises
+// (a switch inside the loop kept relu, an IRNN's activation, scalar).
 template <typename T> void act_inplace(int code, T* p, int64_t n) {
-  if (code == 0) {
-    for (int64_t i = 0; i < n; ++i) p[i] = tanh_<T>(p[i]);
-  } else if (code == 1) {
-    for (int64_t i = 0; i < n; ++i) p[i] = sigmoid_<T>(p[i]);
-  } else {
-    for (int64_t i = 0; i < n; ++i) p[i] = act_<T>(code, p[i]);
+  switch (code) {
+    case 0: for (int64_t i = 0; i < n; ++i) p[i] = tanh_<T>(p[i]); break;
+    case 1: for (int64_t i = 0; i < n; ++i) p[i] = sigmoid_<T>(p[i]); break;
+    case 2: for (int64_t i = 0; i < n; ++i) p[i] = act_<T>(2, p[i]); break;
+    case 3: for (int64_t i = 0; i < n; ++i) p[i] = act_<T>(3, p[i]); break;
+    default: break;  // linear
   }
 }
 
@@ -919,11 +920,17 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
         flush_chunks(ch, dw_hh, dw_ih);
         filled = 0;
       }
+      // At a cut the graph is severed: state_{t-1} enters window t/k as a constant.
+      // (Branches outside the loops, so each vectorises.)
       const bool cut = tbptt > 0 && t % tbptt == 0 && t > 0;
-      for (int64_t i = b0 * H; i < b1 * H; ++i) {
-        // At a cut the graph is severed: state_{t-1} enters window t/k as a constant.
-        DH[i] = cut ? T(0) : DH[i] + (RDM ? di[i] * RDM[i] : di[i]);
-        if (cut && lstm) DC[i] = T(0);
+      const int64_t i0 = b0 * H, i1 = b1 * H;
+      if (cut) {
+        std::fill(DH + i0, DH + i1, T(0));
+        if (lstm) std::fill(DC + i0, DC + i1, T(0));
+      } else if (RDM) {
+        for (int64_t i = i0; i < i1; ++i) DH[i] += di[i] * RDM[i];
+      } else {
+        for (int64_t i = i0; i < i1; ++i) DH[i] += di[i];
       }
     }
   };
