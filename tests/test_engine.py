@@ -920,3 +920,26 @@ def test_float32_loop_gradients_match_the_float64_reference(name, opt):
         assert_rel(got_v[k].double(), exp_v[k], 1e-5, k)
     for k in exp_g:
         assert_rel(got_g[k].double(), exp_g[k], 1e-4, f"d{k}")
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("name", ["rnn_tanh", "lstm_peephole_ln", "gru_reset_after", "gru_reset_before"])
+def test_backward_with_gradient_histories_matches_the_loop_sums(name, dtype, monkeypatch):
+    # Large weights make the compiled backward keep d(xw) histories for GEMMs after the loop
+    # (compiled.sums_in_loop); small ones sum the gradients inside it. Both must agree.
+    from rnnkit.engine import compiled
+
+    if compiled.load_kernels() is None:
+        pytest.skip("the compiled loop is not available")
+    cell = make_cell(name, dtype=dtype, input_size=7, hidden_size=13)
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(37, 9, 7, generator=g, dtype=dtype)
+    kw = {"mask": torch.rand(37, 9, generator=g) > 0.3, "reverse": True}
+    loop_v, loop_g = forward_and_grads(engine.run, cell.spec, x, None, cell.weights(), kw)
+    monkeypatch.setattr(compiled, "SUMS_IN_LOOP_MAX_BYTES", 0)
+    hist_v, hist_g = forward_and_grads(engine.run, cell.spec, x, None, cell.weights(), kw)
+    rtol = 1e-10 if dtype == torch.float64 else 1e-5
+    for k in loop_v:
+        assert_rel(hist_v[k], loop_v[k], rtol, k)
+    for k in loop_g:
+        assert_rel(hist_g[k], loop_g[k], rtol, f"d{k}")

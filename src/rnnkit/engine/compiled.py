@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from ..ops import CellSpec, Weights
+from .blas import matmul, weight_grad
 from .contract import backward_outputs, unpack_inputs
 
 _ACT_CODES = {"tanh": 0, "sigmoid": 1, "relu": 2, "hard_sigmoid": 3, "linear": 4}
@@ -179,6 +180,42 @@ def _lstm_option_grads(sums: Optional[Tensor], lstm_w: list, H: int) -> dict:
     return grads
 
 
+# Largest per-thread weight-gradient accumulator (G x (H + F) values) the backward sums inside
+# its loop; past it the loop stores the gradient histories and oneDNN's GEMMs over all T*B rows
+# take over, since re-reading accumulators that large at every chunk costs more than the
+# histories do. Train steps both ways in one process (BENCHMARKS.md, the `auto` rule section):
+# up to 1.5 MB the loop was 0.97-1.29x the histories' speed, from 4.5 MB 0.71-0.75x.
+SUMS_IN_LOOP_MAX_BYTES = 2 << 20
+
+
+def sums_in_loop(G: int, H: int, F: int, itemsize: int) -> bool:
+    """Whether the compiled backward sums dW_hh and dW_ih in its loop (else after it)."""
+    return G * (H + F) * itemsize <= SUMS_IN_LOOP_MAX_BYTES
+
+
+def _grads_from_histories(ctx, dxw: Tensor, dhw: Optional[Tensor], h_hist: Tensor, hin_all: Optional[Tensor],
+                          extra: Optional[Tensor], x: Tensor, w_ih: Tensor, wants: dict):
+    """dx, dW_hh, dW_ih from the loop's gradient histories, one GEMM each over all T*B rows."""
+    T, B, G = dxw.shape
+    H = h_hist.shape[-1]
+    hin = (hin_all if hin_all is not None else h_hist[:T]).reshape(T * B, H)
+    d2 = dxw.reshape(T * B, G)
+    kind = ctx.codes[0]
+    dw_hh = None
+    if not wants["weight_hh"]:
+        pass
+    elif kind == 2:  # GRU reset-after: W_hh sees d(W_hh h + b_hh), not d(xw)
+        dw_hh = weight_grad(dhw.reshape(T * B, G), hin)
+    elif kind == 3:  # GRU reset-before: the n rows multiply r * h
+        rh = extra.reshape(T * B, H)
+        dw_hh = torch.cat([weight_grad(d2[:, : 2 * H], hin), weight_grad(d2[:, 2 * H :], rh)])
+    else:
+        dw_hh = weight_grad(d2, hin)
+    d_in = matmul(d2, w_ih).reshape(T, B, -1) if ctx.needs_input_grad[2] else None
+    dw_ih = weight_grad(d2, x) if wants["weight_ih"] else None
+    return d_in, dw_hh, dw_ih
+
+
 class CompiledRecurrence(torch.autograd.Function):
     """``Recurrence`` (see recurrence.py for the contract) with the loop in C++, on the raw inputs.
 
@@ -224,10 +261,13 @@ class CompiledRecurrence(torch.autograd.Function):
             d_c = d_final[1] if d_final[1] is not None else torch.zeros_like(c_hist[0])
         # Frozen weights (requires_grad=False) cost no GEMM.
         wants = dict(zip(Weights._fields, ctx.needs_input_grad[7 + 2 * n_state :]))
+        in_loop = sums_in_loop(w_hh.shape[0], w_hh.shape[1], w_ih.shape[1], w_hh.element_size())
         d_in, dh0, dc0, dw_hh, dw_ih, norms, opt_sums, db_x, db_h = _module.backward(
             *ctx.codes, d_out, d_h.contiguous(), _c(d_c), h_hist, c_hist, gates, extra, hin_all,
             w_hh.contiguous(), keep_h, keep_c, _c(out_mask), rdm, lstm_w, ln_cache, ctx.tbptt or 0, ctx.has_probe,
-            x, w_ih, ctx.needs_input_grad[2], wants["weight_hh"], wants["weight_ih"])
+            x, w_ih, ctx.needs_input_grad[2], wants["weight_hh"], wants["weight_ih"], in_loop)
+        if not in_loop:  # d_in, dw_hh are the histories d(xw) and d(W_hh h + b_hh) (GRU); GEMMs over all steps
+            d_in, dw_hh, dw_ih = _grads_from_histories(ctx, d_in, dw_hh, h_hist, hin_all, extra, x, w_ih, wants)
         grads = {"weight_hh": dw_hh, "bias_hh": db_h, "weight_ih": dw_ih, "bias_ih": db_x}
         if ctx.codes[0] == 1:
             grads.update(_lstm_option_grads(opt_sums, lstm_w, h_hist.shape[-1]))

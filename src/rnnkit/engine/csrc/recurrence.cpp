@@ -718,9 +718,12 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
                                   const Tensor& keep_h, const Tensor& keep_c, const Tensor& out_mask,
                                   const Tensor& rdm, const OptList& lstm_w, const OptList& ln_cache, int64_t tbptt,
                                   bool want_norms, const Tensor& x, const Tensor& w_ih, bool want_dx, bool want_w_hh,
-                                  bool want_w_ih) {
-  // x is the raw input (T, B, F) the forward projected step by step; the loop returns dx (when
-  // want_dx) and sums dW_ih, dW_hh and the biases' gradients itself.
+                                  bool want_w_ih, bool in_loop) {
+  // x is the raw input (T, B, F) the forward projected step by step. With in_loop the loop
+  // returns dx (when want_dx) and sums dW_ih and dW_hh itself; without, it returns the
+  // histories d(xw) (T, B, G) (and for GRU reset-after d(W_hh h + b_hh)) for the caller's GEMMs
+  // over all steps at once, which win when the weights are large (see compiled.py). Either way
+  // it sums the biases' gradients.
   const int64_t T_ = gates.size(0), B = gates.size(1), G = gates.size(2), H = h_hist.size(2), BH = B * H;
   const int64_t F = w_ih.size(1);
   LstmOpts<T> lo = lstm_opts<T>(lstm_w);
@@ -738,7 +741,9 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
   if (d_out.stride(2) != 1 && d_out.stride(2) != 0) d_out = d_out.contiguous();
   const int64_t do_t = d_out.stride(0), do_b = d_out.stride(1), do_j = d_out.stride(2);
   using rnnkit::pooled_empty;
-  // No history of d(xw): the loop keeps a chunk's worth per thread (below).
+  if (!in_loop) want_dx = want_w_hh = want_w_ih = false;  // the caller's GEMMs do these
+  Tensor dxw_hist = in_loop ? Tensor() : pooled_empty({T_, B, G}, opts);
+  Tensor dhw_hist = !in_loop && kind == 2 ? pooled_empty({T_, B, G}, opts) : Tensor();
   Tensor d_in = want_dx ? pooled_empty({T_, B, F}, opts) : Tensor();
   std::optional<StepMatrix<T>> w_in;
   if (want_dx) w_in.emplace(w_ih);
@@ -773,13 +778,14 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
   T* DIN = d_in.defined() ? d_in.data_ptr<T>() : nullptr;
   double* NORMS = want_norms ? norms.data_ptr<double>() : nullptr;
 
-  // The weight gradients, dW = sum over steps and rows of d^T v, are taken a chunk of steps at
-  // a time: each thread writes its rows of d(xw) (and for GRU reset-after of d(W_hh h + b_hh))
-  // into a ring of chunk rows, gathers the matching rows of v (the step inputs x_t, h_{t-1},
-  // r * h_{t-1}) into RowChunks, and multiplies once the chunk is full. Ring rows are G + 16
-  // wide: the kernel reads whole 8-row tiles, and a stride of G alone (a power of two times a
-  // small number) can map a chunk's rows onto a few L1 sets.
-  const int64_t ldx = G + 16;
+  // In the loop, the weight gradients, dW = sum over steps and rows of d^T v, are taken a chunk
+  // of steps at a time: each thread writes its rows of d(xw) (and for GRU reset-after of
+  // d(W_hh h + b_hh)) into a ring of chunk rows, gathers the matching rows of v (the step inputs
+  // x_t, h_{t-1}, r * h_{t-1}) into RowChunks, and multiplies once the chunk is full. Ring rows
+  // are G + 16 wide: the kernel reads whole 8-row tiles, and a stride of G alone (a power of two
+  // times a small number) can map a chunk's rows onto a few L1 sets. Without in_loop the rows
+  // go to the histories instead (row stride G).
+  const int64_t ldx = in_loop ? G + 16 : G;
   struct Chunks {
     AlignedBuffer<T> dx, dhw;  // cap x ldx
     RowChunk<T> v_x, v_h, v_r;
@@ -788,6 +794,7 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
   // 32 to 512 rows timed within the noise of each other (GRU L, LSTM S, M and L, SimpleRNN L).
   auto init_chunks = [&](Chunks& ch, int64_t nb) {
     const int64_t cap = nb * std::max<int64_t>(1, 64 / nb);
+    if (!in_loop) return cap;
     ch.dx.assign(cap * ldx);
     if (kind == 2) ch.dhw.assign(cap * ldx);
     if (want_w_ih) ch.v_x.init(F, cap);
@@ -823,9 +830,9 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
       const T* hp = HH + t * BH;
       const T* hin = HIN ? HIN + t * BH : hp;
       const T* ex = EX ? EX + t * BH : nullptr;
-      // This step's rows in the chunk rings, indexed by b as everywhere else.
-      T* dx = ch.dx.data + (filled - b0) * ldx;
-      T* dhw = kind == 2 ? ch.dhw.data + (filled - b0) * ldx : nullptr;
+      // This step's rows in the chunk rings (or the histories), indexed by b as everywhere else.
+      T* dx = in_loop ? ch.dx.data + (filled - b0) * ldx : dxw_hist.data_ptr<T>() + t * B * G;
+      T* dhw = kind != 2 ? nullptr : in_loop ? ch.dhw.data + (filled - b0) * ldx : dhw_hist.data_ptr<T>() + t * B * G;
       // Total gradient of state_t: what later steps sent back plus this step's output
       // (zero on masked steps, whose output is zero).
       for (int64_t b = b0; b < b1; ++b) {
@@ -981,8 +988,8 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
   Tensor dw_hh = want_w_hh ? dw[0].narrow(0, 0, n_hh).view({G, H}) : Tensor();
   Tensor dw_ih = want_w_ih ? dw[0].narrow(0, n_hh, n_ih).view({G, F}) : Tensor();
   Tensor opt_grads = n_opt ? thread_total(opt_sums, n_opt) : Tensor();
-  return {d_in, dh, lstm ? dc : Tensor(), dw_hh, dw_ih, want_norms ? norms.to(opts.dtype()) : Tensor(),
-          opt_grads, db_x, db_h};
+  return {in_loop ? d_in : dxw_hist, dh, lstm ? dc : Tensor(), in_loop ? dw_hh : dhw_hist, dw_ih,
+          want_norms ? norms.to(opts.dtype()) : Tensor(), opt_grads, db_x, db_h};
 }
 
 std::vector<Tensor> forward(int64_t kind, int64_t act, int64_t ract, const Tensor& xw, const Tensor& h0,
@@ -1010,14 +1017,14 @@ std::vector<Tensor> backward(int64_t kind, int64_t act, int64_t ract, const Tens
                              const c10::optional<Tensor>& keep_c, const c10::optional<Tensor>& out_mask,
                              const c10::optional<Tensor>& rdm, const OptList& lstm_w, const OptList& ln_cache,
                              int64_t tbptt, bool want_norms, const Tensor& x, const Tensor& w_ih, bool want_dx,
-                             bool want_w_hh, bool want_w_ih) {
+                             bool want_w_hh, bool want_w_ih, bool in_loop) {
   return AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "rnnkit_backward", [&] {
     return backward_impl<scalar_t>(Codes{kind, act, ract}, d_out, d_hT, opt_or_undef(d_cT), h_hist, opt_or_undef(c_hist),
                                    gates, opt_or_undef(extra), opt_or_undef(hin_all), w_hh,
                                    opt_or_undef(keep_h), opt_or_undef(keep_c), opt_or_undef(out_mask),
                                    opt_or_undef(rdm), lstm_w, ln_cache, tbptt, want_norms,
                                    x.stride(2) == 1 ? x : x.contiguous(), w_ih.contiguous(), want_dx, want_w_hh,
-                                   want_w_ih);
+                                   want_w_ih, in_loop);
   });
 }
 
