@@ -184,7 +184,8 @@ def _lstm_option_grads(sums: Optional[Tensor], lstm_w: list, H: int) -> dict:
 # its loop; past it the loop stores the gradient histories and oneDNN's GEMMs over all T*B rows
 # take over, since re-reading accumulators that large at every chunk costs more than the
 # histories do. Train steps both ways in one process (BENCHMARKS.md, the `auto` rule section):
-# up to 1.5 MB the loop was 0.97-1.29x the histories' speed, from 4.5 MB 0.71-0.75x.
+# up to 1.5 MB the loop was 0.97-1.29x the histories' speed, from 4.5 MB 0.71-0.80x
+# (benchmarks/sums_in_loop.py).
 SUMS_IN_LOOP_MAX_BYTES = 2 << 20
 
 
