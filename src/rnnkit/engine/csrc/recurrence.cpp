@@ -776,6 +776,8 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
   const T* KH = keep_h.defined() ? keep_h.data_ptr<T>() : nullptr;
   const T* KC = keep_c.defined() ? keep_c.data_ptr<T>() : nullptr;
   T* DIN = d_in.defined() ? d_in.data_ptr<T>() : nullptr;
+  T* DXH = dxw_hist.defined() ? dxw_hist.data_ptr<T>() : nullptr;
+  T* DHH = dhw_hist.defined() ? dhw_hist.data_ptr<T>() : nullptr;
   double* NORMS = want_norms ? norms.data_ptr<double>() : nullptr;
 
   // In the loop, the weight gradients, dW = sum over steps and rows of d^T v, are taken a chunk
@@ -831,8 +833,8 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
       const T* hin = HIN ? HIN + t * BH : hp;
       const T* ex = EX ? EX + t * BH : nullptr;
       // This step's rows in the chunk rings (or the histories), indexed by b as everywhere else.
-      T* dx = in_loop ? ch.dx.data + (filled - b0) * ldx : dxw_hist.data_ptr<T>() + t * B * G;
-      T* dhw = kind != 2 ? nullptr : in_loop ? ch.dhw.data + (filled - b0) * ldx : dhw_hist.data_ptr<T>() + t * B * G;
+      T* dx = in_loop ? ch.dx.data + (filled - b0) * ldx : DXH + t * B * G;
+      T* dhw = kind != 2 ? nullptr : in_loop ? ch.dhw.data + (filled - b0) * ldx : DHH + t * B * G;
       // Total gradient of state_t: what later steps sent back plus this step's output
       // (zero on masked steps, whose output is zero).
       for (int64_t b = b0; b < b1; ++b) {
