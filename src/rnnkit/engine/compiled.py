@@ -183,9 +183,9 @@ def _lstm_option_grads(sums: Optional[Tensor], lstm_w: list, H: int) -> dict:
 # Largest per-thread weight-gradient accumulator (G x (H + F) values) the backward sums inside
 # its loop; past it the loop stores the gradient histories and oneDNN's GEMMs over all T*B rows
 # take over, since re-reading accumulators that large at every chunk costs more than the
-# histories do. Train steps both ways in one process (BENCHMARKS.md, the `auto` rule section):
-# up to 1.5 MB the loop was 0.97-1.29x the histories' speed, from 4.5 MB 0.71-0.80x
-# (benchmarks/sums_in_loop.py).
+# histories do. Train steps both ways in one process (benchmarks/sums_in_loop.py; numbers in
+# BENCHMARKS.md, "Where the speed comes from"): up to 1.5 MB the loop was 0.97-1.29x the
+# histories' speed, from 4.5 MB 0.71-0.80x.
 SUMS_IN_LOOP_MAX_BYTES = 2 << 20
 
 
@@ -242,7 +242,7 @@ class CompiledRecurrence(torch.autograd.Function):
         out, h_hist, c_hist, gates, extra, hin_all, *ln_cache = res
         ctx.codes = (kind, act, ract)
         ctx.tbptt, ctx.n_state = tbptt, n_state
-        ctx.has_probe, ctx.has_b_hh = probe is not None, w.bias_hh is not None
+        ctx.has_probe = probe is not None
         ctx.weights_present = [x is not None for x in w]
         ctx.save_for_backward(h_hist, c_hist, gates, extra, hin_all, w.weight_hh, keep_h, keep_c, out_mask, rdm,
                               xw, w.weight_ih, *lstm_w, *ln_cache)
