@@ -662,14 +662,22 @@ def _run_threads(threads: int, cell: RecurrentCell, kw: dict, x: torch.Tensor):
         torch.set_num_threads(1)
 
 
-@pytest.mark.parametrize("Bt", [520, 12])
+@pytest.mark.parametrize("Bt", [520, 40, 12])
 @pytest.mark.parametrize("opt", ["plain", "mask_holes+reverse", "dropout", "zoneout+tbptt"])
 @pytest.mark.parametrize("name", ["rnn_tanh", "lstm", "lstm_peephole_ln", "gru_reset_after", "gru_reset_before"])
-def test_compiled_loop_on_two_threads_equals_one_thread_in_float32(name, opt, Bt):
-    # 520 rows: each thread takes its own rows through the sequence (an uneven 256 + 264);
-    # 12 rows: too few to split, so each step's GEMM splits its column panels instead (float32
-    # takes the packed GEMM). A race or a wrong split shows up as a difference from one thread.
-    Tt, Ft, Ht = 4, 8, 96
+@pytest.mark.parametrize("share", [False, True])
+def test_compiled_loop_on_two_threads_equals_one_thread_in_float32(name, opt, Bt, share, monkeypatch):
+    # 520 rows: each thread takes its own rows through the sequence (an uneven 256 + 264) and
+    # sums the weight gradients at every step; 40 rows (16 + 24): every 2 steps, and the 5th
+    # step alone. With share, the threads split the weight gradients' rows between them at each
+    # of those sums (compiled.shares_grads; here forced). 12 rows: too few to split, so each
+    # step's GEMM splits its column panels instead (float32 takes the packed GEMM). A race or a
+    # wrong split shows up as a difference from one thread.
+    from rnnkit.engine import compiled
+
+    if share:
+        monkeypatch.setattr(compiled, "SHARED_GRADS_MIN_BYTES", 0)
+    Tt, Ft, Ht = 5, 8, 96
     cell = make_cell(name, dtype=torch.float32, input_size=Ft, hidden_size=Ht)
     g = torch.Generator().manual_seed(5)
     x = torch.randn(Bt, Tt, Ft, generator=g)

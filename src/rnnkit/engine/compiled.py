@@ -194,6 +194,20 @@ def sums_in_loop(G: int, H: int, F: int, itemsize: int) -> bool:
     return G * (H + F) * itemsize <= SUMS_IN_LOOP_MAX_BYTES
 
 
+# Past this accumulator size the backward's threads share one dW_hh | dW_ih, each summing its
+# own rows of it from every thread's chunks, instead of each keeping a whole copy: about one
+# core's L2 (1 MB here), which a whole copy outgrows (1.5 MB at config L). In-process A/B
+# (benchmarks/ab_kernels.py, sharing at every size against never): LSTM L 1.04x, GRU L 1.02x,
+# layer-norm LSTM L 1.03x; but SimpleRNN L (0.4 MB) 0.97x and every cell at S 0.95-0.99x,
+# where the two barriers per chunk cost more than the smaller accumulator saves.
+SHARED_GRADS_MIN_BYTES = 1 << 20
+
+
+def shares_grads(G: int, H: int, F: int, itemsize: int) -> bool:
+    """Whether the backward's threads split dW's rows between them (else each sums all of it)."""
+    return G * (H + F) * itemsize > SHARED_GRADS_MIN_BYTES
+
+
 def _grads_from_histories(ctx, dxw: Tensor, dhw: Optional[Tensor], h_hist: Tensor, hin_all: Optional[Tensor],
                           extra: Optional[Tensor], x: Tensor, w_ih: Tensor, wants: dict):
     """dx, dW_hh, dW_ih from the loop's gradient histories, one GEMM each over all T*B rows."""
@@ -262,11 +276,12 @@ class CompiledRecurrence(torch.autograd.Function):
             d_c = d_final[1] if d_final[1] is not None else torch.zeros_like(c_hist[0])
         # Frozen weights (requires_grad=False) cost no GEMM.
         wants = dict(zip(Weights._fields, ctx.needs_input_grad[7 + 2 * n_state :]))
-        in_loop = sums_in_loop(w_hh.shape[0], w_hh.shape[1], w_ih.shape[1], w_hh.element_size())
+        sizes = (w_hh.shape[0], w_hh.shape[1], w_ih.shape[1], w_hh.element_size())
+        in_loop = sums_in_loop(*sizes)
         d_in, dh0, dc0, dw_hh, dw_ih, norms, opt_sums, db_x, db_h = _module.backward(
             *ctx.codes, d_out, d_h.contiguous(), _c(d_c), h_hist, c_hist, gates, extra, hin_all,
             w_hh.contiguous(), keep_h, keep_c, _c(out_mask), rdm, lstm_w, ln_cache, ctx.tbptt or 0, ctx.has_probe,
-            x, w_ih, ctx.needs_input_grad[2], wants["weight_hh"], wants["weight_ih"], in_loop)
+            x, w_ih, ctx.needs_input_grad[2], wants["weight_hh"], wants["weight_ih"], in_loop, shares_grads(*sizes))
         if not in_loop:  # d_in, dw_hh are the histories d(xw) and d(W_hh h + b_hh) (GRU); GEMMs over all steps
             d_in, dw_hh, dw_ih = _grads_from_histories(ctx, d_in, dw_hh, h_hist, hin_all, extra, x, w_ih, wants)
         grads = {"weight_hh": dw_hh, "bias_hh": db_h, "weight_ih": dw_ih, "bias_ih": db_x}

@@ -293,6 +293,17 @@ inline int thread_index() {
 #endif
 }
 
+// Inside a batch-split region: a team smaller than asked for would leave rows unprocessed, so
+// every thread of it fails alike (none reaches a barrier the others miss).
+inline void check_team(int asked) {
+#if defined(_OPENMP)
+  TORCH_CHECK(omp_get_num_threads() == asked, "rnnkit: OpenMP started ", omp_get_num_threads(),
+              " threads for a loop split ", asked, " ways");
+#else
+  (void)asked;
+#endif
+}
+
 // ---------------------------------------------------------------- forward rows
 // Each takes one batch row; g points at its G gate pre-activations, which are
 // overwritten by the activated gates the backward needs.
@@ -526,7 +537,10 @@ std::vector<Tensor> forward_impl(const Codes& c, const Tensor& x, const Tensor& 
     {
       const at::ThreadLocalStateGuard guard(tls);
       const auto rows = row_share(B, thread_index(), bt);
-      error.run([&] { rows_loop(rows.first, rows.second); });
+      error.run([&] {
+        check_team(bt);
+        rows_loop(rows.first, rows.second);
+      });
     }
     error.rethrow();
   } else {
@@ -718,7 +732,7 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
                                   const Tensor& keep_h, const Tensor& keep_c, const Tensor& out_mask,
                                   const Tensor& rdm, const OptList& lstm_w, const OptList& ln_cache, int64_t tbptt,
                                   bool want_norms, const Tensor& x, const Tensor& w_ih, bool want_dx, bool want_w_hh,
-                                  bool want_w_ih, bool in_loop) {
+                                  bool want_w_ih, bool in_loop, bool share_dw) {
   // x is the raw input (T, B, F) the forward projected step by step. With in_loop the loop
   // returns dx (when want_dx) and sums dW_ih and dW_hh itself; without, it returns the
   // histories d(xw) (T, B, G) (and for GRU reset-after d(W_hh h + b_hh)) for the caller's GEMMs
@@ -792,40 +806,81 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
     AlignedBuffer<T> dx, dhw;  // cap x ldx
     RowChunk<T> v_x, v_h, v_r;
   };
-  // Returns the chunk's capacity in rows: whole steps of nb rows, about 64 in all. Chunks of
-  // 32 to 512 rows timed within the noise of each other (GRU L, LSTM S, M and L, SimpleRNN L).
-  auto init_chunks = [&](Chunks& ch, int64_t nb) {
-    const int64_t cap = nb * std::max<int64_t>(1, 64 / nb);
-    if (!in_loop) return cap;
+  const int bt = batch_threads(B, H, G);
+  // A chunk holds chunk_steps whole steps of a thread's rows, about 64 rows in all; every thread
+  // flushes at the same steps, which the shared flush below relies on. Chunks of 32 to 512 rows
+  // timed within the noise of each other (GRU L, LSTM S, M and L, SimpleRNN L).
+  int64_t most_rows = 0;
+  for (int k = 0; k < bt; ++k) {
+    const auto rows = row_share(B, k, bt);
+    most_rows = std::max(most_rows, rows.second - rows.first);
+  }
+  const int64_t chunk_steps = std::max<int64_t>(1, 64 / std::max<int64_t>(1, most_rows));
+  // Allocated before any thread starts, so nothing in the loop allocates (or throws: see below).
+  std::vector<Chunks> chunks(bt);
+  for (int k = 0; in_loop && k < bt; ++k) {
+    const auto rows = row_share(B, k, bt);
+    const int64_t cap = (rows.second - rows.first) * chunk_steps;
+    Chunks& ch = chunks[k];
     ch.dx.assign(cap * ldx);
     if (kind == 2) ch.dhw.assign(cap * ldx);
     if (want_w_ih) ch.v_x.init(F, cap);
     if (want_w_hh) ch.v_h.init(H, cap);
     if (want_w_hh && kind == 3) ch.v_r.init(H, cap);
-    return cap;
-  };
-  auto flush_chunks = [&](Chunks& ch, T* dw_hh, T* dw_ih) {
-    if (want_w_ih) outer_sum(ch.dx.data, ldx, G, ch.v_x, dw_ih, F);
+  }
+  // Rows [m0, m1) of the weight gradients from one thread's chunk.
+  auto flush_rows = [&](const Chunks& ch, int64_t m0, int64_t m1, T* dw_hh, T* dw_ih) {
+    // a's columns [lo, hi) are the gradient rows [lo, hi) of dw (row stride ldc).
+    auto part = [&](const T* a, int64_t lo, int64_t hi, const RowChunk<T>& v, T* dw, int64_t ldc) {
+      const int64_t r0 = std::max(lo, m0), r1 = std::min(hi, m1);
+      if (r0 < r1) outer_sum(a + r0, ldx, r1 - r0, v, dw + r0 * ldc, ldc);
+    };
+    if (want_w_ih) part(ch.dx.data, 0, G, ch.v_x, dw_ih, F);
     if (want_w_hh) {
-      if (kind <= 1) outer_sum(ch.dx.data, ldx, G, ch.v_h, dw_hh, H);
-      if (kind == 2) outer_sum(ch.dhw.data, ldx, G, ch.v_h, dw_hh, H);
+      if (kind <= 1) part(ch.dx.data, 0, G, ch.v_h, dw_hh, H);
+      if (kind == 2) part(ch.dhw.data, 0, G, ch.v_h, dw_hh, H);
       if (kind == 3) {  // W_hh's r, z rows multiply h_{t-1}; its n rows r * h_{t-1}
-        outer_sum(ch.dx.data, ldx, 2 * H, ch.v_h, dw_hh, H);
-        outer_sum(ch.dx.data + 2 * H, ldx, H, ch.v_r, dw_hh + 2 * H * H, H);
+        part(ch.dx.data, 0, 2 * H, ch.v_h, dw_hh, H);
+        part(ch.dx.data, 2 * H, G, ch.v_r, dw_hh, H);
       }
     }
+  };
+  // With several threads, each sums all of dW from its own chunks into its own copy, added up
+  // after the loop. With share_dw (large weights, see compiled.py) the threads share one dW and
+  // split its rows instead: at a flush each waits for the others' chunks, sums its rows of dW
+  // from all of them, and waits again before its chunk refills. Each thread then reads and
+  // writes only its part of the accumulator, for two barriers per chunk. Only where nothing in
+  // the loop can throw (the packed float kernels): a thread leaving early would leave the
+  // others waiting at the barrier.
+  const bool shared_dw = share_dw && in_loop && bt > 1 && RNNKIT_PACKED_GEMM && std::is_same_v<T, float>;
+  const int64_t n_hh = want_w_hh ? G * H : 0, n_ih = want_w_ih ? G * F : 0;
+  std::vector<Tensor> dw(shared_dw ? 1 : bt);  // (dW_hh | dW_ih) each; the first is the result
+  std::vector<T*> dw_out(2 * bt);               // thread k's dW_hh, dW_ih
+  for (int k = 0; k < bt; ++k) {
+    if (k < static_cast<int>(dw.size())) dw[k] = at::zeros({n_hh + n_ih}, opts);
+    dw_out[2 * k] = dw[shared_dw ? 0 : k].data_ptr<T>();
+    dw_out[2 * k + 1] = dw_out[2 * k] + n_hh;
+  }
+  auto flush = [&](int id) {
+    if (shared_dw) {
+#pragma omp barrier
+      const auto mine = row_share(G, id, bt);
+      for (int j = 0; j < bt; ++j) flush_rows(chunks[(id + j) % bt], mine.first, mine.second, dw_out[0], dw_out[1]);
+#pragma omp barrier
+    } else {
+      flush_rows(chunks[id], 0, G, dw_out[2 * id], dw_out[2 * id + 1]);
+    }
+    Chunks& ch = chunks[id];
     ch.v_x.n = ch.v_h.n = ch.v_r.n = 0;
   };
 
-  // Rows [b0, b1) back through the whole sequence (see rows_loop in the forward); the probe's
-  // squared norms (sq: T x 2), the bias gradients (bias: G, or 2G for GRU), the LSTM options'
-  // gradients (opt) and the weight gradients (dw_hh: G x H, dw_ih: G x F) are summed per
-  // thread and combined after.
+  // Thread id's rows [b0, b1) back through the whole sequence (see rows_loop in the forward);
+  // the probe's squared norms (sq: T x 2), the bias gradients (bias: G, or 2G for GRU) and the
+  // LSTM options' gradients (opt) are summed per thread and combined after.
   const int n_norm = lstm ? 2 : 1;
-  auto rows_loop = [&](int64_t b0, int64_t b1, double* sq, double* bias, double* opt, T* dw_hh, T* dw_ih) {
-    const int64_t nb = b1 - b0;
-    Chunks ch;
-    const int64_t cap = init_chunks(ch, nb);
+  auto rows_loop = [&](int id, int64_t b0, int64_t b1, double* sq, double* bias, double* opt) {
+    const int64_t nb = b1 - b0, cap = nb * chunk_steps;
+    Chunks& ch = chunks[id];
     int64_t filled = 0;
     for (int64_t t = T_ - 1; t >= 0; --t) {
       const T* g = GT + t * B * G;
@@ -926,7 +981,7 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
       }
       filled += nb;
       if (t == 0 || filled + nb > cap) {
-        flush_chunks(ch, dw_hh, dw_ih);
+        flush(id);
         filled = 0;
       }
       // At a cut the graph is severed: state_{t-1} enters window t/k as a constant.
@@ -943,15 +998,10 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
       }
     }
   };
-  const int bt = batch_threads(B, H, G);
   std::vector<double> sq(NORMS ? bt * T_ * n_norm : 0, 0.0);
   const int64_t n_bias = kind == 2 ? 2 * G : G;
   std::vector<double> bias_sums(bt * n_bias, 0.0);
   std::vector<double> opt_sums(bt * n_opt, 0.0);
-  // Each thread's weight gradients; the first thread's are the result, the others add into them.
-  const int64_t n_hh = want_w_hh ? G * H : 0, n_ih = want_w_ih ? G * F : 0;
-  std::vector<Tensor> dw(bt);
-  for (int k = 0; k < bt; ++k) dw[k] = at::zeros({n_hh + n_ih}, opts);
   if (bt > 1) {
     const at::ThreadLocalState tls;  // as in the forward: the workers run ATen calls
     rnnkit_detail::FirstError error;
@@ -961,15 +1011,14 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
       const int id = thread_index();
       const auto rows = row_share(B, id, bt);
       error.run([&] {
-        T* w = dw[id].data_ptr<T>();
-        rows_loop(rows.first, rows.second, NORMS ? sq.data() + id * T_ * n_norm : nullptr,
-                  bias_sums.data() + id * n_bias, opt_sums.data() + id * n_opt, w, w + n_hh);
+        check_team(bt);
+        rows_loop(id, rows.first, rows.second, NORMS ? sq.data() + id * T_ * n_norm : nullptr,
+                  bias_sums.data() + id * n_bias, opt_sums.data() + id * n_opt);
       });
     }
     error.rethrow();
   } else {
-    T* w = dw[0].data_ptr<T>();
-    rows_loop(0, B, NORMS ? sq.data() : nullptr, bias_sums.data(), opt_sums.data(), w, w + n_hh);
+    rows_loop(0, 0, B, NORMS ? sq.data() : nullptr, bias_sums.data(), opt_sums.data());
   }
   for (int64_t i = 0; NORMS && i < T_ * n_norm; ++i) {
     double total = 0;
@@ -986,7 +1035,7 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
   };
   Tensor sums = thread_total(bias_sums, n_bias);
   Tensor db_x = sums.narrow(0, 0, G), db_h = kind == 2 ? sums.narrow(0, G, G) : Tensor();
-  for (int k = 1; k < bt; ++k) dw[0].add_(dw[k]);
+  for (size_t k = 1; k < dw.size(); ++k) dw[0].add_(dw[k]);
   Tensor dw_hh = want_w_hh ? dw[0].narrow(0, 0, n_hh).view({G, H}) : Tensor();
   Tensor dw_ih = want_w_ih ? dw[0].narrow(0, n_hh, n_ih).view({G, F}) : Tensor();
   Tensor opt_grads = n_opt ? thread_total(opt_sums, n_opt) : Tensor();
@@ -1019,14 +1068,14 @@ std::vector<Tensor> backward(int64_t kind, int64_t act, int64_t ract, const Tens
                              const c10::optional<Tensor>& keep_c, const c10::optional<Tensor>& out_mask,
                              const c10::optional<Tensor>& rdm, const OptList& lstm_w, const OptList& ln_cache,
                              int64_t tbptt, bool want_norms, const Tensor& x, const Tensor& w_ih, bool want_dx,
-                             bool want_w_hh, bool want_w_ih, bool in_loop) {
+                             bool want_w_hh, bool want_w_ih, bool in_loop, bool share_dw) {
   return AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "rnnkit_backward", [&] {
     return backward_impl<scalar_t>(Codes{kind, act, ract}, d_out, d_hT, opt_or_undef(d_cT), h_hist, opt_or_undef(c_hist),
                                    gates, opt_or_undef(extra), opt_or_undef(hin_all), w_hh,
                                    opt_or_undef(keep_h), opt_or_undef(keep_c), opt_or_undef(out_mask),
                                    opt_or_undef(rdm), lstm_w, ln_cache, tbptt, want_norms,
                                    x.stride(2) == 1 ? x : x.contiguous(), w_ih.contiguous(), want_dx, want_w_hh,
-                                   want_w_ih, in_loop);
+                                   want_w_ih, in_loop, share_dw);
   });
 }
 
