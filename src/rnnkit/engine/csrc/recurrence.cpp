@@ -325,8 +325,10 @@ template <typename T> struct LstmOpts {
 
 constexpr double kLnEps = 1e-5;  // as rnnkit/ops/layernorm.py
 
-// x_hat = (x - mean) * rstd over n values; returns rstd.
-template <typename T> T ln_normalize(const T* x, T* x_hat, int64_t n) {
+// y = x_hat * gamma + beta with x_hat = (x - mean) * rstd, over n values; keeps x_hat for the
+// backward and returns rstd. y may alias x: the last loop is marked simd, since an alias
+// check would otherwise send the in-place case down gcc's scalar fallback.
+template <typename T> T ln_forward(const T* x, const T* gamma, const T* beta, T* x_hat, T* y, int64_t n) {
   T mean = 0, var = 0;
 #pragma omp simd reduction(+ : mean)
   for (int64_t j = 0; j < n; ++j) mean += x[j];
@@ -334,26 +336,37 @@ template <typename T> T ln_normalize(const T* x, T* x_hat, int64_t n) {
 #pragma omp simd reduction(+ : var)
   for (int64_t j = 0; j < n; ++j) { T d = x[j] - mean; var += d * d; }
   const T rstd = T(1) / std::sqrt(var / T(n) + T(kLnEps));
-  for (int64_t j = 0; j < n; ++j) x_hat[j] = (x[j] - mean) * rstd;
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) {
+    const T xh = (x[j] - mean) * rstd;
+    x_hat[j] = xh;
+    y[j] = xh * gamma[j] + beta[j];
+  }
   return rstd;
 }
 
-// dx = rstd (dy - mean(dy) - x_hat mean(dy x_hat)); dx may alias dy.
-template <typename T> void ln_backward(const T* dy, const T* x_hat, T rstd, T* dx, int64_t n) {
+// From dy, the gradient of ln_forward's y: dx = rstd (u - mean(u) - x_hat mean(u x_hat)) with
+// u = dy * gamma. dx may alias dy (simd, as above).
+template <typename T> void ln_backward(const T* dy, const T* gamma, const T* x_hat, T rstd, T* dx, int64_t n) {
   T m1 = 0, m2 = 0;
 #pragma omp simd reduction(+ : m1, m2)
-  for (int64_t j = 0; j < n; ++j) { m1 += dy[j]; m2 += dy[j] * x_hat[j]; }
+  for (int64_t j = 0; j < n; ++j) {
+    const T u = dy[j] * gamma[j];
+    m1 += u;
+    m2 += u * x_hat[j];
+  }
   m1 /= T(n);
   m2 /= T(n);
-  for (int64_t j = 0; j < n; ++j) dx[j] = rstd * (dy[j] - m1 - x_hat[j] * m2);
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) dx[j] = rstd * (dy[j] * gamma[j] - m1 - x_hat[j] * m2);
 }
 
 template <typename T> void lstm_row(const Codes& c, T* g, const T* cp, T* cn, T* tanh_c, T* hn, int64_t H,
                                     const LstmOpts<T>& o, int64_t row) {
   if (o.ln_g) {
     T* ah = o.a_hat + row * 4 * H;
-    for (int k = 0; k < 4; ++k) o.rstd[row * 4 + k] = ln_normalize(g + k * H, ah + k * H, H);
-    for (int64_t j = 0; j < 4 * H; ++j) g[j] = ah[j] * o.ln_g[j] + o.ln_b[j];
+    for (int k = 0; k < 4; ++k)
+      o.rstd[row * 4 + k] = ln_forward(g + k * H, o.ln_g + k * H, o.ln_b + k * H, ah + k * H, g + k * H, H);
   }
   if (o.peep) {
     for (int64_t j = 0; j < H; ++j) g[j] += o.peep[j] * cp[j];
@@ -367,9 +380,7 @@ template <typename T> void lstm_row(const Codes& c, T* g, const T* cp, T* cn, T*
   if (o.peep) for (int64_t j = 0; j < H; ++j) og[j] += o.peep[2 * H + j] * cn[j];
   act_inplace<T>(c.ract, og, H);          // outgate
   if (o.lnc_g) {
-    T* ch = o.c_hat + row * H;
-    o.rstd_c[row] = ln_normalize(cn, ch, H);
-    for (int64_t j = 0; j < H; ++j) tanh_c[j] = ch[j] * o.lnc_g[j] + o.lnc_b[j];
+    o.rstd_c[row] = ln_forward(cn, o.lnc_g, o.lnc_b, o.c_hat + row * H, tanh_c, H);
   } else {
     for (int64_t j = 0; j < H; ++j) tanh_c[j] = cn[j];
   }
@@ -686,8 +697,7 @@ template <typename T> void lstm_back_row(const Codes& c, const T* g, const T* ta
   mul_dact<T>(c.act, tanh_c, s1, s1, H);                      // d of the cell's activation input
   if (o.lnc_g) {
     for (int64_t j = 0; j < H; ++j) dc_in[j] = s1[j];
-    for (int64_t j = 0; j < H; ++j) s1[j] *= o.lnc_g[j];
-    ln_backward(s1, o.c_hat + row * H, o.rstd_c[row], s1, H);
+    ln_backward(s1, o.lnc_g, o.c_hat + row * H, o.rstd_c[row], s1, H);
   }
   for (int64_t j = 0; j < H; ++j) s1[j] += dcn[j];            // total gradient of the new c
   if (o.peep) for (int64_t j = 0; j < H; ++j) s1[j] += dx[3 * H + j] * o.peep[2 * H + j];
@@ -703,8 +713,8 @@ template <typename T> void lstm_back_row(const Codes& c, const T* g, const T* ta
   }
   if (dat) for (int64_t j = 0; j < 4 * H; ++j) dat[j] = dx[j];
   if (o.ln_g) {
-    for (int64_t j = 0; j < 4 * H; ++j) dx[j] *= o.ln_g[j];
-    for (int k = 0; k < 4; ++k) ln_backward(dx + k * H, o.a_hat + row * 4 * H + k * H, o.rstd[row * 4 + k], dx + k * H, H);
+    for (int k = 0; k < 4; ++k)
+      ln_backward(dx + k * H, o.ln_g + k * H, o.a_hat + row * 4 * H + k * H, o.rstd[row * 4 + k], dx + k * H, H);
   }
 }
 
@@ -845,6 +855,8 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
       }
     }
   };
+  const int64_t n_bias = kind == 2 ? 2 * G : G;
+  std::vector<T> step_sums(bt * (n_bias + n_opt));  // each thread's sums over one step's rows
   // With several threads, each sums all of dW from its own chunks into its own copy, added up
   // after the loop. With share_dw (large weights, see compiled.py) the threads share one dW and
   // split its rows instead: at a flush each waits for the others' chunks, sums its rows of dW
@@ -941,8 +953,12 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
       } else {
         w_back.apply((kind == 2 ? dhw : dx) + b0 * ldx, ldx, nb, di + b0 * H, H, nullptr, 0);
       }
+      // A step's rows are summed in T, then added once into the double totals: a double add per
+      // row and value ran at half the vector width, plus a conversion.
+      T* acc = step_sums.data() + id * (n_bias + n_opt);
+      std::fill(acc, acc + n_bias + n_opt, T(0));
       for (int64_t b = b0; n_opt && b < b1; ++b) {
-        double* o = opt;
+        T* o = acc + n_bias;
         const T* da = dat_step.data() + b * G;
         if (lo.ln_g) {
           const T* ah = lo.a_hat + (t * B + b) * G;
@@ -970,15 +986,17 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
       if (DIN) w_in->apply(dx + b0 * ldx, ldx, nb, DIN + t * B * F + b0 * F, F, nullptr, 0);
       for (int64_t b = b0; b < b1; ++b) {
         const T* d = dx + b * ldx;
-        for (int64_t i = 0; i < G; ++i) bias[i] += d[i];
+        for (int64_t i = 0; i < G; ++i) acc[i] += d[i];
         if (kind == 2) {
           const T* dw = dhw + b * ldx;
-          for (int64_t i = 0; i < G; ++i) bias[G + i] += dw[i];
+          for (int64_t i = 0; i < G; ++i) acc[G + i] += dw[i];
         }
         if (ch.v_x.active()) ch.v_x.push(XIN + t * x_t + b * x_b);
         if (ch.v_h.active()) ch.v_h.push(hin + b * H);
         if (ch.v_r.active()) ch.v_r.push(ex + b * H);
       }
+      for (int64_t i = 0; i < n_bias; ++i) bias[i] += acc[i];
+      for (int64_t i = 0; i < n_opt; ++i) opt[i] += acc[n_bias + i];
       filled += nb;
       if (t == 0 || filled + nb > cap) {
         flush(id);
@@ -999,7 +1017,6 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
     }
   };
   std::vector<double> sq(NORMS ? bt * T_ * n_norm : 0, 0.0);
-  const int64_t n_bias = kind == 2 ? 2 * G : G;
   std::vector<double> bias_sums(bt * n_bias, 0.0);
   std::vector<double> opt_sums(bt * n_opt, 0.0);
   if (bt > 1) {
