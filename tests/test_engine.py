@@ -668,8 +668,8 @@ def _run_threads(threads: int, cell: RecurrentCell, kw: dict, x: torch.Tensor):
 @pytest.mark.parametrize("share", [False, True])
 def test_compiled_loop_on_two_threads_equals_one_thread_in_float32(name, opt, Bt, share, monkeypatch):
     # 520 rows: each thread takes its own rows through the sequence (an uneven 256 + 264) and
-    # sums the weight gradients at every step; 40 rows (16 + 24): every 2 steps, and the 5th
-    # step alone. With share, the threads split the weight gradients' rows between them at each
+    # sums the weight gradients at every step; 40 rows (16 + 24): every 5 steps, and the last
+    # 2 together. With share, the threads split the weight gradients' rows between them at each
     # of those sums (compiled.shares_grads; here forced). 12 rows: too few to split, so each
     # step's GEMM splits its column panels instead (float32 takes the packed GEMM). A race or a
     # wrong split shows up as a difference from one thread.
@@ -677,7 +677,7 @@ def test_compiled_loop_on_two_threads_equals_one_thread_in_float32(name, opt, Bt
 
     if share:
         monkeypatch.setattr(compiled, "SHARED_GRADS_MIN_BYTES", 0)
-    Tt, Ft, Ht = 5, 8, 96
+    Tt, Ft, Ht = 7, 8, 96
     cell = make_cell(name, dtype=torch.float32, input_size=Ft, hidden_size=Ht)
     g = torch.Generator().manual_seed(5)
     x = torch.randn(Bt, Tt, Ft, generator=g)
@@ -902,8 +902,8 @@ def test_compiled_loop_lets_other_python_threads_run():
 @pytest.mark.parametrize("name", ["rnn_tanh", "lstm", "lstm_peephole_ln", "gru_reset_after", "gru_reset_before"])
 def test_float32_loop_gradients_match_the_float64_reference(name, opt):
     # float32 runs the AVX-512 kernels where the CPU has them: per step, and for the weight
-    # gradients, summed chunk by chunk inside the backward (here one chunk per step of 37
-    # rows); 13 hidden and 7 input units leave ragged 8- and 32-wide panels.
+    # gradients, summed chunk by chunk inside the backward (here chunks of 3 steps of 37 rows,
+    # and a short last one); 13 hidden and 7 input units leave ragged 8- and 32-wide panels.
     Bt, Tt, Ft, Ht = 37, 23, 7, 13
     cell32 = make_cell(name, dtype=torch.float32, input_size=Ft, hidden_size=Ht)
     cell64 = make_cell(name, dtype=torch.float64, input_size=Ft, hidden_size=Ht)
