@@ -703,7 +703,9 @@ def test_compiled_loop_on_two_threads_equals_one_thread_in_float32(name, opt, Bt
     for k in one_v:
         torch.testing.assert_close(two_v[k], one_v[k], rtol=1e-6, atol=1e-6, msg=k)
     for k in one_g:
-        torch.testing.assert_close(two_g[k], one_g[k], rtol=1e-4, atol=1e-4, msg=f"d{k}")
+        # The weight gradients sum thousands of rows in another order on two threads; against
+        # the tensor's scale that moves them by ~1e-6, but elementwise it can exceed 1e-4.
+        assert_rel(two_g[k], one_g[k], 1e-5, f"d{k}")
 
 
 def test_cached_buffers_are_reused_and_released():
