@@ -36,6 +36,8 @@ CELLS = {
     "lstm_peephole": ("lstm", {"peephole": True}),
     "lstm_layer_norm": ("lstm", {"layer_norm": True}),
     "lstm_peephole_ln": ("lstm", {"peephole": True, "layer_norm": True}),
+    # another activation: the compiled loop's general row code (sigmoid and tanh have their own)
+    "lstm_relu": ("lstm", {"activation": "relu"}),
     "lstm_proj": ("lstm", {"proj_size": PROJ}),
     "lstm_peephole_ln_proj": ("lstm", {"peephole": True, "layer_norm": True, "proj_size": PROJ}),
     "gru_reset_after": ("gru", {"reset_after": True}),
