@@ -42,6 +42,7 @@ CELLS = {
     "lstm_peephole_ln_proj": ("lstm", {"peephole": True, "layer_norm": True, "proj_size": PROJ}),
     "gru_reset_after": ("gru", {"reset_after": True}),
     "gru_reset_before": ("gru", {"reset_after": False}),
+    "gru_relu": ("gru", {"reset_after": True, "activation": "relu"}),  # the general row code
 }
 
 # Sequence-level options, each alone and in the pairs a layer actually meets.

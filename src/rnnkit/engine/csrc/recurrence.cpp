@@ -421,6 +421,19 @@ template <typename T> void lstm_row(const Codes& c, T* g, const T* cp, T* cn, T*
 // reset-after: g holds nothing yet; x = W_ih x + b_ih, hw = W_hh h + b_hh (both G wide).
 template <typename T> void gru_after_row(const Codes& c, T* g, const T* x, const T* hw, T* hn_cache, const T* hp,
                                          T* hn, int64_t H) {
+  if (c.ract == 1 && c.act == 0) {  // sigmoid and tanh: the same math in one pass (as lstm_row)
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) {
+      const T r = sigmoid_<T>(x[j] + hw[j]), z = sigmoid_<T>(x[H + j] + hw[H + j]), hc = hw[2 * H + j];
+      const T n = tanh_<T>(x[2 * H + j] + r * hc);
+      g[j] = r;
+      g[H + j] = z;
+      g[2 * H + j] = n;
+      hn_cache[j] = hc;
+      hn[j] = n + z * (hp[j] - n);
+    }
+    return;
+  }
   for (int64_t j = 0; j < 2 * H; ++j) g[j] = x[j] + hw[j];
   act_inplace<T>(c.ract, g, 2 * H);
   const T *r = g, *z = g + H;
@@ -794,6 +807,32 @@ template <typename T> void lstm_back_row(const Codes& c, const T* g, const T* ta
 template <typename T> void gru_back_row(const Codes& c, const T* g, const T* hn_cache, const T* hp, const T* dnew,
                                         T* dh_out, T* dx, T* dhw, int64_t H) {
   const T *r = g, *z = g + H, *n = g + 2 * H;
+  if (c.ract == 1 && c.act == 0) {  // sigmoid and tanh: the products below in one pass
+    if (dhw) {
+#pragma omp simd
+      for (int64_t j = 0; j < H; ++j) {
+        const T zv = z[j], nv = n[j], rv = r[j], dn = dnew[j];
+        dh_out[j] += dn * zv;
+        const T dz = (dn * (hp[j] - nv)) * (zv * (T(1) - zv)), dnn = (dn * (T(1) - zv)) * (T(1) - nv * nv);
+        const T dr = (dnn * hn_cache[j]) * (rv * (T(1) - rv));
+        dx[j] = dr;
+        dx[H + j] = dz;
+        dx[2 * H + j] = dnn;
+        dhw[j] = dr;
+        dhw[H + j] = dz;
+        dhw[2 * H + j] = dnn * rv;
+      }
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < H; ++j) {
+        const T zv = z[j], nv = n[j], dn = dnew[j];
+        dh_out[j] += dn * zv;
+        dx[H + j] = (dn * (hp[j] - nv)) * (zv * (T(1) - zv));
+        dx[2 * H + j] = (dn * (T(1) - zv)) * (T(1) - nv * nv);
+      }
+    }
+    return;
+  }
   for (int64_t j = 0; j < H; ++j) dh_out[j] += dnew[j] * z[j];
   for (int64_t j = 0; j < H; ++j) dx[H + j] = dnew[j] * (hp[j] - n[j]);
   mul_dact<T>(c.ract, z, dx + H, dx + H, H);
