@@ -56,7 +56,10 @@ inline void pack_b(PackedB& p, const float* src, int64_t K, int64_t N, int64_t s
 template <int R>
 inline void tile(const float* A, int64_t lda, const float* panel, int64_t K, float* C, int64_t ldc,
                  const float* init, int64_t ldi, __mmask16 m0, __mmask16 m1) {
+  // Every loop over r is unrolled in full, so the accumulators live in registers; a
+  // non-inlined copy of this tile otherwise kept them on the stack between the loops.
   __m512 acc0[R], acc1[R];
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     acc0[r] = init ? _mm512_maskz_loadu_ps(m0, init + r * ldi) : _mm512_setzero_ps();
     acc1[r] = init ? _mm512_maskz_loadu_ps(m1, init + r * ldi + 16) : _mm512_setzero_ps();
@@ -64,12 +67,14 @@ inline void tile(const float* A, int64_t lda, const float* panel, int64_t K, flo
   for (int64_t k = 0; k < K; ++k) {
     const __m512 b0 = _mm512_loadu_ps(panel + k * kPanel);
     const __m512 b1 = _mm512_loadu_ps(panel + k * kPanel + 16);
+#pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m512 a = _mm512_set1_ps(A[r * lda + k]);
       acc0[r] = _mm512_fmadd_ps(a, b0, acc0[r]);
       acc1[r] = _mm512_fmadd_ps(a, b1, acc1[r]);
     }
   }
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     _mm512_mask_storeu_ps(C + r * ldc, m0, acc0[r]);
     _mm512_mask_storeu_ps(C + r * ldc + 16, m1, acc1[r]);
@@ -112,21 +117,28 @@ inline void gemm_panel(const float* A, int64_t lda, const PackedB& B, int64_t q,
 inline void outer_tile(const float* A, int64_t lda, const float* b, int64_t K, float* C, int64_t ldc, int rows,
                        __mmask16 m0, __mmask16 m1) {
   __m512 acc0[8], acc1[8];
+#pragma GCC unroll 8
   for (int r = 0; r < 8; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
   for (int64_t k = 0; k < K; ++k) {
     const __m512 b0 = _mm512_loadu_ps(b + k * kPanel);
     const __m512 b1 = _mm512_loadu_ps(b + k * kPanel + 16);
     const float* a = A + k * lda;
+#pragma GCC unroll 8
     for (int r = 0; r < 8; ++r) {
       const __m512 av = _mm512_set1_ps(a[r]);
       acc0[r] = _mm512_fmadd_ps(av, b0, acc0[r]);
       acc1[r] = _mm512_fmadd_ps(av, b1, acc1[r]);
     }
   }
-  for (int r = 0; r < rows; ++r) {
-    float* c = C + r * ldc;
-    _mm512_mask_storeu_ps(c, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, c), acc0[r]));
-    _mm512_mask_storeu_ps(c + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, c + 16), acc1[r]));
+  // A constant trip count with the row test inside, so the accumulators stay in registers
+  // (indexed by a run-time bound, gcc keeps them on the stack).
+#pragma GCC unroll 8
+  for (int r = 0; r < 8; ++r) {
+    if (r < rows) {
+      float* c = C + r * ldc;
+      _mm512_mask_storeu_ps(c, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, c), acc0[r]));
+      _mm512_mask_storeu_ps(c + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, c + 16), acc1[r]));
+    }
   }
 }
 #endif
