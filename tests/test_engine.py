@@ -711,6 +711,31 @@ def test_compiled_loop_on_two_threads_equals_one_thread_in_float32(name, opt, Bt
         assert_rel(two_g[k], one_g[k], 1e-5, f"d{k}")
 
 
+@pytest.mark.parametrize("frozen", ["weight_hh", "weight_ih"])
+def test_shared_weight_gradients_skip_a_frozen_weight_on_two_threads(frozen, monkeypatch):
+    # The threads' shared weight gradient (compiled.shares_grads, forced here) must leave out a
+    # frozen weight's part and still sum the other's: two threads against one.
+    from rnnkit.engine import compiled
+
+    monkeypatch.setattr(compiled, "SHARED_GRADS_MIN_BYTES", 0)
+    cell = make_cell("lstm", dtype=torch.float32, input_size=8, hidden_size=96)
+    getattr(cell, frozen).requires_grad_(False)
+    x = torch.randn(40, 7, 8, generator=torch.Generator().manual_seed(6), requires_grad=True)
+    grads = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        try:
+            out, final = engine.run(cell.spec, x, cell.weights())
+            trained = [x] + [p for p in cell.parameters() if p.requires_grad]
+            loss = out.square().sum() + sum(f.sum() for f in final)
+            grads.append(torch.autograd.grad(loss, trained))
+        finally:
+            torch.set_num_threads(1)
+    assert len(grads[0]) == 4  # x, the other weight, both biases
+    for one, two in zip(*grads):
+        assert_rel(two, one, 1e-5, "grad")
+
+
 def test_cached_buffers_are_reused_and_released():
     compiled = pytest.importorskip("rnnkit.engine.compiled")
     if compiled.load_kernels() is None:
