@@ -42,11 +42,10 @@ _SOURCE = r"""
 
 using rnnkit::PackedB;
 
-// Seconds for `steps` steps of the GEMMs alone: the whole run, then thread 0's forward, backward
-// GEMMs and weight-gradient flushes. The chunk rows are G + 16 floats apart, as in the loop
-// (rows 4 KB apart would all map to one L1 set: the flush then ran 1.14x slower).
-std::vector<double> step_gemms(int64_t B, int64_t steps, int64_t F, int64_t H, int threads) {
-  const int64_t G = 4 * H, W = H + F, lda = G + 16;
+// Seconds for `steps` steps of the GEMMs alone: the whole run, then thread 0's forward and backward
+// GEMMs, then each thread's weight-gradient flushes. The chunk rows are G + pad floats apart (the loop pads 16).
+std::vector<double> step_gemms(int64_t B, int64_t steps, int64_t F, int64_t H, int threads, int64_t pad) {
+  const int64_t G = 4 * H, W = H + F, lda = G + pad;
   std::vector<float> w_ih(G * F, 0.01f), w_hh(G * H, 0.01f);
   PackedB fx, fh, bh, bx;  // forward: x W_ih^T, h W_hh^T; backward: dA W_hh, dA W_ih
   rnnkit::pack_b(fx, w_ih.data(), F, G, 1, F);
@@ -61,7 +60,8 @@ std::vector<double> step_gemms(int64_t B, int64_t steps, int64_t F, int64_t H, i
   auto gemm = [&](const float* A, int64_t ld, const PackedB& b, int64_t M, float* C, int64_t ldc, const float* init) {
     for (int64_t q = 0; q < b.panels(); ++q) rnnkit::gemm_panel(A, ld, b, q, M, C, ldc, init, ldc);
   };
-  double fw = 0, bw = 0, flush = 0;
+  double fw = 0, bw = 0;
+  std::vector<double> flush(threads, 0.0);
   const double start = omp_get_wtime();
 #pragma omp parallel num_threads(threads)
   {
@@ -90,12 +90,14 @@ std::vector<double> step_gemms(int64_t B, int64_t steps, int64_t F, int64_t H, i
         for (int t = 0; t < threads; ++t)
           rnnkit::outer_accumulate(chunk_a[t].data() + r0, lda, r1 - r0, chunk_v[t].data(), n * rnnkit::kPanel, W, n,
                                    dw.data() + r0 * W, W);
-        if (id == 0) flush += omp_get_wtime() - t0;
+        flush[id] += omp_get_wtime() - t0;
 #pragma omp barrier
       }
     }
   }
-  return {omp_get_wtime() - start, fw, bw, flush};
+  std::vector<double> out{omp_get_wtime() - start, fw, bw};
+  out.insert(out.end(), flush.begin(), flush.end());
+  return out;
 }
 """
 
@@ -115,6 +117,8 @@ def main() -> None:
     p.add_argument("--config", default="L", choices=sorted(CONFIGS))
     p.add_argument("--reps", type=int, default=9)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--row-pad", type=int, default=16,
+                   help="floats between the chunk rows past 4H, as the loop's 16 (0: rows 4 KB apart at H = 256)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     c = CONFIGS[args.config]
@@ -142,7 +146,7 @@ def main() -> None:
         return lambda: _loss_backward(*_lstmcell_loop(ref, x, name, 0.25, rdm, zo, ln_w))
 
     phases: list[list[float]] = []
-    fns = {"gemms only": lambda: phases.append(ext.step_gemms(B, T, I, H, args.threads))}
+    fns = {"gemms only": lambda: phases.append(ext.step_gemms(B, T, I, H, args.threads, args.row_pad))}
     fns.update({f"rnnkit {n}": ours(n) for n in cells})
     fns.update({f"LSTMCell loop {n}": peer(n) for n in ("recurrent_dropout", "zoneout", "layer_norm")})
     for fn in fns.values():
@@ -156,7 +160,8 @@ def main() -> None:
             times[k].append(time.perf_counter() - start)
     ms = {k: statistics.median(v) * 1e3 for k, v in times.items()}
     bound = ms["gemms only"]
-    print(f"# config {args.config} (B {B}, T {T}, F {I}, H {H}), {args.threads} threads, torch {torch.__version__}, "
+    print(f"# config {args.config} (B {B}, T {T}, F {I}, H {H}), {args.threads} threads, row pad {args.row_pad}, "
+          f"torch {torch.__version__}, "
           f"{time.strftime('%Y-%m-%d %H:%M')}; medians of {args.reps} interleaved runs")
     print(f"# one train step is {flop / 1e9:.1f} GFLOP of GEMMs")
     print("| what | ms | GF/s | GEMM-only time / this |")
@@ -165,10 +170,9 @@ def main() -> None:
         print(f"| {k} | {v:.2f} | {flop / v / 1e6:.0f} | {bound / v:.2f} |")
     # Each phase is a third of the step's GEMM work, split evenly over the threads.
     per_thread = flop / 3 / args.threads
-    parts = {name: statistics.median(p[i] for p in phases) * 1e3
-             for i, name in ((1, "forward"), (2, "backward dh, dx"), (3, "weight flush"))}
-    print("\nGEMMs only, thread 0: " + ", ".join(f"{k} {t:.2f} ms ({per_thread / t / 1e6:.0f} GF/s)"
-                                                for k, t in parts.items()))
+    names = ["thread 0 forward", "thread 0 backward dh, dx"] + [f"thread {i} weight flush" for i in range(args.threads)]
+    parts = {name: statistics.median(p[i + 1] for p in phases) * 1e3 for i, name in enumerate(names)}
+    print("\nGEMMs only: " + ", ".join(f"{k} {t:.2f} ms ({per_thread / t / 1e6:.0f} GF/s)" for k, t in parts.items()))
     print("\n| option | LSTMCell loop / rnnkit | LSTMCell loop / GEMMs only (the most any engine with these GEMMs could reach) |")
     print("|---|---|---|")
     for n in ("recurrent_dropout", "zoneout", "layer_norm"):
