@@ -186,10 +186,11 @@ def main() -> None:
     ms = {k: statistics.median(v) * 1e3 for k, v in times.items()}
     bound = ms["gemms only"]
     peak = max(ext.fma_peak(args.threads) for _ in range(5))
+    at_peak = flop / peak / 1e6  # ms for the step's GEMMs at the FMA peak
     print(f"# config {args.config} (B {B}, T {T}, F {I}, H {H}), {args.threads} threads, row pad {args.row_pad}, "
           f"torch {torch.__version__}, "
           f"{time.strftime('%Y-%m-%d %H:%M')}; medians of {args.reps} interleaved runs")
-    print(f"# one train step is {flop / 1e9:.1f} GFLOP of GEMMs: {flop / peak / 1e6:.1f} ms at the FMA peak, "
+    print(f"# one train step is {flop / 1e9:.1f} GFLOP of GEMMs: {at_peak:.1f} ms at the FMA peak, "
           f"{peak:.0f} GF/s measured on {args.threads} threads")
     print("| what | ms | GF/s | GEMM-only time / this |")
     print("|---|---|---|---|")
@@ -202,7 +203,6 @@ def main() -> None:
     print("\nGEMMs only: " + ", ".join(f"{k} {t:.2f} ms ({per_thread / t / 1e6:.0f} GF/s)" for k, t in parts.items()))
     # What the option step would read with its GEMMs at the FMA peak and everything else as now.
     rest = {n: ms[f"rnnkit {n}"] - bound for n in ("recurrent_dropout", "zoneout", "layer_norm")}
-    at_peak = flop / peak / 1e6
     print("\n| option | LSTMCell loop / rnnkit | LSTMCell loop / GEMMs only | the rest (ms) "
           "| LSTMCell loop / (GEMMs at peak + the rest) |")
     print("|---|---|---|---|---|")
