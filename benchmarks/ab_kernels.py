@@ -3,10 +3,10 @@
     python benchmarks/ab_kernels.py OLD.so NEW.so --cells lstm,gru,rnn --configs S,M,L
 
 Each build is a kernel module from the cache (``~/.cache/rnnkit/kernels/<hash>/*.so``; the
-path of the one in use is ``rnnkit.engine.compiled.load_kernels().__file__``). To get the
+path of the one in use is ``rnnkit.engine.kernels.load_kernels().__file__``). To get the
 old one, check out the old commit's sources elsewhere and load its kernels once with that
 tree on ``PYTHONPATH``. The Python side must take the same arguments in both builds: this
-swaps only ``rnnkit.engine.compiled._module``, alternating which build goes first, so both
+swaps only ``rnnkit.engine.kernels._module``, alternating which build goes first, so both
 see the same machine. Timings here drift 10-30 % between runs minutes apart; a ratio taken
 this way is good to about 2-3 %.
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from rnnkit.cells import RecurrentCell
-from rnnkit.engine import compiled
+from rnnkit.engine import kernels as compiled  # the loaded extension lives in kernels
 from rnnkit.recurrent import run_layer
 
 CONFIGS = {"S": (16, 200, 32, 64), "M": (32, 100, 64, 128), "L": (64, 100, 128, 256)}

@@ -31,7 +31,8 @@ from pathlib import Path
 import torch
 
 from rnnkit.cells import RecurrentCell
-from rnnkit.engine import compiled, recurrent_dropout_mask, zoneout_keep
+from rnnkit.engine import kernels as compiled
+from rnnkit.engine import recurrent_dropout_mask, zoneout_keep
 from rnnkit.recurrent import run_layer
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -28,7 +28,7 @@ import rnnkit
 from rnnkit import datasets, layers
 from rnnkit import nn as rnn_nn
 from rnnkit.data import CharVocab, WordVocab, make_windows, pad_sequences
-from rnnkit.training import Sequential
+from rnnkit.keras.models import Sequential
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "bad_inputs.md"
 TMP = Path(tempfile.gettempdir()) / "rnnkit_bad_inputs"
@@ -121,7 +121,7 @@ def cli(*argv: str) -> None:
 
 
 def export_layer_norm() -> None:
-    from rnnkit.export import export_onnx
+    from rnnkit.keras.export import export_onnx
 
     model = Sequential([layers.Input(shape=(None, 3)), layers.LSTM(4, layer_norm=True, name="lstm")], name="model")
     export_onnx(model, TMP / "m.onnx")

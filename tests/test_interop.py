@@ -8,7 +8,7 @@ import torch
 
 import rnnkit.nn as rnn_nn
 from rnnkit import interop
-from rnnkit.layers import GRU, LSTM, Bidirectional, Dense, SimpleRNN
+from rnnkit.keras.layers import GRU, LSTM, Bidirectional, Dense, SimpleRNN
 
 F64 = torch.float64
 

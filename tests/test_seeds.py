@@ -21,9 +21,9 @@ def seeded():
 
 def test_embedding_lstm_dense_summary(capsys):
     import numpy as np  # noqa: F811
-    import rnnkit.training.compat as tf  # changed: import tensorflow as tf  # noqa: F401
-    from rnnkit.training.compat import keras  # changed: from tensorflow import keras
-    from rnnkit import layers  # changed: from tensorflow.keras import layers
+    import rnnkit as tf  # changed: import tensorflow as tf  # noqa: F401
+    import rnnkit.keras as keras  # changed: from tensorflow import keras
+    from rnnkit.keras import layers  # changed: from tensorflow.keras import layers
 
     model = keras.Sequential()
     model.add(layers.Embedding(input_dim=1000, output_dim=64))
@@ -53,8 +53,8 @@ def data_csv(tmp_path, monkeypatch):
 def test_lstm_on_csv_rows(data_csv, capsys):
     import numpy as np  # noqa: F811
     import rnnkit as K  # changed: import keras.backend as K  # noqa: F401
-    from rnnkit.training import Sequential  # changed: from keras.models import Sequential
-    from rnnkit.layers import LSTM, Dense  # changed: from keras.layers import LSTM, Dense
+    from rnnkit.keras.models import Sequential  # changed: from keras.models import Sequential
+    from rnnkit.keras.layers import LSTM, Dense  # changed: from keras.layers import LSTM, Dense
     data = np.loadtxt('data.csv', delimiter=',')
     x_train = data[:,:-1]
     y_train = data[:,-1]
@@ -94,8 +94,8 @@ def test_bidirectional_lstm_sentiment(capsys):
 
     import numpy as np  # noqa: F811
     from rnnkit import data as sequence  # changed: from keras.preprocessing import sequence
-    from rnnkit.training import Sequential  # changed: from keras.models import Sequential
-    from rnnkit.layers import Dense, Dropout, Embedding, LSTM, Bidirectional  # changed: from keras.layers import ...  # noqa: F401
+    from rnnkit.keras.models import Sequential  # changed: from keras.models import Sequential
+    from rnnkit.keras.layers import Dense, Dropout, Embedding, LSTM, Bidirectional  # changed: from keras.layers import ...  # noqa: F401
     (x_train, y_train), (x_test, y_test) = imdb.load_data(num_words=10000)
     x_train = sequence.pad_sequences(x_train, maxlen=200)
     x_test = sequence.pad_sequences(x_test, maxlen=200)
@@ -121,7 +121,7 @@ def test_gru_subclass_model():
     y_train = rng.standard_normal((20, 128)).astype("float32")  # changed
     x_test = rng.standard_normal((5, 7, 10)).astype("float32")  # changed
 
-    import rnnkit.training.compat as tf  # changed: import tensorflow as tf
+    import rnnkit as tf  # changed: import tensorflow as tf
 
     class GRU(tf.keras.Model):
         def __init__(self, units, input_shape):

@@ -2,11 +2,17 @@
 
 Two fronts share the same cells and engine:
 
-* Keras-style: ``rnnkit.Sequential``, ``rnnkit.Model``, ``rnnkit.layers`` (LSTM, GRU,
-  SimpleRNN, Bidirectional, Embedding, Dense, ...), ``compile/fit/evaluate/predict``.
+* Keras-style: ``import rnnkit.keras as keras`` (``keras.layers``, ``keras.Model``,
+  ``keras.Sequential``, ``compile/fit/evaluate/predict``). The old paths ``rnnkit.layers``,
+  ``rnnkit.Sequential``, ``rnnkit.losses``, ... are aliases of the same objects.
 * PyTorch-style: ``rnnkit.nn.LSTM/GRU/RNN`` and their cells, drop-in for ``torch.nn``.
+
+Tiers: the core (``ops``, ``cells``, ``engine``, ``fused``), two thin fronts (``keras``,
+``nn``; ``interop`` converts between them), and the applications (``models``,
+``datasets``, ``data``, ``diagnostics``, the ``rnnkit`` command).
 """
 
+from . import keras as keras
 from . import callbacks as callbacks
 from . import data as data
 from . import datasets as datasets
@@ -33,17 +39,17 @@ from .layers import Layer as Layer
 from .layers import Masking as Masking
 from .layers import SimpleRNN as SimpleRNN
 from .layers import TimeDistributed as TimeDistributed
+from .engine import Streamer as Streamer
+from .keras import Model as Model
+from .keras import Sequential as Sequential
 from .recurrent import run_layer as run_layer
 from .saving import load_model as load_model
-from .training import Model as Model
-from .training import Sequential as Sequential
-from .training.compat import keras as keras
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Bidirectional", "Dense", "Dropout", "Embedding", "GRU", "Input", "LSTM", "Layer", "Masking", "Model",
-    "RecurrentCell", "Sequential", "SimpleRNN", "TimeDistributed", "callbacks", "data", "datasets", "diagnostics",
+    "RecurrentCell", "Sequential", "SimpleRNN", "Streamer", "TimeDistributed", "callbacks", "data", "datasets", "diagnostics",
     "engine", "interop", "keras", "layers", "load_model", "losses", "metrics", "models", "nn", "optimizers", "pad_sequences",
     "run_layer", "saving",
 ]

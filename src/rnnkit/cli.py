@@ -76,7 +76,7 @@ def _train(args: argparse.Namespace) -> int:
         raise CommandError(f"--nproc trains through fit(); {args.task!r} uses its own teacher-forcing loop "
                            "(rnnkit.models.fit_seq2seq), which runs in one process")
     if args.nproc > 1 and "RANK" not in os.environ:  # start the processes; each runs this command again
-        from .distributed import launch, without_option
+        from .keras.training.distributed import launch, without_option
 
         return launch(args.nproc, ["-m", "rnnkit.cli", *without_option(args.argv, "--nproc")])
     rank = int(os.environ.get("RANK", "0"))  # under `--nproc`, only rank 0 reports and writes the run

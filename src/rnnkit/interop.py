@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .layers import GRU, LSTM, BaseRNN, Bidirectional, Layer, SimpleRNN
+from .keras.layers import GRU, LSTM, BaseRNN, Bidirectional, Layer, SimpleRNN
 
 RecurrentLike = Union[BaseRNN, Bidirectional]
 

@@ -3,6 +3,5 @@
 from .cell import RecurrentCell as RecurrentCell
 from .init import INITIALIZERS as INITIALIZERS
 from .init import initialize as initialize
-from .stream import Streamer as Streamer
 
-__all__ = ["INITIALIZERS", "RecurrentCell", "Streamer", "initialize"]
+__all__ = ["INITIALIZERS", "RecurrentCell", "initialize"]

@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..engine.compiled import inference_step
 from ..ops import CELL_OPS, CellSpec, Weights
 from .init import initialize
 
@@ -139,11 +138,6 @@ class RecurrentCell(nn.Module):
             # Without this a wrong state fails deep in a matmul, or in tuple unpacking.
             raise ValueError(f"Argument `state` must be {len(expected)} tensor(s) of shapes {expected}, got {got_shapes}")
         w = self.weights()
-        if not torch.is_grad_enabled():
-            # Streaming inference: the whole step in one compiled call (same math, tested equal).
-            new = inference_step(self.spec, w, x, state)
-            if new is not None:
-                return new
         bias = w.bias_ih
         if self.spec.folds_hh_bias and w.bias_hh is not None:
             bias = w.bias_hh if bias is None else bias + w.bias_hh

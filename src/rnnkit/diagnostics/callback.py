@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 from torch import Tensor
 
-from ..callbacks import Callback
+from ..keras.callbacks import Callback
 from .advice import EXPLODE_ABOVE, VANISH_BELOW, diagnose_flow, flow_ratio
 from .flow import LayerFlow, gradient_flow
 

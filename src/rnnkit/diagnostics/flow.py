@@ -78,7 +78,7 @@ def default_loss(out: Tensor, y: Tensor) -> Tensor:
 
 def compiled_loss(model: nn.Module) -> Optional[Callable[[Tensor, Tensor], Tensor]]:
     """The loss of a compiled rnnkit ``Model``/``Sequential`` as ``loss_fn(out, y)``, or None."""
-    from ..losses import Loss
+    from ..keras.losses import Loss
 
     loss = getattr(model, "loss", None)
     if isinstance(loss, Loss):

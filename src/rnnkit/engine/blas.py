@@ -15,6 +15,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from . import kernels
+
 
 def _find_onednn_linear():
     op = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
@@ -53,10 +55,9 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
 def _transposed(x: Tensor) -> Tensor:
     """x (N, K) or (T, B, K) as T*B rows -> contiguous (K, N): through the compiled loop's
     parallel transpose when it is loaded."""
-    from . import compiled  # compiled imports this module
-
-    if compiled._module is not None and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
-        return compiled._module.transpose(x)
+    module = kernels._module
+    if module is not None and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
+        return module.transpose(x)
     return x.reshape(-1, x.shape[-1]).t().contiguous()
 
 

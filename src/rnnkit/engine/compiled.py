@@ -2,122 +2,22 @@
 
 The C++ loop does the same math as ``rnnkit.ops`` step by step (tests hold the
 two paths to the same reference), minus Python's per-op dispatch cost, which
-dominates at typical sizes. It is built on first use with
-``torch.utils.cpp_extension`` (needs a C++ compiler and ninja) and cached; when
-it cannot be built, the engine warns once and keeps the Python loop.
-
-Set ``RNNKIT_KERNELS=python`` to force the Python loop.
+dominates at typical sizes. ``kernels`` builds and loads it; where it cannot be built
+the engine keeps the Python loop.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import os
-import sys
-import time
-import warnings
-from pathlib import Path
 from typing import Optional
 
 import torch
 from torch import Tensor
 
 from ..ops import CellSpec, Weights
+from . import kernels
 from .blas import matmul, weight_grad
 from .contract import backward_outputs, unpack_inputs
-
-_ACT_CODES = {"tanh": 0, "sigmoid": 1, "relu": 2, "hard_sigmoid": 3, "linear": 4}
-_module = None
-_load_error: Optional[str] = None
-
-
-def _cpu_flags() -> list[str]:
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    words = set(info.split())
-    flags = ["-mavx2", "-mfma"] if {"avx2", "fma"} <= words else []
-    # The packed GEMM kernel needs AVX-512; without it the loop multiplies through ATen.
-    flags += ["-mavx512f"] if flags and "avx512f" in words else []
-    return flags
-
-
-_CSRC = Path(__file__).with_name("csrc")
-_STALE_LOCK_SECONDS = 600
-
-
-def _build_dir(flags: list[str]) -> tuple[str, Path]:
-    """A directory per (sources, flags, torch, python): a built module there is always current."""
-    digest = hashlib.sha256()
-    for path in sorted(_CSRC.iterdir()):
-        digest.update(path.name.encode() + path.read_bytes())
-    digest.update(" ".join(flags + [torch.__version__, sys.version]).encode())
-    key = digest.hexdigest()[:16]
-    base = Path(os.environ.get("RNNKIT_KERNELS_DIR", Path.home() / ".cache" / "rnnkit" / "kernels"))
-    return f"rnnkit_recurrence_{key}", base / key
-
-
-def _import_built(name: str, so: Path):
-    spec = importlib.util.spec_from_file_location(name, so)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def load_kernels():
-    """The compiled module, building it on first use; None (with one warning) if that fails.
-
-    A module already built for these sources is imported directly: torch's ``load`` takes
-    a file lock on every call, and a process killed while holding it (a SIGKILLed training
-    run, say) would leave every later process waiting on the lock forever.
-    """
-    global _module, _load_error
-    if _module is not None or _load_error is not None:
-        return _module
-    if os.environ.get("RNNKIT_KERNELS", "").lower() == "python":
-        _load_error = "disabled by RNNKIT_KERNELS=python"
-        return None
-    # -fopenmp first: ATen's parallel_for is a header template that runs serially unless the
-    # extension itself is built with OpenMP (the loader then binds libgomp.so.1 to the copy
-    # torch already loaded, so both share one thread pool). A compiler without OpenMP still
-    # gets the single-threaded loop, with its simd pragmas.
-    error = ""
-    for cflags, ldflags in ((["-fopenmp"], ["-fopenmp"]), (["-fopenmp-simd"], [])):
-        try:
-            _module = _build_or_import(["-O3", *_cpu_flags(), *cflags], ldflags)
-            return _module
-        except Exception as exc:  # a missing compiler or ninja must not break the library
-            error = f"{type(exc).__name__}: {exc}".splitlines()[0]
-    _load_error = error
-    warnings.warn(f"rnnkit: C++ kernels unavailable ({_load_error}); using the Python time loop, "
-                  "which gives the same results more slowly", RuntimeWarning, stacklevel=3)
-    return None
-
-
-def _build_or_import(flags: list[str], ldflags: list[str]):
-    name, build_dir = _build_dir(flags)
-    so = build_dir / f"{name}.so"
-    if so.exists():
-        return _import_built(name, so)
-    from torch.utils.cpp_extension import load
-
-    build_dir.mkdir(parents=True, exist_ok=True)
-    lock = build_dir / "lock"
-    if lock.exists() and time.time() - lock.stat().st_mtime > _STALE_LOCK_SECONDS:
-        lock.unlink(missing_ok=True)  # left by a build that was killed
-    return load(name=name, sources=[str(_CSRC / "recurrence.cpp")], extra_cflags=flags, extra_ldflags=ldflags,
-                build_directory=str(build_dir), verbose=False)
-
-
-def release_cached_memory() -> int:
-    """Free the buffers the compiled loop keeps for reuse between steps; returns the bytes freed.
-
-    The loop caches its large per-sequence buffers (up to ``RNNKIT_POOL_MB``, default 512 MB)
-    instead of returning them to the OS after each step, which saves refaulting them every step.
-    """
-    return int(_module.pool_release()) if _module is not None else 0
+from .kernels import ACT_CODES, kind_code, load_kernels
 
 
 def kernels_blocker(spec: CellSpec, w: Weights, xw: Tensor) -> Optional[str]:
@@ -127,16 +27,8 @@ def kernels_blocker(spec: CellSpec, w: Weights, xw: Tensor) -> Optional[str]:
     if xw.device.type != "cpu" or xw.dtype not in (torch.float32, torch.float64):
         return "the compiled loop is for float32/float64 on the CPU"
     if load_kernels() is None:
-        return _load_error
+        return kernels._load_error
     return None
-
-
-def _kind_code(spec: CellSpec) -> int:
-    if spec.kind == "rnn":
-        return 0
-    if spec.kind == "lstm":
-        return 1
-    return 2 if spec.reset_after else 3
 
 
 def _c(t: Optional[Tensor]) -> Optional[Tensor]:
@@ -151,9 +43,9 @@ def inference_step(spec: CellSpec, w: Weights, x: Tensor, state: tuple[Tensor, .
     """
     if w.peephole is not None or w.ln_gamma is not None or kernels_blocker(spec, w, x) is not None:
         return None
-    codes = (_kind_code(spec), _ACT_CODES[spec.activation], _ACT_CODES[spec.recurrent_activation])
+    codes = (kind_code(spec), ACT_CODES[spec.activation], ACT_CODES[spec.recurrent_activation])
     c = state[1] if len(state) == 2 else None
-    return tuple(_module.step(*codes, x.contiguous(), state[0].contiguous(), c, w.weight_ih, w.weight_hh,
+    return tuple(kernels._module.step(*codes, x.contiguous(), state[0].contiguous(), c, w.weight_ih, w.weight_hh,
                               w.bias_ih, w.bias_hh))
 
 
@@ -243,11 +135,11 @@ class CompiledRecurrence(torch.autograd.Function):
     def forward(ctx, spec: CellSpec, tbptt: Optional[int], xw: Tensor, n_state: int, *rest):  # type: ignore[override]
         state0, keeps, out_mask, rdm, probe, w = unpack_inputs(n_state, rest)
         need_grad = any(ctx.needs_input_grad)
-        kind, act, ract = _kind_code(spec), _ACT_CODES[spec.activation], _ACT_CODES[spec.recurrent_activation]
+        kind, act, ract = kind_code(spec), ACT_CODES[spec.activation], ACT_CODES[spec.recurrent_activation]
         keep_h = _c(keeps[0])
         keep_c = _c(keeps[1]) if n_state == 2 else None
         lstm_w = [_c(t) for t in (w.peephole, w.ln_gamma, w.ln_beta, w.ln_cell_gamma, w.ln_cell_beta)]
-        res = _module.forward(kind, act, ract, xw, state0[0].contiguous(),
+        res = kernels._module.forward(kind, act, ract, xw, state0[0].contiguous(),
                               _c(state0[1]) if n_state == 2 else None, w.weight_hh.contiguous(), _c(w.bias_hh),
                               keep_h, keep_c, _c(out_mask), _c(rdm), lstm_w, need_grad,
                               w.weight_ih, _c(w.bias_ih))
@@ -278,7 +170,7 @@ class CompiledRecurrence(torch.autograd.Function):
         wants = dict(zip(Weights._fields, ctx.needs_input_grad[7 + 2 * n_state :]))
         sizes = (w_hh.shape[0], w_hh.shape[1], w_ih.shape[1], w_hh.element_size())
         in_loop = sums_in_loop(*sizes)
-        d_in, dh0, dc0, dw_hh, dw_ih, norms, opt_sums, db_x, db_h = _module.backward(
+        d_in, dh0, dc0, dw_hh, dw_ih, norms, opt_sums, db_x, db_h = kernels._module.backward(
             *ctx.codes, d_out, d_h.contiguous(), _c(d_c), h_hist, c_hist, gates, extra, hin_all,
             w_hh.contiguous(), keep_h, keep_c, _c(out_mask), rdm, lstm_w, ln_cache, ctx.tbptt or 0, ctx.has_probe,
             x, w_ih, ctx.needs_input_grad[2], wants["weight_hh"], wants["weight_ih"], in_loop, shares_grads(*sizes))

@@ -7,7 +7,7 @@ from typing import Any, Optional, Union
 import torch
 from torch import Tensor
 
-from ..layers import GRU, LSTM, BaseRNN, Dropout, SimpleRNN
+from ..keras.layers import GRU, LSTM, BaseRNN, Dropout, SimpleRNN
 
 #: Recurrent cells a model can be built with; "rnn" is the tanh ``SimpleRNN``.
 CELLS = ("lstm", "gru", "rnn")

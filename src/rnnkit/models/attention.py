@@ -18,7 +18,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from ..layers import Dense
+from ..keras.layers import Dense
 from ._checks import check_positive
 
 __all__ = ["Attention", "ATTENTION_KINDS"]

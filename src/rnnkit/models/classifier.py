@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..layers import Bidirectional, Dense, Embedding
-from ..training import Model
+from ..keras.layers import Bidirectional, Dense, Embedding
+from ..keras.models import Model
 from ._checks import built_dropout, check_cell, check_positive, check_rate, check_vocab_size, recurrent
 
 __all__ = ["SequenceClassifier"]

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..layers import Dense
-from ..training import Model
+from ..keras.layers import Dense
+from ..keras.models import Model
 from ._checks import built_dropout, check_cell, check_positive, check_rate, recurrent
 
 __all__ = ["Forecaster"]

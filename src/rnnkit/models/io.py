@@ -18,7 +18,7 @@ from typing import Any, Union
 
 from torch import nn
 
-from .. import saving
+from ..keras import saving
 
 __all__ = ["save_model", "load_model", "model_classes"]
 

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..layers import Dense, Embedding
-from ..training import Model
+from ..keras.layers import Dense, Embedding
+from ..keras.models import Model
 from ._checks import (as_ids, built_dropout, check_cell, check_positive,
                       check_rate, check_vocab_size, recurrent)
 from .sampling import check_sampling, sample_logits

@@ -16,8 +16,8 @@ from typing import Any, Optional
 
 from torch import Tensor
 
-from ..layers import Dense
-from ..training import Model
+from ..keras.layers import Dense
+from ..keras.models import Model
 from ._checks import built_dropout, check_cell, check_positive, check_rate, recurrent
 
 __all__ = ["OneToOne"]

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..layers import Bidirectional, Dense, Embedding
+from ..keras.layers import Bidirectional, Dense, Embedding
 from ._checks import (as_ids, built_dropout, check_cell, check_positive, check_rate,
                       check_vocab_size, n_states, recurrent)
 from .attention import Attention

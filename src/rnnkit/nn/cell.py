@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from ..cells import RecurrentCell
+from ..engine.stream import step
 from ._checks import check_bool, check_features, check_float_tensor, check_nonlinearity, check_state_shape
 
 
@@ -62,7 +63,7 @@ class RNNCellBase(RecurrentCell):
             )
             if not batched:
                 state = tuple(s.unsqueeze(0) for s in state)
-        new = super().forward(x, state)
+        new = step(self, x, state)
         return new if batched else tuple(s.squeeze(0) for s in new)
 
     def extra_repr(self) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...callbacks import Callback
+from ...keras.callbacks import Callback
 from ..io import load_model, save_model
 
 __all__ = ["Context", "EpochBar", "Run", "Score", "Task", "plot_history", "train_task"]

@@ -8,8 +8,8 @@ from typing import Any, Sequence
 import numpy as np
 from torch import nn
 
-from ... import losses, optimizers
-from ...callbacks import EarlyStopping
+from ...keras import losses, optimizers
+from ...keras.callbacks import EarlyStopping
 from ...data import WordVocab, pad_sequences
 from ...datasets import UCR_BUNDLED, load_sentiment, load_ucr, read_ts, read_ucr_tsv
 from ..classifier import SequenceClassifier

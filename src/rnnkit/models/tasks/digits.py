@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 from torch import nn
 
-from ... import losses, optimizers
+from ...keras import losses, optimizers
 from ...datasets import load_digits_captions
 from ..generator import ConditionalGenerator
 from ..one_to_one import OneToOne

@@ -7,8 +7,8 @@ from typing import Any, Sequence
 import numpy as np
 from torch import nn
 
-from ... import optimizers
-from ...callbacks import EarlyStopping
+from ...keras import optimizers
+from ...keras.callbacks import EarlyStopping
 from ...data import make_windows
 from ...datasets import load_sunspots
 from ..forecaster import Forecaster

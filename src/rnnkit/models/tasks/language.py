@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ... import losses, optimizers
-from ...callbacks import EarlyStopping
+from ...keras import losses, optimizers
+from ...keras.callbacks import EarlyStopping
 from ...data import CharVocab
 from ...datasets import load_pydoc_text, load_sentiment
 from ..language_model import CharLanguageModel

@@ -1,0 +1,123 @@
+"""Building and loading the engine's C++ extension (``csrc/``), once per process.
+
+The extension is built on first use with ``torch.utils.cpp_extension`` (needs a C++
+compiler and ninja) and cached per (sources, flags, torch, python). When it cannot be
+built, ``load_kernels`` warns once and returns None, and the engine keeps its Python loop.
+
+Set ``RNNKIT_KERNELS=python`` to force the Python loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from ..ops import CellSpec
+
+ACT_CODES = {"tanh": 0, "sigmoid": 1, "relu": 2, "hard_sigmoid": 3, "linear": 4}
+_module = None
+_load_error: Optional[str] = None
+
+
+def _cpu_flags() -> list[str]:
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    words = set(info.split())
+    flags = ["-mavx2", "-mfma"] if {"avx2", "fma"} <= words else []
+    # The packed GEMM kernel needs AVX-512; without it the loop multiplies through ATen.
+    flags += ["-mavx512f"] if flags and "avx512f" in words else []
+    return flags
+
+
+_CSRC = Path(__file__).with_name("csrc")
+_STALE_LOCK_SECONDS = 600
+
+
+def _build_dir(flags: list[str]) -> tuple[str, Path]:
+    """A directory per (sources, flags, torch, python): a built module there is always current."""
+    digest = hashlib.sha256()
+    for path in sorted(_CSRC.iterdir()):
+        digest.update(path.name.encode() + path.read_bytes())
+    digest.update(" ".join(flags + [torch.__version__, sys.version]).encode())
+    key = digest.hexdigest()[:16]
+    base = Path(os.environ.get("RNNKIT_KERNELS_DIR", Path.home() / ".cache" / "rnnkit" / "kernels"))
+    return f"rnnkit_recurrence_{key}", base / key
+
+
+def _import_built(name: str, so: Path):
+    spec = importlib.util.spec_from_file_location(name, so)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_kernels():
+    """The compiled module, building it on first use; None (with one warning) if that fails.
+
+    A module already built for these sources is imported directly: torch's ``load`` takes
+    a file lock on every call, and a process killed while holding it (a SIGKILLed training
+    run, say) would leave every later process waiting on the lock forever.
+    """
+    global _module, _load_error
+    if _module is not None or _load_error is not None:
+        return _module
+    if os.environ.get("RNNKIT_KERNELS", "").lower() == "python":
+        _load_error = "disabled by RNNKIT_KERNELS=python"
+        return None
+    # -fopenmp first: ATen's parallel_for is a header template that runs serially unless the
+    # extension itself is built with OpenMP (the loader then binds libgomp.so.1 to the copy
+    # torch already loaded, so both share one thread pool). A compiler without OpenMP still
+    # gets the single-threaded loop, with its simd pragmas.
+    error = ""
+    for cflags, ldflags in ((["-fopenmp"], ["-fopenmp"]), (["-fopenmp-simd"], [])):
+        try:
+            _module = _build_or_import(["-O3", *_cpu_flags(), *cflags], ldflags)
+            return _module
+        except Exception as exc:  # a missing compiler or ninja must not break the library
+            error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    _load_error = error
+    warnings.warn(f"rnnkit: C++ kernels unavailable ({_load_error}); using the Python time loop, "
+                  "which gives the same results more slowly", RuntimeWarning, stacklevel=3)
+    return None
+
+
+def _build_or_import(flags: list[str], ldflags: list[str]):
+    name, build_dir = _build_dir(flags)
+    so = build_dir / f"{name}.so"
+    if so.exists():
+        return _import_built(name, so)
+    from torch.utils.cpp_extension import load
+
+    build_dir.mkdir(parents=True, exist_ok=True)
+    lock = build_dir / "lock"
+    if lock.exists() and time.time() - lock.stat().st_mtime > _STALE_LOCK_SECONDS:
+        lock.unlink(missing_ok=True)  # left by a build that was killed
+    return load(name=name, sources=[str(_CSRC / "recurrence.cpp")], extra_cflags=flags, extra_ldflags=ldflags,
+                build_directory=str(build_dir), verbose=False)
+
+
+def release_cached_memory() -> int:
+    """Free the buffers the compiled loop keeps for reuse between steps; returns the bytes freed.
+
+    The loop caches its large per-sequence buffers (up to ``RNNKIT_POOL_MB``, default 512 MB)
+    instead of returning them to the OS after each step, which saves refaulting them every step.
+    """
+    return int(_module.pool_release()) if _module is not None else 0
+
+
+def kind_code(spec: CellSpec) -> int:
+    if spec.kind == "rnn":
+        return 0
+    if spec.kind == "lstm":
+        return 1
+    return 2 if spec.reset_after else 3

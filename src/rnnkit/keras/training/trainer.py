@@ -1,0 +1,222 @@
+"""What ``compile`` sets up, and the steps ``fit``/``evaluate`` run on one batch.
+
+A training step: forward -> loss -> backward -> global gradient norm ||G|| (before
+clipping) -> NaN/inf guard -> clipping -> optimizer step. The guard skips the
+step when the loss or ||G|| is not finite, warns, counts it, and after
+``max_bad_steps`` bad steps in a row sets ``model.stop_training = True``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import torch
+from torch import Tensor, nn
+
+from .. import losses as losses_mod
+from .. import metrics as metrics_mod
+from .. import optimizers as optimizers_mod
+from . import clipping
+from ..layers.base import is_built
+from .data import Data, num_samples, take, time_slice, time_steps
+from .tbptt import recurrent_modules, reset_states, windows
+
+
+@dataclass
+class StepOutcome:
+    """One optimizer step (or several, for a tbptt batch): what callbacks see in ``logs``."""
+
+    grad_norm: float = 0.0  # global L2 norm of the gradients before clipping (max over tbptt windows)
+    clipped: bool = False   # clipping changed a gradient
+    skipped: int = 0        # steps skipped by the NaN/inf guard
+    steps: int = 0          # optimizer steps attempted
+
+
+class Trainer:
+    """The compiled state of a model: optimizer, loss, metrics, clipping, guard counters."""
+
+    def __init__(self, model: nn.Module, optimizer: Any, loss: Any, metrics: Any,
+                 clipnorm: Optional[float], clipvalue: Optional[float], global_clipnorm: Optional[float]) -> None:
+        self.model = model
+        self.optimizer = optimizers_mod.get(optimizer)
+        if loss is None:
+            raise ValueError("Argument `loss` is required to train: pass a name such as 'mse' or "
+                             "'sparse_categorical_crossentropy', a rnnkit.losses.Loss, or a callable")
+        self.loss = losses_mod.get(loss)
+        self.metrics = metrics_mod.MetricList(metrics, self.loss)
+        self.loss_tracker = metrics_mod.Mean("loss")
+        compile_clip = (clipnorm, clipvalue, global_clipnorm)
+        optimizers_mod.check_clipping(*compile_clip)
+        if any(v is not None for v in compile_clip) and self.optimizer.has_clipping:
+            raise ValueError("Set clipping either in compile(...) or on the optimizer, not both; got "
+                             f"compile(clipnorm={clipnorm}, clipvalue={clipvalue}, global_clipnorm={global_clipnorm}) "
+                             f"and {self.optimizer!r}")
+        if not any(v is not None for v in compile_clip):
+            compile_clip = (self.optimizer.clipnorm, self.optimizer.clipvalue, self.optimizer.global_clipnorm)
+        self.clipnorm, self.clipvalue, self.global_clipnorm = compile_clip
+        self.max_bad_steps = 10
+        self.consecutive_bad = 0
+        self.epoch: Optional[int] = None   # 1-based, set by fit for messages
+        self.step = 0                      # optimizer steps attempted (in the epoch during fit)
+        self.sequence_target: Optional[bool] = None  # tbptt: does y have a time axis?
+        # Set by fit(distributed=True) (rnnkit.distributed): the forward through DDP, and the
+        # shard that makes all processes agree on skipping and weight their part of the batch.
+        self.forward: Optional[Any] = None
+        self.shard: Optional[Any] = None
+
+    # -- building -------------------------------------------------------------------------
+
+    def ensure_built(self, x: Data) -> None:
+        """Build lazy layers with one forward on a couple of samples, then the optimizer."""
+        model = self.model
+        if not is_built(model):
+            was_training = model.training
+            model.eval()
+            with torch.no_grad():
+                model._call_with_mask(take(x, slice(0, min(2, num_samples(x)))))
+            model.train(was_training)
+            # That forward must not leave a state behind in stateful layers.
+            reset_states(recurrent_modules(model), include_stateful=True)
+        params = [p for p in model.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError("The model has no trainable parameters")
+        opt = self.optimizer
+        if opt.built and not isinstance(opt, optimizers_mod.TorchOptimizer):
+            owned = {id(p) for g in opt.torch_optimizer.param_groups for p in g["params"]}
+            if any(id(p) not in owned for p in params):
+                raise ValueError(f"The optimizer {opt!r} was built for other parameters (another model, or before "
+                                 "layers were added); compile with a new optimizer")
+        opt.build(params)
+
+    # -- one batch ------------------------------------------------------------------------
+
+    def compute_loss(self, y: Tensor, y_pred: Any, mask: Optional[Tensor]) -> Tensor:
+        if not isinstance(y_pred, Tensor):
+            raise TypeError(f"The model returned {type(y_pred).__name__}; compile/fit need a single output tensor "
+                            "(drop return_state=True from the last layer, or subclass Model and return one tensor)")
+        return self.loss(y, y_pred, mask=mask)
+
+    def _call(self, x: Data) -> tuple[Any, Optional[Tensor]]:
+        return (self.forward or self.model._call_with_mask)(x)
+
+    def train_step(self, x: Data, y: Tensor) -> StepOutcome:
+        y_pred, mask = self._call(x)
+        outcome = StepOutcome()
+        self._optimize(y, y_pred, mask, float(num_samples(x)), outcome)
+        return outcome
+
+    def train_step_tbptt(self, x: Data, y: Tensor, k: int, modules: list[nn.Module]) -> StepOutcome:
+        """One batch as windows of ``k`` steps: one optimizer step per window (many-to-many),
+        or only on the last window when y has no time axis (many-to-one)."""
+        reset_states(modules)
+        T = time_steps(x)
+        spans = windows(T, k)
+        outcome = StepOutcome()
+        B = float(num_samples(x))
+        for i, (start, stop) in enumerate(spans):
+            last = i == len(spans) - 1
+            xw = time_slice(x, start, stop)
+            if self.sequence_target is False and not last:
+                with torch.no_grad():
+                    self._call(xw)  # only advances the carried state
+                continue
+            y_pred, mask = self._call(xw)
+            if self.sequence_target is None and len(spans) > 1:
+                self.sequence_target = (
+                    y.dim() >= 2 and y.shape[1] == T and isinstance(y_pred, Tensor)
+                    and y_pred.dim() >= 2 and y_pred.shape[1] == stop - start
+                )
+            if self.sequence_target:
+                self._optimize(time_slice(y, start, stop), y_pred, mask, B * (stop - start) / T, outcome)
+            elif last:
+                self._optimize(y, y_pred, mask, B, outcome)
+        return outcome
+
+    def _optimize(self, y: Tensor, y_pred: Any, mask: Optional[Tensor], weight: float, outcome: StepOutcome) -> None:
+        self.step += 1
+        outcome.steps += 1
+        opt = self.optimizer
+        opt.zero_grad()
+        loss = self.compute_loss(y, y_pred, mask)
+        loss_value = float(loss.detach())
+        finite, share = math.isfinite(loss_value), 1.0
+        if self.shard is not None:
+            finite, share, weight = self.shard.agree(finite, y_pred, mask, weight)
+        if not finite:
+            self._bad_step(f"non-finite loss (loss={loss_value:g})", outcome)
+            outcome.grad_norm = max(outcome.grad_norm, float("nan"), key=_nan_last)
+            return
+        (loss * share if share != 1.0 else loss).backward()
+        params = [p for g in opt.torch_optimizer.param_groups for p in g["params"]]
+        grads = clipping.gradients(params)
+        per_tensor = clipping.norms(grads)
+        norm = clipping.global_norm(per_tensor)
+        outcome.grad_norm = max(outcome.grad_norm, norm, key=_nan_last)
+        if not math.isfinite(norm):
+            self._bad_step(f"non-finite gradient (norm={norm:g})", outcome)
+            opt.zero_grad()
+            return
+        outcome.clipped |= clipping.clip_(grads, per_tensor, clipnorm=self.clipnorm, clipvalue=self.clipvalue,
+                                          global_clipnorm=self.global_clipnorm)
+        opt.step()
+        self.consecutive_bad = 0
+        if share == 0.0:
+            return  # a placeholder sample on a process with no share of this batch
+        self.loss_tracker.update_values(loss.detach(), weight=weight)
+        self.metrics.update(y, y_pred.detach(), mask)
+
+    def _bad_step(self, what: str, outcome: StepOutcome) -> None:
+        outcome.skipped += 1
+        self.consecutive_bad += 1
+        where = f"epoch {self.epoch} step {self.step}" if self.epoch is not None else f"step {self.step}"
+        warnings.warn(f"{what} at {where}; step skipped", RuntimeWarning, stacklevel=2)
+        if self.consecutive_bad >= self.max_bad_steps:
+            self.model.stop_training = True
+            warnings.warn(
+                f"training stopped: {self.consecutive_bad} consecutive steps had a non-finite loss or gradient "
+                f"(last at {where}). Lower the learning rate, set clipnorm or global_clipnorm in compile(), "
+                "or check the data for extreme values",
+                RuntimeWarning, stacklevel=2,
+            )
+
+    def test_step(self, x: Data, y: Tensor) -> None:
+        with torch.no_grad():
+            y_pred, mask = self.model._call_with_mask(x)
+            loss = self.compute_loss(y, y_pred, mask)
+        self.loss_tracker.update_values(loss, weight=float(num_samples(x)))
+        self.metrics.update(y, y_pred, mask)
+
+    # -- results --------------------------------------------------------------------------
+
+    def results(self) -> dict[str, float]:
+        return {"loss": self.loss_tracker.result(), **self.metrics.results()}
+
+    def reset_metrics(self) -> None:
+        self.loss_tracker.reset_state()
+        self.metrics.reset()
+
+    @property
+    def metrics_names(self) -> list[str]:
+        return ["loss", *self.metrics.names]
+
+    def compile_config(self) -> Optional[dict[str, Any]]:
+        """JSON-safe compile arguments, or None when a part is user code that cannot be saved."""
+        opt = optimizers_mod.serialize(self.optimizer)
+        loss = losses_mod.serialize(self.loss)
+        metrics = self.metrics.serializable()
+        if opt is None or loss is None or metrics is None:
+            return None
+        if self.optimizer.has_clipping:
+            clip = {}
+        else:
+            clip = {k: v for k, v in (("clipnorm", self.clipnorm), ("clipvalue", self.clipvalue),
+                                      ("global_clipnorm", self.global_clipnorm)) if v is not None}
+        return {"optimizer": opt, "loss": loss, "metrics": metrics, **clip}
+
+
+def _nan_last(v: float) -> float:
+    # max() with NaN-aware ordering: a NaN norm outranks any number, so it is what logs show.
+    return math.inf if math.isnan(v) else v
