@@ -100,14 +100,13 @@ def shares_grads(G: int, H: int, F: int, itemsize: int) -> bool:
     return G * (H + F) * itemsize > SHARED_GRADS_MIN_BYTES
 
 
-def _grads_from_histories(ctx, dxw: Tensor, dhw: Optional[Tensor], h_hist: Tensor, hin_all: Optional[Tensor],
+def _grads_from_histories(kind: int, dxw: Tensor, dhw: Optional[Tensor], h_hist: Tensor, hin_all: Optional[Tensor],
                           extra: Optional[Tensor], x: Tensor, w_ih: Tensor, wants: dict):
     """dx, dW_hh, dW_ih from the loop's gradient histories, one GEMM each over all T*B rows."""
     T, B, G = dxw.shape
     H = h_hist.shape[-1]
     hin = (hin_all if hin_all is not None else h_hist[:T]).reshape(T * B, H)
     d2 = dxw.reshape(T * B, G)
-    kind = ctx.codes[0]
     dw_hh = None
     if not wants["weight_hh"]:
         pass
@@ -118,9 +117,58 @@ def _grads_from_histories(ctx, dxw: Tensor, dhw: Optional[Tensor], h_hist: Tenso
         dw_hh = torch.cat([weight_grad(d2[:, : 2 * H], hin), weight_grad(d2[:, 2 * H :], rh)])
     else:
         dw_hh = weight_grad(d2, hin)
-    d_in = matmul(d2, w_ih).reshape(T, B, -1) if ctx.needs_input_grad[2] else None
+    d_in = matmul(d2, w_ih).reshape(T, B, -1) if wants["x"] else None
     dw_ih = weight_grad(d2, x) if wants["weight_ih"] else None
     return d_in, dw_hh, dw_ih
+
+
+def forward_call(spec: CellSpec, x: Tensor, state0: tuple[Tensor, ...], w: Weights, keeps, out_mask: Optional[Tensor],
+                 rdm: Optional[Tensor], need_cache: bool) -> list:
+    """One call of the C++ forward loop: [out, h_hist, c_hist, gates, extra, hin_all, *ln_cache] when
+    ``need_cache``, else [out, h_T, (c_T)]; absent tensors are None (see recurrence.cpp's forward)."""
+    kind, act, ract = kind_code(spec), ACT_CODES[spec.activation], ACT_CODES[spec.recurrent_activation]
+    lstm = kind == 1
+    return list(load_kernels().forward(
+        kind, act, ract, x, state0[0].contiguous(), _c(state0[1]) if lstm else None, w.weight_hh.contiguous(),
+        _c(w.bias_hh), _c(keeps[0]), _c(keeps[1]) if lstm else None, _c(out_mask), _c(rdm), lstm_options(w),
+        need_cache, w.weight_ih, _c(w.bias_ih)))
+
+
+def lstm_options(w: Weights) -> list:
+    """The LSTM option weights in recurrence.cpp's order, None where absent."""
+    return [_c(t) for t in (w.peephole, w.ln_gamma, w.ln_beta, w.ln_cell_gamma, w.ln_cell_beta)]
+
+
+def backward_call(spec: CellSpec, tbptt: Optional[int], want_norms: bool, wants: dict, saved: list, x: Tensor,
+                  w: Weights, keeps, out_mask: Optional[Tensor], rdm: Optional[Tensor], d_out: Tensor,
+                  d_h: Optional[Tensor], d_c: Optional[Tensor]) -> tuple:
+    """One call of the C++ backward loop, then the GEMMs over all steps where the loop left them.
+
+    saved: the forward's [h_hist, c_hist, gates, extra, hin_all, *ln_cache] (None where absent).
+    wants: which gradients are needed, by name: "x" and the ``Weights`` fields.
+    Returns (dx, (dh0[, dc0]), {weight name: gradient}, norms or None).
+    """
+    h_hist, c_hist, gates, extra, hin_all, *ln_cache = saved
+    codes = (kind_code(spec), ACT_CODES[spec.activation], ACT_CODES[spec.recurrent_activation])
+    lstm = codes[0] == 1
+    w_hh, w_ih = w.weight_hh, w.weight_ih
+    d_h = d_h if d_h is not None else torch.zeros_like(h_hist[0])
+    if lstm:
+        d_c = d_c if d_c is not None else torch.zeros_like(c_hist[0])
+    lstm_w = lstm_options(w)
+    sizes = (w_hh.shape[0], w_hh.shape[1], w_ih.shape[1], w_hh.element_size())
+    in_loop = sums_in_loop(*sizes)
+    d_in, dh0, dc0, dw_hh, dw_ih, norms, opt_sums, db_x, db_h = load_kernels().backward(
+        *codes, d_out, d_h.contiguous(), _c(d_c) if lstm else None, h_hist, c_hist, gates, extra, hin_all,
+        w_hh.contiguous(), _c(keeps[0]), _c(keeps[1]) if lstm else None, _c(out_mask), rdm, lstm_w, ln_cache,
+        tbptt or 0, want_norms, x, w_ih, wants["x"], wants["weight_hh"], wants["weight_ih"], in_loop,
+        shares_grads(*sizes))
+    if not in_loop:  # d_in, dw_hh are the histories d(xw) and d(W_hh h + b_hh) (GRU); GEMMs over all steps
+        d_in, dw_hh, dw_ih = _grads_from_histories(codes[0], d_in, dw_hh, h_hist, hin_all, extra, x, w_ih, wants)
+    grads = {"weight_hh": dw_hh, "bias_hh": db_h, "weight_ih": dw_ih, "bias_ih": db_x}
+    if lstm:
+        grads.update(_lstm_option_grads(opt_sums, lstm_w, h_hist.shape[-1]))
+    return d_in, ((dh0, dc0) if lstm else (dh0,)), grads, (norms if want_norms else None)
 
 
 class CompiledRecurrence(torch.autograd.Function):
@@ -129,29 +177,23 @@ class CompiledRecurrence(torch.autograd.Function):
     Unlike ``Recurrence``, ``xw`` here is x (T, B, F) itself (any layout with contiguous rows)
     and the weights include weight_ih and bias_ih: each step projects its own rows, and the
     backward returns dx and the projection's gradients along with the rest (recurrence.cpp).
+    In eager mode the engine calls this directly; under a tracer it calls the same two loops
+    as the operators ``rnnkit::compiled_forward``/``compiled_backward`` (engine/library.py).
     """
 
     @staticmethod
     def forward(ctx, spec: CellSpec, tbptt: Optional[int], xw: Tensor, n_state: int, *rest):  # type: ignore[override]
         state0, keeps, out_mask, rdm, probe, w = unpack_inputs(n_state, rest)
         need_grad = any(ctx.needs_input_grad)
-        kind, act, ract = kind_code(spec), ACT_CODES[spec.activation], ACT_CODES[spec.recurrent_activation]
-        keep_h = _c(keeps[0])
-        keep_c = _c(keeps[1]) if n_state == 2 else None
-        lstm_w = [_c(t) for t in (w.peephole, w.ln_gamma, w.ln_beta, w.ln_cell_gamma, w.ln_cell_beta)]
-        res = kernels._module.forward(kind, act, ract, xw, state0[0].contiguous(),
-                              _c(state0[1]) if n_state == 2 else None, w.weight_hh.contiguous(), _c(w.bias_hh),
-                              keep_h, keep_c, _c(out_mask), _c(rdm), lstm_w, need_grad,
-                              w.weight_ih, _c(w.bias_ih))
+        res = forward_call(spec, xw, state0, w, keeps, out_mask, rdm, need_grad)
         if not need_grad:
             return tuple(res)
-        out, h_hist, c_hist, gates, extra, hin_all, *ln_cache = res
-        ctx.codes = (kind, act, ract)
-        ctx.tbptt, ctx.n_state = tbptt, n_state
+        out, h_hist, c_hist, *_ = res
+        ctx.spec, ctx.tbptt, ctx.n_state = spec, tbptt, n_state
         ctx.has_probe = probe is not None
         ctx.weights_present = [x is not None for x in w]
-        ctx.save_for_backward(h_hist, c_hist, gates, extra, hin_all, w.weight_hh, keep_h, keep_c, out_mask, rdm,
-                              xw, w.weight_ih, *lstm_w, *ln_cache)
+        ctx.n_saved = len(res) - 1
+        ctx.save_for_backward(*res[1:], xw, *w, *keeps, out_mask, rdm)
         T = xw.shape[0]
         final = (h_hist[T],) if n_state == 1 else (h_hist[T], c_hist[T])
         return (out, *final)
@@ -159,27 +201,16 @@ class CompiledRecurrence(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, d_out: Tensor, *d_final: Optional[Tensor]):  # type: ignore[override]
-        h_hist, c_hist, gates, extra, hin_all, w_hh, keep_h, keep_c, out_mask, rdm, x, w_ih, *rest = ctx.saved_tensors
-        lstm_w, ln_cache = list(rest[:5]), list(rest[5:])
-        n_state = ctx.n_state
-        d_h = d_final[0] if d_final[0] is not None else torch.zeros_like(h_hist[0])
-        d_c = None
-        if n_state == 2:
-            d_c = d_final[1] if d_final[1] is not None else torch.zeros_like(c_hist[0])
+        saved = ctx.saved_tensors
+        n, n_state = ctx.n_saved, ctx.n_state
+        x = saved[n]
+        w = Weights(*saved[n + 1 : n + 1 + len(Weights._fields)])
+        keeps, (out_mask, rdm) = saved[-2 - n_state : -2], saved[-2:]
         # Frozen weights (requires_grad=False) cost no GEMM.
         wants = dict(zip(Weights._fields, ctx.needs_input_grad[7 + 2 * n_state :]))
-        sizes = (w_hh.shape[0], w_hh.shape[1], w_ih.shape[1], w_hh.element_size())
-        in_loop = sums_in_loop(*sizes)
-        d_in, dh0, dc0, dw_hh, dw_ih, norms, opt_sums, db_x, db_h = kernels._module.backward(
-            *ctx.codes, d_out, d_h.contiguous(), _c(d_c), h_hist, c_hist, gates, extra, hin_all,
-            w_hh.contiguous(), keep_h, keep_c, _c(out_mask), rdm, lstm_w, ln_cache, ctx.tbptt or 0, ctx.has_probe,
-            x, w_ih, ctx.needs_input_grad[2], wants["weight_hh"], wants["weight_ih"], in_loop, shares_grads(*sizes))
-        if not in_loop:  # d_in, dw_hh are the histories d(xw) and d(W_hh h + b_hh) (GRU); GEMMs over all steps
-            d_in, dw_hh, dw_ih = _grads_from_histories(ctx, d_in, dw_hh, h_hist, hin_all, extra, x, w_ih, wants)
-        grads = {"weight_hh": dw_hh, "bias_hh": db_h, "weight_ih": dw_ih, "bias_ih": db_x}
-        if ctx.codes[0] == 1:
-            grads.update(_lstm_option_grads(opt_sums, lstm_w, h_hist.shape[-1]))
+        wants["x"] = ctx.needs_input_grad[2]
+        d_in, d_state0, grads, norms = backward_call(
+            ctx.spec, ctx.tbptt, ctx.has_probe, wants, list(saved[:n]), x, w, keeps, out_mask, rdm, d_out,
+            d_final[0], d_final[1] if n_state == 2 else None)
         d_weights = [grads.get(name) if present else None for name, present in zip(Weights._fields, ctx.weights_present)]
-        d_state0 = (dh0,) if n_state == 1 else (dh0, dc0)
-        d_probe = norms if ctx.has_probe else None
-        return backward_outputs(n_state, d_in, d_state0, d_probe, d_weights)
+        return backward_outputs(n_state, d_in, d_state0, norms, d_weights)

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from ..ops import CellSpec, Weights
+from . import library
 from .blas import project
 from .recurrence import run_recurrence, uses_compiled_loop
 
@@ -151,10 +152,13 @@ def run(
     if spec.folds_hh_bias and weights.bias_hh is not None:
         bias = weights.bias_hh if bias is None else bias + weights.bias_hh
     inner = weights._replace(bias_ih=bias, bias_hh=None if spec.folds_hh_bias else weights.bias_hh)
+    traced = library.traced(x)
     if uses_compiled_loop(spec, weights, x, backend):
         xw = time_major(x)  # projected step by step inside the compiled loop
     else:
-        xw = project(time_major(x), weights.weight_ih, bias).contiguous()  # (T, B, G), one GEMM
+        # One GEMM over all steps; a tracer sees torch's own linear (Projection's backward calls the C++ module).
+        linear = torch.nn.functional.linear if traced else project
+        xw = linear(time_major(x), weights.weight_ih, bias).contiguous()  # (T, B, G)
         inner = inner._replace(weight_ih=None, bias_ih=None)
 
     out_mask = None
@@ -172,6 +176,9 @@ def run(
         if probe.shape != (T, n_state) or not probe.requires_grad:
             raise ValueError(f"Argument `probe` must be a (T, n_state) = ({T}, {n_state}) tensor that requires grad")
         probe = probe.flip(0) if reverse else probe
-    out, final = run_recurrence(spec, xw, state0, inner, keeps, out_mask, recurrent_mask, tbptt, probe, backend)
+    if traced:  # torch.compile, torch.export, jit tracing: the loops as operators (engine/library.py)
+        out, final = library.run_op(spec, xw, state0, inner, keeps, out_mask, recurrent_mask, tbptt, probe)
+    else:
+        out, final = run_recurrence(spec, xw, state0, inner, keeps, out_mask, recurrent_mask, tbptt, probe, backend)
     out = out.flip(0) if reverse else out
     return out.transpose(0, 1), final
