@@ -34,7 +34,7 @@ def auto_prefers_fused(kind: str, padded: bool, hidden: int = 0, training: bool 
     batch (torch's PackedSequence) are faster in ours. Without the C++ loop, torch's kernels
     beat the Python loop everywhere.
     """
-    if engine.kernels.load_kernels() is None:
+    if engine.kernels.load_error():
         return True
     if kind != "lstm" or padded:
         return False

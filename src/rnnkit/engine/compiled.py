@@ -26,9 +26,7 @@ def kernels_blocker(spec: CellSpec, w: Weights, xw: Tensor) -> Optional[str]:
         return "an LSTM projection (proj_size) runs in the Python loop"
     if xw.device.type != "cpu" or xw.dtype not in (torch.float32, torch.float64):
         return "the compiled loop is for float32/float64 on the CPU"
-    if load_kernels() is None:
-        return kernels._load_error
-    return None
+    return kernels.load_error() or None
 
 
 def _c(t: Optional[Tensor]) -> Optional[Tensor]:

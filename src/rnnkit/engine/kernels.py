@@ -91,6 +91,15 @@ def load_kernels():
     return None
 
 
+@torch.compiler.assume_constant_result
+def load_error() -> str:
+    """Why the compiled loop is unavailable ("" when it is loaded), loading it on first use.
+
+    A constant to torch.compile, which would otherwise trace into the loading code.
+    """
+    return "" if load_kernels() is not None else str(_load_error)
+
+
 def _build_or_import(flags: list[str], ldflags: list[str]):
     name, build_dir = _build_dir(flags)
     so = build_dir / f"{name}.so"

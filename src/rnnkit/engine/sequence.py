@@ -30,7 +30,8 @@ def check_lengths(lengths: Tensor, B: int, T: int) -> Tensor:
         raise TypeError(f"Argument `lengths` must hold integers, got dtype {lengths.dtype}")
     if lengths.shape != (B,):
         raise ValueError(f"Argument `lengths` must have shape (B,) = ({B},), got {tuple(lengths.shape)}")
-    if B and (int(lengths.min()) < 0 or int(lengths.max()) > T):
+    # A tracer has no values to read (and a compiled graph would break on them): eager calls check.
+    if B and not library.traced(lengths) and (int(lengths.min()) < 0 or int(lengths.max()) > T):
         raise ValueError(
             f"Argument `lengths` must lie in [0, T={T}], got min {int(lengths.min())} and max {int(lengths.max())}"
         )

@@ -65,7 +65,7 @@ class Embedding(Layer):
                 raise TypeError(f"Layer {self.name!r} expects integer ids, got non-integral values of dtype {x.dtype}")
         elif x.dtype == torch.bool or x.is_complex():
             raise TypeError(f"Layer {self.name!r} expects integer ids, got dtype {x.dtype}")
-        if x.numel():
+        if x.numel() and not torch.compiler.is_compiling():  # a compiled graph has no values to read here
             lo, hi = int(x.min()), int(x.max())
             if lo < 0 or hi >= self.input_dim:
                 raise ValueError(
