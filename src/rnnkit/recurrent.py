@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
-from . import engine
+from . import engine, onnx_native
 from .fused import fuse_blocker, mask_to_lengths, run_fused
 from .ops import CellSpec, Weights
 
@@ -78,6 +78,12 @@ def run_layer(
     Returns out (B, T, P) and the final state tuple.
     """
     check_implementation(implementation)
+    if torch.onnx.is_in_onnx_export():  # one native ONNX node per layer direction
+        blocker = onnx_native.onnx_blocker(spec, weights, mask=mask, recurrent_mask=recurrent_mask, zoneout=zoneout,
+                                           probe=probe)
+        if blocker:
+            raise onnx_native.UnsupportedForExport(f"Cannot export this recurrent layer to ONNX: {blocker}")
+        return onnx_native.run_onnx(spec, x, weights, state0, lengths=lengths, reverse=reverse)
     if implementation == "fused" and probe is not None:
         raise ValueError("implementation='fused' cannot report gradient flow (`probe`); use 'bptt' or 'auto'")
     size = _auto_size(x, weights)

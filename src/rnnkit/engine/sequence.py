@@ -25,13 +25,14 @@ def lengths_to_mask(lengths: Tensor, T: int) -> Tensor:
 
 
 def check_lengths(lengths: Tensor, B: int, T: int) -> Tensor:
-    lengths = torch.as_tensor(lengths)
+    if not isinstance(lengths, Tensor):
+        lengths = torch.as_tensor(lengths)
     if lengths.dtype.is_floating_point or lengths.dtype == torch.bool or lengths.dtype.is_complex:
         raise TypeError(f"Argument `lengths` must hold integers, got dtype {lengths.dtype}")
     if lengths.shape != (B,):
         raise ValueError(f"Argument `lengths` must have shape (B,) = ({B},), got {tuple(lengths.shape)}")
     # A tracer has no values to read (and a compiled graph would break on them): eager calls check.
-    if B and not library.traced(lengths) and (int(lengths.min()) < 0 or int(lengths.max()) > T):
+    if not library.traced(lengths) and B and (int(lengths.min()) < 0 or int(lengths.max()) > T):
         raise ValueError(
             f"Argument `lengths` must lie in [0, T={T}], got min {int(lengths.min())} and max {int(lengths.max())}"
         )

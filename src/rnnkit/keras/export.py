@@ -45,13 +45,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..onnx_native import onnx_attributes, onnx_blocks, onnx_peephole
+from ..onnx_native import UnsupportedForExport as UnsupportedForExport
+
 OPSET = 17
 IR_VERSION = 8
 _INT64_MIN = -(2**63)
 
 
-class UnsupportedForExport(ValueError):
-    """The model uses something the ONNX graph cannot express."""
 
 
 def _onnx() -> Any:
@@ -274,12 +275,6 @@ def _masking(g: _Graph, layer: Any, flow: _Flow) -> _Flow:
     return _Flow(y, flow.shape, lengths, flow.flipped)
 
 
-_RNN_ACTIVATIONS = {"tanh": ("Tanh", ()), "sigmoid": ("Sigmoid", ()), "relu": ("Relu", ()),
-                    "hard_sigmoid": ("HardSigmoid", (1.0 / 6.0, 0.5)), "linear": ("Affine", (1.0, 0.0))}
-# Our gate blocks (torch order) in ONNX's order.
-_GATE_ORDER = {"rnn": [0], "lstm": [0, 3, 1, 2], "gru": [1, 0, 2]}
-
-
 def _check_recurrent(layer: Any, flow: _Flow, where: str) -> None:
     reasons = []
     if getattr(layer, "layer_norm", False):
@@ -303,10 +298,9 @@ def _recurrent(g: _Graph, layer: Any, flow: _Flow, where: str) -> str:
     layer gives it) or (B, H)."""
     _check_recurrent(layer, flow, where)
     cell, H, kind = layer.cell, layer.units, layer.kind
-    order = _GATE_ORDER[kind]
 
     def blocks(t: Tensor) -> Tensor:  # (G, ...) in ONNX's gate order
-        return torch.cat([t[k * H : (k + 1) * H] for k in order])
+        return onnx_blocks(t, kind, H)
 
     zeros = torch.zeros(cell.weight_ih.shape[0], dtype=cell.weight_ih.dtype)
     b_ih = cell.bias_ih.detach() if cell.bias_ih is not None else zeros
@@ -316,27 +310,12 @@ def _recurrent(g: _Graph, layer: Any, flow: _Flow, where: str) -> str:
     B = g.const(torch.cat([blocks(b_ih), blocks(b_hh)]).unsqueeze(0), f"{kind}_B")  # (1, 2G): Wb then Rb
     x = g.op("Transpose", [flow.name], perm=[1, 0, 2])  # (T, B, F): ONNX's layout 0
     inputs = [x, W, R, B, flow.lengths or "", ""]
-    names = [layer.recurrent_activation, layer.activation, layer.activation] if kind == "lstm" else (
-        [layer.recurrent_activation, layer.activation] if kind == "gru" else [layer.activation])
-    activations, alphas, betas = [], [], []
-    for n in names:
-        op_name, params = _RNN_ACTIVATIONS[n]
-        activations.append(op_name)
-        if params:
-            alphas.append(params[0])
-            betas.append(params[1])
-    attrs: dict[str, Any] = {"hidden_size": H, "direction": "reverse" if layer.go_backwards else "forward",
-                             "activations": activations}
-    if alphas:
-        attrs.update(activation_alpha=alphas, activation_beta=betas)
+    attrs = onnx_attributes(cell.spec, H, bool(layer.go_backwards))
     op_type, outputs = {"rnn": ("RNN", 2), "lstm": ("LSTM", 3), "gru": ("GRU", 2)}[kind]
-    if kind == "gru":
-        attrs["linear_before_reset"] = int(layer.reset_after)
     if kind == "lstm":
         inputs.append("")  # initial_c
         if cell.peephole is not None:
-            p = cell.peephole.detach()  # rows i, f, o -> ONNX's P[iof] order i, o, f
-            inputs.append(g.const(torch.cat([p[0], p[2], p[1]]).unsqueeze(0), "lstm_P"))
+            inputs.append(g.const(onnx_peephole(cell.peephole.detach()).unsqueeze(0), "lstm_P"))
     while inputs and inputs[-1] == "":
         inputs.pop()
     Y, Y_h = g.op(op_type, inputs, kind, outputs=outputs, **attrs)[:2]
