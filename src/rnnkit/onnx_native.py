@@ -99,6 +99,16 @@ def onnx_blocker(spec: CellSpec, weights: Weights, *, mask: Optional[Tensor] = N
     return "; ".join(reasons) or None
 
 
+def in_onnx_export() -> bool:
+    """Whether torch.onnx.export runs (either exporter), also inside its strict (Dynamo) capture,
+    where ``torch.onnx.is_in_onnx_export()`` reads False."""
+    try:
+        from torch.onnx._internal.exporter import _flags
+    except ImportError:  # another torch version: its public flag alone
+        return torch.onnx.is_in_onnx_export()
+    return torch.onnx.is_in_onnx_export() or bool(getattr(_flags, "_is_onnx_exporting", False))
+
+
 def run_onnx(spec: CellSpec, x: Tensor, weights: Weights, state0: Optional[Sequence[Tensor]], *,
              lengths: Optional[Tensor] = None, reverse: bool = False) -> tuple[Tensor, tuple[Tensor, ...]]:
     """The same contract as ``rnnkit.engine.run`` (x (B, T, F) -> out (B, T, H), final state), written

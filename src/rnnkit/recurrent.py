@@ -26,27 +26,38 @@ IMPLEMENTATIONS = ("auto", "fused", "bptt")
 _LSTM_FUSED_MIN_HIDDEN_INFERENCE = 256
 
 
-def auto_prefers_fused(kind: str, padded: bool, hidden: int = 0, training: bool = False) -> bool:
+def auto_prefers_fused(kind: str, padded: bool, hidden: int = 0, training: bool = False, *,
+                       device_type: str = "cpu", compiled_loop: Optional[bool] = None, traced: bool = False) -> bool:
     """The rule "auto" follows where both paths are exact (measured in BENCHMARKS.md).
 
-    With the engine's C++ loop, torch's kernel is faster only for an unpadded LSTM at
+    On the CPU with the engine's C++ loop, torch's kernel is faster only for an unpadded LSTM at
     inference with hidden >= 256 (oneDNN); every training step, GRU, SimpleRNN and any padded
-    batch (torch's PackedSequence) are faster in ours. Without the C++ loop, torch's kernels
-    beat the Python loop everywhere.
+    batch (torch's PackedSequence) are faster in ours. Where the C++ loop does not run (another
+    device, such as cuDNN on a GPU, or no compiler), torch's kernels beat the Python loop
+    everywhere. Under a tracer (torch.compile, export) the engine's operators run: packing
+    lengths for the fused kernel reads their values, which a traced graph does not have.
+
+    ``compiled_loop``: whether the C++ loop is available (None: look).
     """
-    if engine.kernels.load_error():
+    if traced:
+        return False
+    if compiled_loop is None:
+        compiled_loop = not engine.kernels.load_error()
+    if device_type != "cpu" or not compiled_loop:
         return True
     if kind != "lstm" or padded:
         return False
     return not training and hidden >= _LSTM_FUSED_MIN_HIDDEN_INFERENCE
 
 
-def _auto_size(x: Tensor, weights: Weights) -> tuple[int, bool]:
-    """(hidden, training) for ``auto_prefers_fused``."""
+def _auto_size(x: Tensor, weights: Weights) -> dict:
+    """hidden, training, device_type and traced for ``auto_prefers_fused``."""
     training = torch.is_grad_enabled() and (
         (isinstance(x, Tensor) and x.requires_grad) or any(w is not None and w.requires_grad for w in weights)
     )
-    return weights.weight_hh.shape[1], training
+    device_type = x.device.type if isinstance(x, Tensor) else "cpu"
+    traced = isinstance(x, Tensor) and engine.library.traced(x)
+    return {"hidden": weights.weight_hh.shape[1], "training": training, "device_type": device_type, "traced": traced}
 
 
 def check_implementation(implementation: str) -> str:
@@ -78,7 +89,7 @@ def run_layer(
     Returns out (B, T, P) and the final state tuple.
     """
     check_implementation(implementation)
-    if torch.onnx.is_in_onnx_export():  # one native ONNX node per layer direction
+    if onnx_native.in_onnx_export():  # one native ONNX node per layer direction
         blocker = onnx_native.onnx_blocker(spec, weights, mask=mask, recurrent_mask=recurrent_mask, zoneout=zoneout,
                                            probe=probe)
         if blocker:
@@ -87,7 +98,7 @@ def run_layer(
     if implementation == "fused" and probe is not None:
         raise ValueError("implementation='fused' cannot report gradient flow (`probe`); use 'bptt' or 'auto'")
     size = _auto_size(x, weights)
-    if implementation == "fused" or (implementation == "auto" and probe is None and auto_prefers_fused(spec.kind, False, *size)):
+    if implementation == "fused" or (implementation == "auto" and probe is None and auto_prefers_fused(spec.kind, False, **size)):
         engine.sequence.check_input(x, weights.weight_ih.shape[1], dtype=weights.weight_ih.dtype)
         B, T = x.shape[:2]
         if mask is not None:
@@ -105,7 +116,7 @@ def run_layer(
         blocker = blocker or fuse_blocker(
             spec, weights, lengths=lengths, tbptt=tbptt, recurrent_mask=recurrent_mask, zoneout=zoneout, seq_len=T
         )
-        if blocker is None and (implementation == "fused" or auto_prefers_fused(spec.kind, lengths is not None, *size)):
+        if blocker is None and (implementation == "fused" or auto_prefers_fused(spec.kind, lengths is not None, **size)):
             if state0 is None:
                 state0 = engine.sequence.default_state(spec, weights, x)
             else:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..ops import CELL_OPS, CellSpec, Weights
+from ..ops import CELL_OPS, CellSpec, Weights, cell_spec
 from .init import initialize
 
 
@@ -60,7 +60,8 @@ class RecurrentCell(nn.Module):
         dtype: Optional[torch.dtype] = None,
     ) -> None:
         super().__init__()
-        self.spec = CellSpec(kind, activation, recurrent_activation, reset_after)
+        self._spec_args = (kind, activation, recurrent_activation, reset_after)
+        cell_spec(*self._spec_args)  # checks the activation names
         self.input_size = check_positive_int(input_size, "input_size")
         self.hidden_size = check_positive_int(hidden_size, "hidden_size")
         self.proj_size = check_positive_int(proj_size, "proj_size", allow_zero=True)
@@ -87,6 +88,19 @@ class RecurrentCell(nn.Module):
         self.ln_cell_gamma = nn.Parameter(torch.empty(H, **kw)) if layer_norm else None
         self.ln_cell_beta = nn.Parameter(torch.empty(H, **kw)) if layer_norm else None
         self.reset_parameters()
+
+    @property
+    def spec(self) -> CellSpec:
+        """The cell's math (kind, activations); kept as primitives so that a pickled cell holds no CellSpec."""
+        return cell_spec(*self._spec_args)
+
+    def __prepare_scriptable__(self) -> None:
+        # torch.jit.script would fail deep inside the engine's Python; say what works instead.
+        raise TypeError(
+            f"torch.jit.script cannot compile {type(self).__name__}: rnnkit's time loop is a torch operator "
+            "called from Python code that TorchScript does not parse. Use torch.jit.trace(module, example_inputs), "
+            "torch.export.export, or torch.compile instead"
+        )
 
     @property
     def state_sizes(self) -> tuple[int, ...]:

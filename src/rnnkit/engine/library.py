@@ -28,7 +28,7 @@ from typing import Iterator, Optional, Sequence
 import torch
 from torch import Tensor
 
-from ..ops import CELL_OPS, CellSpec, Weights
+from ..ops import CELL_OPS, CellSpec, Weights, cell_spec
 from . import compiled
 from .recurrence import python_loop, python_loop_backward
 
@@ -62,11 +62,6 @@ def traced(x: Tensor) -> bool:
         or type(x) not in (Tensor, torch.nn.Parameter)
         or torch._C._len_torch_dispatch_stack() > 0
     )
-
-
-@functools.lru_cache(maxsize=None)
-def _spec(kind: str, activation: str, recurrent_activation: str, reset_after: bool) -> CellSpec:
-    return CellSpec(kind, activation, recurrent_activation, reset_after)
 
 
 def _empty(like: Tensor) -> Tensor:
@@ -112,7 +107,7 @@ def compiled_forward(
     need_cache: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """x (T, B, F) raw inputs -> (out, h_n, c_n, h_hist, c_hist, gates, extra, hin_all, a_hat, rstd, c_hat, rstd_c)."""
-    spec = _spec(kind, activation, recurrent_activation, reset_after)
+    spec = cell_spec(kind, activation, recurrent_activation, reset_after)
     w = Weights(weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, peephole, ln_gamma, ln_beta, ln_cell_gamma,
                 ln_cell_beta)
     res = compiled.forward_call(spec, x, (h0, c0), w, (keep_h, keep_c), out_mask, rdm, need_cache)
@@ -145,7 +140,7 @@ def _(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, peephole, ln
     c_n = x.new_empty(B, H) if lstm else e
     if not need_cache:
         return _fresh((x.new_empty(T, B, H), state, c_n, *(e for _ in range(9))))
-    spec = _spec(kind, activation, recurrent_activation, reset_after)
+    spec = cell_spec(kind, activation, recurrent_activation, reset_after)
     return _fresh((
         x.new_empty(T, B, H), state, c_n,
         x.new_empty(T + 1, B, H),
@@ -173,7 +168,7 @@ def compiled_backward(
     wants: Sequence[bool],
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """BPTT of ``compiled_forward`` -> (dx, dh0, dc0, the ten weights' gradients, norms); wants: x, then each weight."""
-    spec = _spec(kind, activation, recurrent_activation, reset_after)
+    spec = cell_spec(kind, activation, recurrent_activation, reset_after)
     w = Weights(weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, peephole, ln_gamma, ln_beta, ln_cell_gamma,
                 ln_cell_beta)
     lstm = kind == "lstm"
@@ -245,7 +240,7 @@ def python_forward(
     need_cache: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """x (T, B, G) projected inputs -> (out, h_n, c_n, hin_all, h_prev, c_prev, 7 step caches)."""
-    spec = _spec(kind, activation, recurrent_activation, reset_after)
+    spec = cell_spec(kind, activation, recurrent_activation, reset_after)
     w = Weights(weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, peephole, ln_gamma, ln_beta, ln_cell_gamma,
                 ln_cell_beta)
     lstm = kind == "lstm"
@@ -295,7 +290,7 @@ def _(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, peephole, ln
     out = x.new_empty(T, B, h0.shape[1])
     if not need_cache:
         return _fresh((out, h0.new_empty(h0.shape), c_n, *(e for _ in range(3 + N_CACHES))))
-    spec = _spec(kind, activation, recurrent_activation, reset_after)
+    spec = cell_spec(kind, activation, recurrent_activation, reset_after)
     w = Weights(weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, peephole, ln_gamma, ln_beta, ln_cell_gamma,
                 ln_cell_beta)
     # One step on fake tensors gives each cache's (B, ...) shape; the loop stacks T of them.
@@ -318,7 +313,7 @@ def python_backward(
     wants: Sequence[bool],
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """BPTT of ``python_forward`` -> (dxw, dh0, dc0, the ten weights' gradients, norms)."""
-    spec = _spec(kind, activation, recurrent_activation, reset_after)
+    spec = cell_spec(kind, activation, recurrent_activation, reset_after)
     w = Weights(weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, peephole, ln_gamma, ln_beta, ln_cell_gamma,
                 ln_cell_beta)
     lstm = kind == "lstm"

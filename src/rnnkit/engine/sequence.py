@@ -31,8 +31,8 @@ def check_lengths(lengths: Tensor, B: int, T: int) -> Tensor:
         raise TypeError(f"Argument `lengths` must hold integers, got dtype {lengths.dtype}")
     if lengths.shape != (B,):
         raise ValueError(f"Argument `lengths` must have shape (B,) = ({B},), got {tuple(lengths.shape)}")
-    # A tracer has no values to read (and a compiled graph would break on them): eager calls check.
-    if not library.traced(lengths) and B and (int(lengths.min()) < 0 or int(lengths.max()) > T):
+    # A tracer or a meta tensor has no values to read (and a compiled graph would break on them).
+    if not library.traced(lengths) and lengths.device.type != "meta" and B and (int(lengths.min()) < 0 or int(lengths.max()) > T):
         raise ValueError(
             f"Argument `lengths` must lie in [0, T={T}], got min {int(lengths.min())} and max {int(lengths.max())}"
         )

@@ -25,7 +25,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from .. import engine
 from ..cells import initialize
-from ..ops import CellSpec, Weights
+from ..ops import CellSpec, Weights, cell_spec
 from ..recurrent import check_implementation, run_layer
 from ._checks import (
     check_bool,
@@ -92,7 +92,7 @@ class RNNBase(nn.Module):
                 f"Received an invalid value for argument `proj_size`, expected 0 (off) or a size smaller than "
                 f"hidden_size={hidden_size}, got {proj_size}"
             )
-        self.spec = CellSpec(kind, activation, "sigmoid", check_bool(reset_after, "reset_after"))
+        self._spec_args = (kind, activation, "sigmoid", check_bool(reset_after, "reset_after"))
         self.peephole = check_bool(peephole, "peephole")
         self.layer_norm = check_bool(layer_norm, "layer_norm")
         self.recurrent_dropout = check_rate(recurrent_dropout, "recurrent_dropout", allow_one=False)
@@ -164,6 +164,20 @@ class RNNBase(nn.Module):
                         self.register_parameter(name, nn.Parameter(torch.empty(shape, **factory)))
                         names[layer * D + direction][field] = name
         return names
+
+    @property
+    def spec(self) -> CellSpec:
+        """The cell's math (kind, activations); kept as primitives so that ``torch.save(module)`` pickles no
+        rnnkit class but the module's own."""
+        return cell_spec(*self._spec_args)
+
+    def __prepare_scriptable__(self) -> None:
+        # torch.jit.script would fail deep inside the engine's Python; say what works instead.
+        raise TypeError(
+            f"torch.jit.script cannot compile {type(self).__name__}: rnnkit's time loop is a torch operator "
+            "called from Python code that TorchScript does not parse. Use torch.jit.trace(module, example_inputs), "
+            "torch.export.export, or torch.compile instead"
+        )
 
     @property
     def num_directions(self) -> int:

@@ -13,6 +13,7 @@ from .activations import Activation as Activation
 from .activations import get_activation as get_activation
 from .common import CellSpec as CellSpec
 from .common import Weights as Weights
+from .common import cell_spec as cell_spec
 from .elman import rnn_step, rnn_step_backward, rnn_weight_grads
 from .gru import gru_step, gru_step_backward, gru_weight_grads
 from .lstm import lstm_step, lstm_step_backward, lstm_weight_grads
@@ -30,4 +31,4 @@ CELL_OPS: dict[str, CellOps] = {
     "gru": CellOps(gru_step, gru_step_backward, gru_weight_grads),
 }
 
-__all__ = ["ACTIVATIONS", "Activation", "CELL_OPS", "CellOps", "CellSpec", "Weights", "get_activation"]
+__all__ = ["ACTIVATIONS", "Activation", "CELL_OPS", "CellOps", "CellSpec", "Weights", "cell_spec", "get_activation"]

@@ -84,3 +84,21 @@ class CellSpec:
         Only GRU with reset_after keeps b_hn inside r * (W_hn h + b_hn).
         """
         return not (self.kind == "gru" and self.reset_after)
+
+
+_SPECS: dict[tuple, CellSpec] = {}
+
+
+def cell_spec(kind: str, activation: str = "tanh", recurrent_activation: str = "sigmoid",
+              reset_after: bool = True) -> CellSpec:
+    """The (shared, immutable) CellSpec of these primitives.
+
+    Modules keep only the primitives and derive their spec through this, so that a pickled
+    module (``torch.save(model)``) holds no rnnkit class but its own, and loads with
+    ``torch.load(..., weights_only=True)`` under ``safe_globals`` of the public classes.
+    """
+    key = (kind, activation, recurrent_activation, reset_after)
+    spec = _SPECS.get(key)
+    if spec is None:  # a plain dict, not functools.lru_cache, which torch.compile warns about
+        spec = _SPECS[key] = CellSpec(*key)
+    return spec
