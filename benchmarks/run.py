@@ -32,7 +32,8 @@ import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import rnnkit
-from rnnkit.cells import RecurrentCell, Streamer
+from rnnkit.cells import RecurrentCell
+from rnnkit.engine import Streamer
 from rnnkit.engine import recurrent_dropout_mask, zoneout_keep
 from rnnkit.recurrent import run_layer
 
