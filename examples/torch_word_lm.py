@@ -189,11 +189,15 @@ def main() -> None:
         session = ort.InferenceSession(buffer.getvalue())
         x2 = valid[:17, :7]  # a length and a batch size it was not exported at
         h2, c2 = loaded.init_hidden(7)
-        got = session.run(None, {i.name: v.numpy() for i, v in zip(session.get_inputs(), (x2, h2, c2))})[0]
-        with torch.no_grad():
-            expected = loaded(x2, (h2, c2))[0]
-        onnx_max_err = float((torch.from_numpy(got) - expected).abs().max())
-        print(f"torch.onnx.export(dynamo=True) -> onnxruntime at T=17, B=7: max |difference| {onnx_max_err:.2e}")
+        try:
+            got = session.run(None, {i.name: v.numpy() for i, v in zip(session.get_inputs(), (x2, h2, c2))})[0]
+        except Exception as e:  # torch.nn.LSTM's graph fixes T at the traced length (2.13)
+            print(f"torch.onnx.export(dynamo=True) -> onnxruntime at T=17, B=7 failed: {str(e).splitlines()[0][:300]}")
+        else:
+            with torch.no_grad():
+                expected = loaded(x2, (h2, c2))[0]
+            onnx_max_err = float((torch.from_numpy(got) - expected).abs().max())
+            print(f"torch.onnx.export(dynamo=True) -> onnxruntime at T=17, B=7: max |difference| {onnx_max_err:.2e}")
     print(json.dumps({"impl": args.impl, "train_seconds": round(train_seconds, 2), "losses": losses,
                       "onnx_max_err": onnx_max_err}))
 
