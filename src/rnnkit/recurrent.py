@@ -5,6 +5,8 @@
     "fused" : torch's fused kernel; raises if the configuration has no exact fused equivalent.
     "auto"  : "fused" where it is exact *and* measured faster (``auto_prefers_fused``,
               the rule in BENCHMARKS.md), otherwise "bptt". Both give the same function.
+Under a tracer (torch.compile, torch.export, jit tracing) all three run the engine's operators
+(``rnnkit.engine.library``), and during torch.onnx.export ONNX's own operators (``onnx_native``).
 """
 
 from __future__ import annotations
@@ -98,7 +100,10 @@ def run_layer(
     if implementation == "fused" and probe is not None:
         raise ValueError("implementation='fused' cannot report gradient flow (`probe`); use 'bptt' or 'auto'")
     size = _auto_size(x, weights)
-    if implementation == "fused" or (implementation == "auto" and probe is None and auto_prefers_fused(spec.kind, False, **size)):
+    # Under a tracer every implementation runs the engine's operators (the same function): torch's
+    # fused kernel neither traces (AOTAutograd) nor packs lengths without reading their values.
+    fused = implementation == "fused" and not size["traced"]
+    if fused or (implementation == "auto" and probe is None and auto_prefers_fused(spec.kind, False, **size)):
         engine.sequence.check_input(x, weights.weight_ih.shape[1], dtype=weights.weight_ih.dtype)
         B, T = x.shape[:2]
         if mask is not None:
@@ -116,13 +121,13 @@ def run_layer(
         blocker = blocker or fuse_blocker(
             spec, weights, lengths=lengths, tbptt=tbptt, recurrent_mask=recurrent_mask, zoneout=zoneout, seq_len=T
         )
-        if blocker is None and (implementation == "fused" or auto_prefers_fused(spec.kind, lengths is not None, **size)):
+        if blocker is None and (fused or auto_prefers_fused(spec.kind, lengths is not None, **size)):
             if state0 is None:
                 state0 = engine.sequence.default_state(spec, weights, x)
             else:
                 state0 = engine.sequence.check_state0(spec, weights, state0, B)
             return run_fused(spec, x, weights, state0, lengths=lengths, reverse=reverse, tbptt=tbptt)
-        if implementation == "fused":
+        if fused:
             raise ValueError(f"implementation='fused' is not possible here: {blocker}; use 'bptt' or 'auto'")
         if mask is not None:
             lengths = None  # derived from the mask for the fused kernel; the engine takes the mask itself

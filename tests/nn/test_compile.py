@@ -25,6 +25,7 @@ MODULES = {
     "rnn_tanh": (rnn.RNN, {}),
     "rnn_relu_bi2": (rnn.RNN, {"nonlinearity": "relu", "bidirectional": True, "num_layers": 2}),
     "lstm": (rnn.LSTM, {}),
+    "lstm_fused": (rnn.LSTM, {"implementation": "fused"}),  # traced, it runs the engine's operators too
     "lstm_bi2": (rnn.LSTM, {"bidirectional": True, "num_layers": 2}),
     "lstm_options": (rnn.LSTM, {"peephole": True, "layer_norm": True, "zoneout": 0.2, "tbptt": 2}),
     "lstm_proj_bi": (rnn.LSTM, {"proj_size": 3, "bidirectional": True}),  # the Python loop's operators
