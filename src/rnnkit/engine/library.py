@@ -215,15 +215,6 @@ def _fake_backward_outputs(x_like: Tensor, d_out: Tensor, w: Weights, lstm: bool
             d_out.new_empty(B, H) if lstm else e, *d_weights, d_out.new_empty(T, n_state) if want_norms else e)
 
 
-@compiled_backward.register_fake
-def _(d_out, d_h, d_c, x, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, peephole, ln_gamma, ln_beta,
-      ln_cell_gamma, ln_cell_beta, keep_h, keep_c, out_mask, rdm, h_hist, c_hist, gates, extra, hin_all, a_hat, rstd,
-      c_hat, rstd_c, kind, activation, recurrent_activation, reset_after, tbptt, want_norms, wants):
-    w = Weights(weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, peephole, ln_gamma, ln_beta, ln_cell_gamma,
-                ln_cell_beta)
-    return _fresh(_fake_backward_outputs(x, d_out, w, kind == "lstm", want_norms, wants))
-
-
 # ------------------------------------------------------------------------ the Python loop
 
 N_CACHES = 7  # the most any cell's step saves (LSTM: gates, tanh_c, m, a_hat, rstd, c_hat, rstd_c)
@@ -330,13 +321,16 @@ def python_backward(
     return _unaliased(outputs, (d_out, d_h, d_c, x, *w))
 
 
-@python_backward.register_fake
-def _(d_out, d_h, d_c, x, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, peephole, ln_gamma, ln_beta,
-      ln_cell_gamma, ln_cell_beta, keep_h, keep_c, out_mask, rdm, hin_all, h_prev, c_prev, cache0, cache1, cache2,
-      cache3, cache4, cache5, cache6, kind, activation, recurrent_activation, reset_after, tbptt, want_norms, wants):
-    w = Weights(weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, peephole, ln_gamma, ln_beta, ln_cell_gamma,
-                ln_cell_beta)
+def _fake_backward(d_out, d_h, d_c, x, *rest):
+    """The fake of both backward operators: (..., kind, activation, recurrent_activation, reset_after,
+    tbptt, want_norms, wants) close both argument lists."""
+    w = Weights(*rest[:N_WEIGHTS])
+    kind, want_norms, wants = rest[-7], rest[-2], rest[-1]
     return _fresh(_fake_backward_outputs(x, d_out, w, kind == "lstm", want_norms, wants))
+
+
+compiled_backward.register_fake(_fake_backward)
+python_backward.register_fake(_fake_backward)
 
 
 # ------------------------------------------------------------------------------ autograd

@@ -1,17 +1,10 @@
 r"""ONNX export of a ``Sequential`` model, written node by node from the layers' weights.
 
-rnnkit's recurrent layers run their own time loop (a custom autograd Function, or the C++
-loop), which ``torch.onnx`` tracing cannot see through. So the graph is built here with
-``onnx.helper``, and each recurrent layer becomes one of ONNX's own ``RNN``, ``LSTM`` or
-``GRU`` operators, fed the layer's weights in ONNX's layout:
-
-    ours (torch.nn order)         ONNX
-    LSTM gates i, f, g, o         i, o, f, c   (W, R and both biases reordered by blocks)
-    LSTM peephole rows i, f, o    P = [p_i, p_o, p_f]
-    GRU gates r, z, n             z, r, h
-    GRU reset_after=True          linear_before_reset=1:  n = tanh(W_n x + b_in + r * (R_n h + b_hn))
-    GRU reset_after=False         linear_before_reset=0:  n = tanh(W_n x + R_n (r * h) + b_n)
-    one Keras bias b              Wb = b, Rb = 0
+The graph is built here with ``onnx.helper``, from the model's layer list and without tracing
+(``torch.onnx.export`` works too, through ``rnnkit.onnx_native``), and each recurrent layer
+becomes one of ONNX's own ``RNN``, ``LSTM`` or
+``GRU`` operators, fed the layer's weights in ONNX's layout (the table in ``rnnkit.onnx_native``,
+which writes the same operators for ``torch.onnx.export`` of ``rnnkit.nn`` modules).
 
 The graph takes ``"input"``, (batch, time, F) floats or (batch, time) int64 token ids
 (batch and time are symbolic dims, so any batch size and sequence length run), and gives

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from .. import engine
-from ..cells import initialize
+from ..cells import RecurrentCell, initialize
 from ..ops import CellSpec, Weights, cell_spec
 from ..recurrent import check_implementation, run_layer
 from ._checks import (
@@ -171,13 +171,7 @@ class RNNBase(nn.Module):
         rnnkit class but the module's own."""
         return cell_spec(*self._spec_args)
 
-    def __prepare_scriptable__(self) -> None:
-        # torch.jit.script would fail deep inside the engine's Python; say what works instead.
-        raise TypeError(
-            f"torch.jit.script cannot compile {type(self).__name__}: rnnkit's time loop is a torch operator "
-            "called from Python code that TorchScript does not parse. Use torch.jit.trace(module, example_inputs), "
-            "torch.export.export, or torch.compile instead"
-        )
+    __prepare_scriptable__ = RecurrentCell.__prepare_scriptable__  # torch.jit.script: say what works instead
 
     @property
     def num_directions(self) -> int:
