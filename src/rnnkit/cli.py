@@ -67,6 +67,46 @@ def _set_threads(threads: Optional[int]) -> None:
         torch.set_num_threads(threads)
 
 
+def idle_cores(seconds: float = 0.2) -> Optional[float]:
+    """How many cores sat idle over the next ``seconds`` (Linux /proc/stat), or None where that cannot be read."""
+    import time
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        return fields[3] + (fields[4] if len(fields) > 4 else 0), sum(fields)  # idle + iowait, all
+
+    try:
+        idle0, total0 = sample()
+        time.sleep(seconds)
+        idle1, total1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total1 <= total0:
+        return None
+    return (idle1 - idle0) / (total1 - total0) * (os.cpu_count() or 1)
+
+
+def default_threads() -> tuple[int, str]:
+    """Threads for a run without --threads: torch's default, less the cores that other work keeps busy.
+
+    OpenMP regions end at a barrier: with a thread on a core that another process holds, every
+    region waits for that thread's next time slice, and its partner spins meanwhile. On a
+    2-core machine with one busy core, `rnnkit train captions` took 74.6 s on two threads against
+    6.5 s on one (BENCHMARKS.md), and the regions are torch's own (GEMMs, softmax, the
+    optimizer's vector math) as well as the engine's. So count the idle cores first.
+    """
+    asked = torch.get_num_threads()
+    idle = idle_cores()
+    if idle is None or asked == 1:
+        return asked, ""
+    threads = max(1, min(asked, int(idle + 0.25)))
+    if threads == asked:
+        return threads, ""
+    return threads, (f"threads: {threads} of {asked} (only {idle:.1f} of {os.cpu_count()} cores idle now; "
+                     "--threads N overrides)")
+
+
 # ---------------------------------------------------------------------------------- train
 
 
@@ -101,7 +141,13 @@ def _train(args: argparse.Namespace) -> int:
 
         sys.stdout = open(os.devnull, "w")
         out = Path(tempfile.mkdtemp(prefix=f"rnnkit-rank{rank}-"))
-    _set_threads(args.threads)
+    if args.threads is None and args.nproc == 1:
+        threads, note = default_threads()
+        torch.set_num_threads(threads)
+        if note and not args.quiet and not rank:
+            print(note, flush=True)
+    else:
+        _set_threads(args.threads)
     ctx = Context(
         cell=args.cell or task.default_cell, epochs=args.epochs or task.default_epochs, seed=args.seed,
         limit=args.limit, verbose=0 if args.quiet or rank else 1, options=options,
@@ -271,7 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--limit", type=_positive(int), metavar="N",
                    help="use at most N training and N test samples (quick checks)")
-    p.add_argument("--threads", type=_positive(int), help="torch threads (default: torch's choice)")
+    p.add_argument("--threads", type=_positive(int),
+                   help="torch threads (default: torch's choice, less the cores other work keeps busy)")
     p.add_argument("--quiet", action="store_true", help="no progress bars; one tab-separated line per score")
     p.add_argument("--nproc", type=_positive(int), default=1, metavar="N",
                    help="data-parallel training in N processes (torchrun, gloo; the batch is split between them)")

@@ -193,9 +193,9 @@ def _number(text: Any, source: str, line: int, what: str) -> float:
     try:
         value = float(text)
     except (TypeError, ValueError):
-        raise _problem(source, line, f"{what} {text!r} is not a number") from None
+        raise _problem(source, line, f"{what}: {text!r} is not a number") from None
     if not math.isfinite(value):
-        raise _problem(source, line, f"{what} is {text!r}; expected a finite number")
+        raise _problem(source, line, f"{what}: {text!r} is not a finite number")
     return value
 
 
@@ -320,7 +320,7 @@ def read_series_classes(path: PathLike, label_column: str = "label", series_colu
             raise _problem(source, 1, f"no value columns beside {label_column!r}; expected one column per time step")
         for i, row in enumerate(table.rows):
             labels.append(_cell(table, i, label_column, "a class label"))
-            rows.append([[_number(row[c], source, table.lines[i], f"column {c!r}:")] for c in steps])
+            rows.append([[_number(row[c], source, table.lines[i], f"column {c!r}")] for c in steps])
         lines = table.lines
     shape = (len(rows[0]), len(rows[0][0])) if rows else (0, 0)
     for row, line in zip(rows, lines):
@@ -342,7 +342,7 @@ def read_series(path: PathLike, column: Optional[str] = None, format: Optional[s
     table = read_table(path, fmt)
     column = column if column is not None else (table.columns[-1] if table.columns else "")
     _require(table, column)
-    values = [_number(_cell(table, i, column, "a number"), table.source, table.lines[i], f"column {column!r}:")
+    values = [_number(_cell(table, i, column, "a number"), table.source, table.lines[i], f"column {column!r}")
               for i in range(len(table.rows))]
     return Series(np.asarray(values, dtype=np.float32), column)
 
