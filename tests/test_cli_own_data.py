@@ -146,7 +146,7 @@ def test_predict_uses_models_trained_on_own_files(own_runs, capsys):
     series = ",".join(str(v) for v in _series(1)[0][1])
     assert main(["predict", str(own_runs / "classify-series" / "run"), "--", series]) == 0  # "--": it starts with "-"
     assert capsys.readouterr().out.strip() in load_ucr("ItalyPowerDemand").classes
-    csv_file = own_runs / "classify-series" / "classify-series.csv"
+    csv_file = own_runs / "classify-series.csv"
     assert main(["predict", str(own_runs / "classify-series" / "run"), str(csv_file)]) == 0
     assert capsys.readouterr().out.startswith(f"{csv_file}: 24 series, accuracy ")
 
