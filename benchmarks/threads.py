@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = {"sentiment": None, "sunspots": 100, "ucr": 50, "charlm": 1, "segment": 1, "cmudict": 1,
           "numbers": 1, "dates": 1, "captions": None, "digits": None}
 #: --limit per task (None: all the data).
-LIMIT = {"charlm": 600, "segment": 2000, "cmudict": 4000, "numbers": 4000, "dates": 4000}
+LIMIT = {"sentiment": 3000, "charlm": 300, "segment": 1000, "cmudict": 2000, "numbers": 2000, "dates": 2000}
 SETTINGS = {"default": None, "2": 2, "1": 1}
 
 
@@ -51,30 +51,35 @@ def main() -> None:
     parser.add_argument("tasks", nargs="*", default=list(EPOCHS))
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--busy", choices=("off", "on", "both"), default="both")
+    parser.add_argument("--settings", default="default,2,1", help="which of default, 2, 1 to time (default: all)")
     args = parser.parse_args()
+    settings = {k: SETTINGS[k] for k in args.settings.split(",")}
     print(f"# {time.strftime('%Y-%m-%d %H:%M')}  load average {os.getloadavg()[0]:.2f}  cpus {os.cpu_count()}")
-    print("| task | epochs, limit | busy core | default (s) | --threads 2 (s) | --threads 1 (s) | default / 1 | 2 / 1 |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    names = {"default": "default", "2": "--threads 2", "1": "--threads 1"}
+    print("| task | epochs, limit | busy core | " + " | ".join(f"{names[k]} (s)" for k in settings)
+          + " | " + " | ".join(f"{names[k]} / --threads 1" for k in settings if k != "1") + " |")
+    print("| --- " * (3 + len(settings) + len(settings) - 1) + "|", flush=True)
     for busy in (("off", "on") if args.busy == "both" else (args.busy,)):
         for task in args.tasks:
             hog = None
             if busy == "on":
                 hog = subprocess.Popen(["taskset", "-c", "0", sys.executable, "-c", "while True: pass"])
             try:
-                times: dict[str, list[float]] = {k: [] for k in SETTINGS}
+                times: dict[str, list[float]] = {k: [] for k in settings}
                 with tempfile.TemporaryDirectory() as tmp:
                     for rep in range(args.reps):
-                        names = list(SETTINGS)
-                        for which in names[rep % 3:] + names[: rep % 3]:
-                            times[which].append(time_train(task, SETTINGS[which], Path(tmp)))
+                        order = list(settings)
+                        k = rep % len(order)
+                        for which in order[k:] + order[:k]:
+                            times[which].append(time_train(task, settings[which], Path(tmp)))
             finally:
                 if hog is not None:
                     hog.kill()
                     hog.wait()
-            d, two, one = (statistics.median(times[k]) for k in SETTINGS)
+            med = {k: statistics.median(v) for k, v in times.items()}
             setup = f"{EPOCHS.get(task) or 'default'}, {LIMIT.get(task) or 'all'}"
-            print(f"| {task} | {setup} | {busy} | {d:.1f} | {two:.1f} | {one:.1f} | {d / one:.2f} | {two / one:.2f} |",
-                  flush=True)
+            cells = [f"{med[k]:.1f}" for k in settings] + [f"{med[k] / med['1']:.2f}" for k in settings if k != "1"]
+            print(f"| {task} | {setup} | {busy} | " + " | ".join(cells) + " |", flush=True)
     print(f"# done {time.strftime('%H:%M')}  load average {os.getloadavg()[0]:.2f}")
 
 
