@@ -61,8 +61,19 @@ def split_rows(n: int, ctx: Context, source: str) -> tuple[np.ndarray, np.ndarra
     return train[ctx.pick(len(train))], test[ctx.pick(len(test))]
 
 
-def _train_and_test(ctx: Context, read: Callable[..., Any], count: Callable[[Any], int]) -> tuple[Any, Any, Any, Any]:
-    """(train data, its row indices, test data, its row indices), from --data alone or with --test-data."""
+def _train_and_test(ctx: Context, reader: Callable[..., Any], count: Callable[[Any], int], classes: bool = False,
+                    **columns: str) -> tuple[Any, Any, Any, Any]:
+    """(train data, its row indices, test data, its row indices), from --data alone or with --test-data.
+
+    ``reader`` is one of ``rnnkit.datasets.files``' readers, given the column options (``columns``
+    holds their defaults); with ``classes``, a test file's labels map onto the training file's classes.
+    """
+    args = _reader_args(ctx, **columns)
+
+    def read(path: Path, train: Any = None) -> Any:
+        known = {"classes": train.classes if train is not None else None} if classes else {}
+        return reader(path, **args, **known)
+
     path, test_path = _file(ctx), _file(ctx, "test_data")
     if path is None:
         raise ValueError("this task trains on your file: give it with --data FILE")
@@ -83,12 +94,8 @@ class TextFileTask(TextClassTask):
     input_help = "texts"
 
     def check(self, ctx: Context) -> None:
-        args = _reader_args(ctx, text_column="text", label_column="label")
-
-        def read(path: Path, train: Any = None) -> files.TextClasses:
-            return files.read_text_classes(path, **args, classes=train.classes if train is not None else None)
-
-        ctx.data = _train_and_test(ctx, read, lambda d: len(d.texts))
+        ctx.data = _train_and_test(ctx, files.read_text_classes, lambda d: len(d.texts), classes=True,
+                                   text_column="text", label_column="label")
 
     def data(self, ctx: Context) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
         train, i, test, j = ctx.data
@@ -105,12 +112,8 @@ class SeriesFileTask(SeriesClassTask):
     validation_split = 0.1
 
     def check(self, ctx: Context) -> None:
-        args = _reader_args(ctx, label_column="label", series_column="series")
-
-        def read(path: Path, train: Any = None) -> files.SeriesClasses:
-            return files.read_series_classes(path, **args, classes=train.classes if train is not None else None)
-
-        ctx.data = _train_and_test(ctx, read, lambda d: len(d.y))
+        ctx.data = _train_and_test(ctx, files.read_series_classes, lambda d: len(d.y), classes=True,
+                                   label_column="label", series_column="series")
         train, _, test, _ = ctx.data
         if train.x.shape[1:] != test.x.shape[1:]:
             raise ValueError(f"{_file(ctx, 'test_data').name}: series of {test.x.shape[1]} steps x {test.x.shape[2]} "
@@ -180,12 +183,8 @@ class TagFileTask(Task):
     input_help = "space-separated tokens"
 
     def check(self, ctx: Context) -> None:
-        args = _reader_args(ctx, text_column="tokens", tags_column="tags")
-
-        def read(path: Path, train: Any = None) -> files.Tagged:
-            return files.read_tagged(path, **args)
-
-        ctx.data = _train_and_test(ctx, read, lambda d: len(d.tokens))
+        ctx.data = _train_and_test(ctx, files.read_tagged, lambda d: len(d.tokens), text_column="tokens",
+                                   tags_column="tags")
 
     def train(self, ctx: Context) -> Run:
         data, i, test, j = ctx.data
@@ -251,12 +250,8 @@ class PairsFileTask(Seq2SeqTask):
     default_epochs = 20
 
     def check(self, ctx: Context) -> None:
-        args = _reader_args(ctx, source_column="source", target_column="target")
-
-        def read(path: Path, train: Any = None) -> files.TextPairs:
-            return files.read_pairs(path, **args)
-
-        ctx.data = _train_and_test(ctx, read, lambda d: len(d.sources))
+        ctx.data = _train_and_test(ctx, files.read_pairs, lambda d: len(d.sources), source_column="source",
+                                   target_column="target")
 
     def saved_options(self, ctx: Context) -> dict[str, Any]:
         data = ctx.data[0]
