@@ -72,25 +72,34 @@ def _fill(t: Optional[Tensor], like: Tensor) -> Tensor:
     return _empty(like) if t is None else t
 
 
-def _unaliased(outputs: Sequence[Tensor], inputs: Sequence) -> tuple[Tensor, ...]:
-    """``outputs`` with a copy of each that shares memory with an input or an earlier output.
+def _unaliased(outputs: Sequence[Tensor], inputs: Sequence = ()) -> tuple[Tensor, ...]:
+    """``outputs`` with a copy of each that shares memory with one of ``inputs`` or an earlier output.
 
-    An operator's outputs may alias neither (torch.library); the loops return some views
-    of one buffer (the C++ backward's dW_hh | dW_ih and bias sums) and, with T = 0, inputs.
+    An operator's outputs may alias neither (torch.library); the C++ backward returns views of
+    one buffer (dW_hh | dW_ih, and the bias sums), the Python loop its inputs when T = 0, and a
+    placeholder may stand in more than once.
     """
-    seen = {t.untyped_storage().data_ptr() for t in inputs if isinstance(t, Tensor) and t.numel()}
+    seen = {_storage(t) for t in inputs if isinstance(t, Tensor) and t.numel()}
+    ids: set[int] = set()
     result = []
     for t in outputs:
         if not t.numel():
-            t = t.new_empty(t.shape)  # a placeholder: one fresh tensor per output
+            if id(t) in ids:
+                t = t.new_empty(t.shape)
         else:
-            ptr = t.untyped_storage().data_ptr()
+            ptr = _storage(t)
             if ptr in seen:
                 t = t.clone()
-                ptr = t.untyped_storage().data_ptr()
+                ptr = _storage(t)
             seen.add(ptr)
+        ids.add(id(t))
         result.append(t)
     return tuple(result)
+
+
+def _storage(t: Tensor) -> int:
+    """Where t's storage starts (the same for every view of it); cheaper than untyped_storage()."""
+    return t.data_ptr() - t.storage_offset() * t.element_size()
 
 
 # -------------------------------------------------------------------------- the C++ loop
@@ -182,7 +191,7 @@ def compiled_backward(
         spec, tbptt or None, want_norms, want, saved, x, w, (keep_h, keep_c), out_mask, rdm, d_out, d_h, d_c)
     d_weights = _weight_grads(w, grads, want)
     outputs = (_fill(d_in, x), d_state0[0], d_state0[1] if lstm else _empty(x), *d_weights, _fill(norms, x))
-    return _unaliased(outputs, (d_out, d_h, d_c, x, *w))
+    return _unaliased(outputs)  # the C++ loop allocates every output: none can be an input
 
 
 def _fresh(outputs: Sequence[Tensor]) -> tuple[Tensor, ...]:
