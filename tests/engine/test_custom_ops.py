@@ -83,3 +83,13 @@ def test_operators_have_schemas_and_pass_opcheck():
         ww = wc._replace(weight_ih=None, bias_ih=None)
         args = (xw.detach().requires_grad_(grad), h0, c0, *ww, None, None, None, None, None, *config, need_cache)
         torch.library.opcheck(library.python_forward, args)
+
+
+def test_importing_rnnkit_does_not_import_dynamo():
+    # Registering the operators and marking load_error constant for torch.compile must not pull
+    # in Dynamo (about 2.5 s at every import, the CLI's included).
+    import subprocess
+    import sys
+
+    code = "import sys, rnnkit, rnnkit.nn, rnnkit.keras; assert 'torch._dynamo' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, env={**__import__("os").environ})

@@ -91,13 +91,17 @@ def load_kernels():
     return None
 
 
-@torch.compiler.assume_constant_result
 def load_error() -> str:
     """Why the compiled loop is unavailable ("" when it is loaded), loading it on first use.
 
     A constant to torch.compile, which would otherwise trace into the loading code.
     """
     return "" if load_kernels() is not None else str(_load_error)
+
+
+# What torch.compiler.assume_constant_result(load_error) does, without its import of Dynamo,
+# which would add about 2.5 s to every `import rnnkit` (tests/nn/test_compile.py fails without it).
+load_error._dynamo_marked_constant = True  # type: ignore[attr-defined]
 
 
 def _build_or_import(flags: list[str], ldflags: list[str]):
