@@ -36,8 +36,8 @@ class WithLengths(torch.nn.Module):
         self.module = module
 
     def forward(self, x, lengths, h0):
-        hx = (h0, torch.zeros_like(h0[..., : self.module.hidden_size])) if isinstance(self.module, rnn.LSTM) else h0
-        if isinstance(self.module, rnn.LSTM) and self.module.proj_size:
+        hx = h0
+        if isinstance(self.module, rnn.LSTM):  # h0 (L*D, B, P); c0 (L*D, B, H) zeros
             hx = (h0, h0.new_zeros(*h0.shape[:2], self.module.hidden_size))
         out, state = self.module(x, hx, lengths=lengths)
         return out, state
@@ -48,7 +48,7 @@ def _inputs(module, B, T, seed=0):
     x = torch.randn(B, T, F, generator=g)
     lengths = torch.randint(1, T + 1, (B,), generator=g)
     lengths[0] = T
-    P = module.proj_size or module.hidden_size if isinstance(module, rnn.LSTM) else module.hidden_size
+    P = module.proj_size or module.hidden_size
     h0 = 0.5 * torch.randn(module.num_layers * (2 if module.bidirectional else 1), B, P, generator=g)
     return x, lengths, h0
 
