@@ -33,10 +33,10 @@ from . import compiled
 from .recurrence import python_loop, python_loop_backward
 
 N_WEIGHTS = len(Weights._fields)
-# Positions of the forward operators' tensor arguments.
-_X, _H0, _C0, _W = 0, 1, 2, 3
-_KEEP_H, _KEEP_C, _OUT_MASK, _RDM, _PROBE = (_W + N_WEIGHTS + i for i in range(5))
-_N_ARGS = _PROBE + 1 + 6  # and kind, activation, recurrent_activation, reset_after, tbptt, need_cache
+# Positions of the forward operators' arguments: x, h0, c0, the weights, keep_h, keep_c, out_mask,
+# rdm, probe, then kind, activation, recurrent_activation, reset_after, tbptt, need_cache.
+_X, _H0, _W = 0, 1, 3
+_PROBE = _W + N_WEIGHTS + 4
 
 _force_ops = False
 
