@@ -120,6 +120,16 @@ def test_attention_dropout_only_in_training():
     torch.testing.assert_close(w.sum(-1), torch.ones(8, 5))  # the scores returned are before dropout
 
 
+def test_attention_layers_load_a_state_dict_before_seeing_data():
+    q, v = torch.randn(2, 3, 5), torch.randn(2, 4, 5)
+    for make in (lambda: AdditiveAttention(), lambda: Attention(use_scale=True, score_mode="concat"),
+                 lambda: MultiHeadAttention(2, 3, output_shape=4)):
+        layer, fresh = make(), make()
+        y = layer(q, v) if isinstance(layer, MultiHeadAttention) else layer([q, v])
+        fresh.load_state_dict(layer.state_dict())
+        torch.testing.assert_close(fresh(q, v) if isinstance(fresh, MultiHeadAttention) else fresh([q, v]), y)
+
+
 def test_attention_shapes_config_and_value_defaults_to_key():
     layer = Attention()
     assert layer([Q, V[..., :3]]).shape == (2, 4, 3)

@@ -149,13 +149,16 @@ def test_batch_normalization_frozen_runs_in_inference_mode():
         np.testing.assert_array_equal(a, b)
 
 
-def test_batch_normalization_state_dict_round_trip():
-    layer = BatchNormalization(input_shape=(5, 3))
-    layer(torch.randn(4, 5, 3), training=True)
-    copy = BatchNormalization(input_shape=(5, 3))
-    copy.load_state_dict(layer.state_dict())
-    for a, b in zip(layer.get_weights(), copy.get_weights()):
+@pytest.mark.parametrize("make", [lambda: BatchNormalization(), lambda: BatchNormalization(axis=1),
+                                  lambda: LayerNormalization(), lambda: LayerNormalization(axis=[1, -1])])
+def test_normalization_state_dict_loads_before_the_layer_sees_data(make):
+    layer, fresh = make(), make()
+    x = torch.randn(4, 5, 3)
+    layer(x, training=True)
+    fresh.load_state_dict(layer.state_dict())
+    for a, b in zip(layer.get_weights(), fresh.get_weights()):
         np.testing.assert_array_equal(a, b)
+    torch.testing.assert_close(fresh(x, training=False), layer(x, training=False))
 
 
 @pytest.mark.parametrize("make, error, match", [
@@ -177,11 +180,11 @@ def test_normalization_bad_inputs():
         BatchNormalization(axis=0)(torch.randn(2, 3))
     bn = BatchNormalization()
     bn(torch.randn(2, 5, 3))
-    with pytest.raises(ValueError, match="3 features on axis 2"):
+    with pytest.raises(ValueError, match="3 features on `axis`=-1"):
         bn(torch.randn(2, 5, 4))
     with pytest.raises(ValueError, match=r"`mask` must have shape \(2, 5\)"):
         bn(torch.randn(2, 5, 3), mask=torch.ones(2, 4, dtype=torch.bool))
     ln = LayerNormalization()
     ln(torch.randn(2, 5, 3))
-    with pytest.raises(ValueError, match="built for inputs of rank 3"):
+    with pytest.raises(ValueError, match=r"built for sizes \(3,\) on `axis`=-1"):
         ln(torch.randn(2, 5, 4))

@@ -123,6 +123,13 @@ class Attention(Layer):
             if not self._trainable:
                 self.trainable = False
 
+    def input_shape_from_state(self, state_dict: dict, prefix: str) -> Any:
+        scale = state_dict.get(prefix + "scale")
+        if scale is None and state_dict.get(prefix + "concat_score_weight") is None:
+            return None
+        dim = int(scale.shape[0]) if scale is not None and scale.dim() == 1 else None
+        return [(None, None, dim), (None, None, None)]
+
     def build(self, input_shape: Sequence[Shape]) -> None:  # type: ignore[override]
         if self.use_scale:
             self.scale = nn.Parameter(torch.ones((), dtype=self.weight_dtype))
@@ -339,6 +346,14 @@ class MultiHeadAttention(Layer):
         self.output_bias = weight(*out) if self.use_bias else None
         self.built = True
         self.reset_parameters()
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any, **kwargs: Any) -> None:
+        # Lets ``load_state_dict`` fill a layer that has not seen data: the kernels give the three F's.
+        kernels = [state_dict.get(prefix + n) for n in ("query_kernel", "value_kernel", "key_kernel")]
+        if not self.built and all(k is not None for k in kernels):
+            q, v, k = ((None, None, int(t.shape[0])) for t in kernels)
+            self.build(q, v, k)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def reset_parameters(self) -> None:
         for kernel in (self.query_kernel, self.key_kernel, self.value_kernel):

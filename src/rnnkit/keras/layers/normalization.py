@@ -73,7 +73,6 @@ class LayerNormalization(Layer):
         self.gamma_initializer = check_initializer(gamma_initializer, "gamma_initializer")
         self.gamma: Optional[nn.Parameter] = None
         self.beta: Optional[nn.Parameter] = None
-        self._axes: Optional[tuple[int, ...]] = None
         self._build_declared()
 
     def _resolve_axes(self, rank: int) -> tuple[int, ...]:
@@ -81,11 +80,9 @@ class LayerNormalization(Layer):
         return tuple(sorted(_check_axis(self, a, rank) for a in axes))
 
     def build(self, input_shape: Shape) -> None:
-        self._axes = self._resolve_axes(len(input_shape))
-        shape = tuple(input_shape[a] for a in self._axes)
+        shape = tuple(input_shape[a] for a in self._resolve_axes(len(input_shape)))
         if any(d is None for d in shape):
             raise ValueError(f"Layer {self.name!r} needs known sizes on `axis`={self.axis}, got shape {tuple(input_shape)}")
-        self._rank = len(input_shape)
         if self.scale:
             self.gamma = nn.Parameter(torch.empty(shape, dtype=self.weight_dtype))
         if self.center:
@@ -99,6 +96,19 @@ class LayerNormalization(Layer):
         if self.beta is not None:
             initialize(self.beta.data, self.beta_initializer)
 
+    def input_shape_from_state(self, state_dict: dict, prefix: str) -> Optional[Shape]:
+        p = state_dict.get(prefix + "gamma", state_dict.get(prefix + "beta"))
+        if p is None:
+            return None
+        axes = self.axis if isinstance(self.axis, list) else [self.axis]
+        rank = max(a + 1 if a >= 0 else 1 - a for a in axes)
+        while len({a % rank for a in axes}) < len(axes):  # the smallest rank where the axes are distinct
+            rank += 1
+        shape: list[Optional[int]] = [None] * rank
+        for a, size in zip(self._resolve_axes(rank), p.shape):
+            shape[a] = int(size)
+        return tuple(shape)
+
     def _param_shape(self) -> tuple[int, ...]:
         p = self.gamma if self.gamma is not None else self.beta
         return tuple(p.shape) if p is not None else ()
@@ -108,13 +118,11 @@ class LayerNormalization(Layer):
             raise TypeError(f"Layer {self.name!r} expects a tensor or numpy array, got {type(x).__name__}")
         dtype = self.gamma.dtype if self.gamma is not None else (self.beta.dtype if self.beta is not None else self.weight_dtype)
         x = x.to(dtype)
-        sizes = self._param_shape()
-        if x.dim() != self._rank or (sizes and tuple(x.shape[a] for a in self._axes) != sizes):
+        axes, sizes = self._resolve_axes(x.dim()), self._param_shape()
+        if sizes and tuple(x.shape[a] for a in axes) != sizes:
             raise ValueError(
-                f"Layer {self.name!r} was built for inputs of rank {self._rank} with sizes "
-                f"{self._param_shape()} on axes {self._axes}, got shape {tuple(x.shape)}"
+                f"Layer {self.name!r} was built for sizes {sizes} on `axis`={self.axis}, got shape {tuple(x.shape)}"
             )
-        axes = self._axes
         if axes == tuple(range(x.dim() - len(axes), x.dim())):
             return F.layer_norm(x, tuple(x.shape[a] for a in axes), self.gamma, self.beta, self.epsilon)
         mean = x.mean(dim=axes, keepdim=True)
@@ -209,9 +217,7 @@ class BatchNormalization(Layer):
                 p.requires_grad_(False)  # statistics, never trained
 
     def build(self, input_shape: Shape) -> None:
-        self._rank = len(input_shape)
-        self._axis = _check_axis(self, self.axis, self._rank)
-        features = input_shape[self._axis]
+        features = input_shape[_check_axis(self, self.axis, len(input_shape))]
         if features is None:
             raise ValueError(f"Layer {self.name!r} needs a known size on `axis`={self.axis}, got shape {tuple(input_shape)}")
 
@@ -232,15 +238,24 @@ class BatchNormalization(Layer):
             if p is not None:
                 initialize(p.data, name)
 
-    def _moments(self, x: Tensor, mask: Optional[Tensor]) -> tuple[Tensor, Tensor]:
-        axes = tuple(d for d in range(x.dim()) if d != self._axis)
+    def input_shape_from_state(self, state_dict: dict, prefix: str) -> Optional[Shape]:
+        p = state_dict.get(prefix + "moving_mean")
+        if p is None:
+            return None
+        rank = self.axis + 1 if self.axis >= 0 else 1 - self.axis
+        shape: list[Optional[int]] = [None] * rank
+        shape[self.axis] = int(p.shape[0])
+        return tuple(shape)
+
+    def _moments(self, x: Tensor, axis: int, mask: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+        axes = tuple(d for d in range(x.dim()) if d != axis)
         if mask is None:
             return x.mean(dim=axes), x.var(dim=axes, unbiased=False)
         m = mask.unsqueeze(-1).expand_as(x).to(x.dtype)
         # Keras adds its backend epsilon (1e-7) to the count, so an all-masked batch gives 0, not NaN.
         count = m.sum(dim=axes) + 1e-7
         mean = (x * m).sum(dim=axes) / count
-        shape = [x.shape[d] if d == self._axis else 1 for d in range(x.dim())]
+        shape = [x.shape[d] if d == axis else 1 for d in range(x.dim())]
         var = (((x - mean.reshape(shape)) * m) ** 2).sum(dim=axes) / count
         return mean, var
 
@@ -248,11 +263,10 @@ class BatchNormalization(Layer):
         if not isinstance(x, Tensor):
             raise TypeError(f"Layer {self.name!r} expects a tensor or numpy array, got {type(x).__name__}")
         x = x.to(self.moving_mean.dtype)
-        features = self.moving_mean.shape[0]
-        if x.dim() != self._rank or x.shape[self._axis] != features:
+        features, axis = self.moving_mean.shape[0], _check_axis(self, self.axis, x.dim())
+        if x.shape[axis] != features:
             raise ValueError(
-                f"Layer {self.name!r} was built for rank-{self._rank} inputs with {features} features on axis "
-                f"{self._axis}, got shape {tuple(x.shape)}"
+                f"Layer {self.name!r} was built for {features} features on `axis`={self.axis}, got shape {tuple(x.shape)}"
             )
         if mask is not None:
             mask = torch.as_tensor(mask, device=x.device).bool()
@@ -263,13 +277,13 @@ class BatchNormalization(Layer):
                 )
         training = self.training if training is None else bool(training)
         if training and self.trainable:
-            mean, var = self._moments(x, mask)
+            mean, var = self._moments(x, axis, mask)
             with torch.no_grad():
                 self.moving_mean.mul_(self.momentum).add_(mean.detach(), alpha=1.0 - self.momentum)
                 self.moving_variance.mul_(self.momentum).add_(var.detach(), alpha=1.0 - self.momentum)
         else:
             mean, var = self.moving_mean.detach(), self.moving_variance.detach()
-        shape = [x.shape[d] if d == self._axis else 1 for d in range(x.dim())]
+        shape = [x.shape[d] if d == axis else 1 for d in range(x.dim())]
         inv = torch.rsqrt(var + self.epsilon)
         if self.gamma is not None:
             inv = inv * self.gamma
