@@ -300,7 +300,59 @@ class RecurrentLayer(Layer):
         return config
 
 
-class BaseRNN(RecurrentLayer):
+class CellSettings:
+    """The Keras arguments of a built-in cell, validated once: shared by ``BaseRNN`` and the cells
+    (``SimpleRNNCell``, ``LSTMCell``, ``GRUCell``) so both build the same ``RecurrentCell``."""
+
+    kind = "rnn"
+
+    def _set_cell_settings(
+        self, units: int, activation: Optional[str], recurrent_activation: Optional[str], use_bias: bool,
+        kernel_initializer: str, recurrent_initializer: str, bias_initializer: str, unit_forget_bias: bool,
+        reset_after: bool, dropout: float, recurrent_dropout: float,
+    ) -> None:
+        self.units = check_positive_int(units, "units")
+        self.activation = "linear" if activation is None else activation
+        self.recurrent_activation = "linear" if recurrent_activation is None else recurrent_activation
+        self.reset_after = check_flag(reset_after, "reset_after")
+        # Validates the activation names now rather than at the first call.
+        self.spec = CellSpec(self.kind, self.activation, self.recurrent_activation, self.reset_after)
+        self.use_bias = check_flag(use_bias, "use_bias")
+        self.kernel_initializer = _check_cell_initializer(kernel_initializer, "kernel_initializer")
+        self.recurrent_initializer = _check_cell_initializer(recurrent_initializer, "recurrent_initializer")
+        self.bias_initializer = _check_cell_initializer(bias_initializer, "bias_initializer")
+        self.unit_forget_bias = check_flag(unit_forget_bias, "unit_forget_bias")
+        self.dropout = check_rate(dropout, "dropout")
+        self.recurrent_dropout = check_rate(recurrent_dropout, "recurrent_dropout")
+
+    @property
+    def bias_mode(self) -> str:
+        """How many bias vectors Keras keeps: GRU with reset_after has two."""
+        if not self.use_bias:
+            return "none"
+        return "double" if self.kind == "gru" and self.reset_after else "single"
+
+    @property
+    def n_states(self) -> int:
+        return self.spec.n_states
+
+    def _new_cell(self, features: int, dtype: torch.dtype, **extras: bool) -> RecurrentCell:
+        return RecurrentCell(
+            self.kind, features, self.units, bias=self.bias_mode, activation=self.activation,
+            recurrent_activation=self.recurrent_activation, reset_after=self.reset_after,
+            kernel_initializer=self.kernel_initializer, recurrent_initializer=self.recurrent_initializer,
+            bias_initializer=self.bias_initializer, unit_forget_bias=self.unit_forget_bias, dtype=dtype, **extras,
+        )
+
+    def _cell_config(self) -> dict[str, Any]:
+        return dict(
+            units=self.units, activation=self.activation, use_bias=self.use_bias,
+            kernel_initializer=self.kernel_initializer, recurrent_initializer=self.recurrent_initializer,
+            bias_initializer=self.bias_initializer, dropout=self.dropout, recurrent_dropout=self.recurrent_dropout,
+        )
+
+
+class BaseRNN(RecurrentLayer, CellSettings):
     """Shared front of ``SimpleRNN``, ``LSTM`` and ``GRU``; see the module docstring.
 
     forward(x, mask=None, initial_state=None, training=None):
@@ -340,21 +392,11 @@ class BaseRNN(RecurrentLayer):
         options.update(_cell_options or {})
         super().__init__(return_sequences=return_sequences, return_state=return_state, go_backwards=go_backwards,
                          stateful=stateful, tbptt=tbptt, **kwargs)
-        self.units = check_positive_int(units, "units")
-        self.activation = "linear" if activation is None else activation
-        self.recurrent_activation = "linear" if recurrent_activation is None else recurrent_activation
-        self.reset_after = check_flag(options["reset_after"], "reset_after")
-        # Validates the activation names now rather than at the first call.
-        self.spec = CellSpec(self.kind, self.activation, self.recurrent_activation, self.reset_after)
-        self.use_bias = check_flag(use_bias, "use_bias")
-        self.kernel_initializer = _check_cell_initializer(kernel_initializer, "kernel_initializer")
-        self.recurrent_initializer = _check_cell_initializer(recurrent_initializer, "recurrent_initializer")
-        self.bias_initializer = _check_cell_initializer(bias_initializer, "bias_initializer")
-        self.unit_forget_bias = check_flag(options["unit_forget_bias"], "unit_forget_bias")
+        self._set_cell_settings(units, activation, recurrent_activation, use_bias, kernel_initializer,
+                                recurrent_initializer, bias_initializer, options["unit_forget_bias"],
+                                options["reset_after"], dropout, recurrent_dropout)
         self.peephole = check_flag(options["peephole"], "peephole")
         self.layer_norm = check_flag(options["layer_norm"], "layer_norm")
-        self.dropout = check_rate(dropout, "dropout")
-        self.recurrent_dropout = check_rate(recurrent_dropout, "recurrent_dropout")
         self.zoneout = check_rate(zoneout, "zoneout")
         self.implementation = implementation
         self._implementation = _resolve_implementation(implementation)
@@ -366,17 +408,6 @@ class BaseRNN(RecurrentLayer):
 
     # ---------------------------------------------------------------- build
 
-    @property
-    def bias_mode(self) -> str:
-        """How many bias vectors Keras keeps: GRU with reset_after has two."""
-        if not self.use_bias:
-            return "none"
-        return "double" if self.kind == "gru" and self.reset_after else "single"
-
-    @property
-    def n_states(self) -> int:
-        return self.spec.n_states
-
     def _full_shape(self, input_shape: Shape) -> Shape:
         shape = tuple(input_shape)
         if self._univariate and len(shape) == 2:
@@ -387,12 +418,7 @@ class BaseRNN(RecurrentLayer):
         features = self._full_shape(input_shape)[-1]
         if features is None:
             raise ValueError(f"Layer {self.name!r} needs a known feature size F (last axis), got shape {tuple(input_shape)}")
-        self.cell = RecurrentCell(
-            self.kind, features, self.units, bias=self.bias_mode, peephole=self.peephole, layer_norm=self.layer_norm,
-            activation=self.activation, recurrent_activation=self.recurrent_activation, reset_after=self.reset_after,
-            kernel_initializer=self.kernel_initializer, recurrent_initializer=self.recurrent_initializer,
-            bias_initializer=self.bias_initializer, unit_forget_bias=self.unit_forget_bias, dtype=self.weight_dtype,
-        )
+        self.cell = self._new_cell(features, self.weight_dtype, peephole=self.peephole, layer_norm=self.layer_norm)
         self.built = True
 
     def input_shape_from_state(self, state_dict: dict, prefix: str) -> Optional[Shape]:
@@ -463,14 +489,7 @@ class BaseRNN(RecurrentLayer):
         set_keras_weights(self.name, self.cell, weights)
 
     def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update(
-            units=self.units, activation=self.activation, use_bias=self.use_bias,
-            kernel_initializer=self.kernel_initializer, recurrent_initializer=self.recurrent_initializer,
-            bias_initializer=self.bias_initializer, dropout=self.dropout, recurrent_dropout=self.recurrent_dropout,
-            zoneout=self.zoneout, implementation=self.implementation,
-        )
-        return config
+        return {**super().get_config(), **self._cell_config(), "zoneout": self.zoneout, "implementation": self.implementation}
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, units={self.units}"

@@ -36,11 +36,10 @@ import torch
 from torch import Tensor, nn
 
 from ...cells import RecurrentCell
-from ...cells.cell import check_positive_int
 from ...engine.general import run_steps
-from ...ops import CELL_OPS, CellSpec
-from .base import Layer, Shape, check_flag, check_rate, deserialize, serialize
-from .rnn import RecurrentLayer, _check_cell_initializer, keras_weights, run_engine_cell, set_keras_weights
+from ...ops import CELL_OPS
+from .base import Layer, Shape, check_flag, deserialize, serialize
+from .rnn import CellSettings, RecurrentLayer, keras_weights, run_engine_cell, set_keras_weights
 
 StateShape = tuple[int, ...]
 
@@ -48,7 +47,7 @@ StateShape = tuple[int, ...]
 # ---------------------------------------------------------------------- built-in cells
 
 
-class EngineCell(Layer):
+class EngineCell(Layer, CellSettings):
     """Shared code of ``SimpleRNNCell``, ``LSTMCell`` and ``GRUCell``: Keras's arguments,
     one step through ``rnnkit.ops``, and the weights in ``self.core`` (a ``RecurrentCell``,
     created when F is known) so that ``RNN`` can hand them to the engine.
@@ -79,18 +78,9 @@ class EngineCell(Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.units = check_positive_int(units, "units")
-        self.activation = "linear" if activation is None else activation
-        self.recurrent_activation = "linear" if recurrent_activation is None else recurrent_activation
-        self.reset_after = check_flag(reset_after, "reset_after")
-        self.spec = CellSpec(self.kind, self.activation, self.recurrent_activation, self.reset_after)
-        self.use_bias = check_flag(use_bias, "use_bias")
-        self.kernel_initializer = _check_cell_initializer(kernel_initializer, "kernel_initializer")
-        self.recurrent_initializer = _check_cell_initializer(recurrent_initializer, "recurrent_initializer")
-        self.bias_initializer = _check_cell_initializer(bias_initializer, "bias_initializer")
-        self.unit_forget_bias = check_flag(unit_forget_bias, "unit_forget_bias")
-        self.dropout = check_rate(dropout, "dropout")
-        self.recurrent_dropout = check_rate(recurrent_dropout, "recurrent_dropout")
+        self._set_cell_settings(units, activation, recurrent_activation, use_bias, kernel_initializer,
+                                recurrent_initializer, bias_initializer, unit_forget_bias, reset_after, dropout,
+                                recurrent_dropout)
         self.seed = seed  # kept for the config; draws come from torch's generator
         self.core: Optional[RecurrentCell] = None
         self._masks: dict[str, Tensor] = {}
@@ -104,26 +94,11 @@ class EngineCell(Layer):
     def output_size(self) -> int:
         return self.units
 
-    @property
-    def n_states(self) -> int:
-        return self.spec.n_states
-
-    @property
-    def bias_mode(self) -> str:
-        if not self.use_bias:
-            return "none"
-        return "double" if self.kind == "gru" and self.reset_after else "single"
-
     def build(self, input_shape: Shape) -> None:
         features = tuple(input_shape)[-1]
         if features is None:
             raise ValueError(f"Cell {self.name!r} needs a known feature size F (last axis), got shape {tuple(input_shape)}")
-        self.core = RecurrentCell(
-            self.kind, features, self.units, bias=self.bias_mode, activation=self.activation,
-            recurrent_activation=self.recurrent_activation, reset_after=self.reset_after,
-            kernel_initializer=self.kernel_initializer, recurrent_initializer=self.recurrent_initializer,
-            bias_initializer=self.bias_initializer, unit_forget_bias=self.unit_forget_bias, dtype=self.weight_dtype,
-        )
+        self.core = self._new_cell(features, self.weight_dtype)
         self.built = True
 
     def input_shape_from_state(self, state_dict: dict, prefix: str) -> Optional[Shape]:
@@ -187,14 +162,7 @@ class EngineCell(Layer):
         set_keras_weights(self.name, self.core, weights)
 
     def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update(
-            units=self.units, activation=self.activation, use_bias=self.use_bias,
-            kernel_initializer=self.kernel_initializer, recurrent_initializer=self.recurrent_initializer,
-            bias_initializer=self.bias_initializer, dropout=self.dropout, recurrent_dropout=self.recurrent_dropout,
-            seed=self.seed,
-        )
-        return config
+        return {**super().get_config(), **self._cell_config(), "seed": self.seed}
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, units={self.units}"
