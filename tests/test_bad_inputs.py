@@ -284,7 +284,7 @@ CASES = [
          "expected a positive int"),
     Case("cli", "`rnnkit train nosuchtask`", lambda: cli("train", "nosuchtask"), CLIExit, "TASK", "invalid choice"),
     Case("cli", "`rnnkit train sentiment --horizon 3` (an option of another task)",
-         lambda: cli("train", "sentiment", "--horizon", "3"), CLIExit, "--horizon", "applies to `rnnkit train sunspots`"),
+         lambda: cli("train", "sentiment", "--horizon", "3"), CLIExit, "--horizon", "applies to `rnnkit train sunspots | forecast`"),
     Case("cli", "`rnnkit train --nproc 0`", lambda: cli("train", "--nproc", "0"), CLIExit, "--nproc",
          "expected a positive int"),
     Case("cli", "`rnnkit train --cell lstmx`", lambda: cli("train", "--cell", "lstmx"), CLIExit, "--cell",

@@ -4,12 +4,13 @@ commands that use a saved model, and clear errors for bad arguments."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
 from rnnkit.cli import build_parser, main
-from rnnkit.models.tasks import DEFAULT_TASK, TASKS
+from rnnkit.models.tasks import BUNDLED_TASKS, DEFAULT_TASK, TASKS
 
 
 @pytest.fixture(autouse=True)
@@ -58,8 +59,8 @@ def test_datasets_lists_the_bundled_data(capsys):
     assert "licence" in out
 
 
-@pytest.mark.parametrize("task", [t for t in TASKS if t not in ("sentiment", "charlm", "dates", "captions",
-                                                                "sunspots")])
+@pytest.mark.parametrize("task", [t for t in BUNDLED_TASKS if t not in ("sentiment", "charlm", "dates", "captions",
+                                                                        "sunspots")])
 def test_every_other_task_trains_end_to_end(task, tmp_path, capsys):
     _train(task, tmp_path)
     out = capsys.readouterr().out
@@ -111,7 +112,7 @@ def test_predict_generate_translate_use_the_saved_models(runs, capsys):
     (["train", "--cell", "transformer"], "invalid choice: 'transformer'"),
     (["train", "--epochs", "0"], "expected a positive int, got '0'"),
     (["train", "sentiment", "--dataset", "GunPoint"], "--dataset applies to `rnnkit train ucr`"),
-    (["train", "ucr", "--horizon", "2"], "--horizon applies to `rnnkit train sunspots`"),
+    (["train", "ucr", "--horizon", "2"], "--horizon applies to `rnnkit train sunspots | forecast`"),
     (["train", "cmudict", "--nproc", "2"], "'cmudict' uses its own teacher-forcing loop"),
     (["generate", "x", "--temperature", "-1"], "expected a number >= 0"),
     (["translate", "x"], "the following arguments are required: inputs"),
@@ -130,14 +131,14 @@ def test_bad_models_and_inputs_give_one_line_errors(runs, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["translate", str(runs / "sentiment"), "hello"])
     assert e.value.code == 2
-    assert "needs a model trained with `rnnkit train cmudict | numbers | dates`" in capsys.readouterr().err
+    assert "needs a model trained with `rnnkit train cmudict | numbers | dates | seq2seq`" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["generate", str(runs / "dates")])
-    assert "`rnnkit generate` needs a model trained with `rnnkit train charlm`" in capsys.readouterr().err
+    assert "`rnnkit generate` needs a model trained with `rnnkit train charlm | lm`" in capsys.readouterr().err
     assert main(["translate", str(runs / "dates"), "2024-03-07", "20x4-03-07"]) == 1
     assert "symbols the model never saw: ['x']" in capsys.readouterr().err
     assert main(["predict", str(runs / "sunspots"), "1", "2"]) == 1
-    assert "at least 12 yearly values" in capsys.readouterr().err
+    assert "give at least 12 values" in capsys.readouterr().err
     assert main(["predict", str(runs / "sentiment"), "!!!"]) == 1
     assert "has no words" in capsys.readouterr().err
     assert main(["predict", str(runs / "captions"), "9999"]) == 1
@@ -159,3 +160,88 @@ def test_ucr_predict_reads_archive_files_and_series(tmp_path, capsys):
     assert lines[0].startswith(f"{tsv}: 10 series, accuracy ") and lines[1] in d.classes
     assert main(["predict", str(tmp_path / "run"), "1,2,x"]) == 1
     assert "neither a file nor a comma-separated series" in capsys.readouterr().err
+
+
+def test_predict_with_no_input_says_what_to_give(runs, capsys):
+    assert main(["predict", str(runs / "sentiment")]) == 1
+    assert "no input: give 'sentiment' models sentences as arguments, or '-'" in capsys.readouterr().err
+    assert main(["predict", str(runs / "captions")]) == 0  # a default: three bundled test images
+    assert "test image 0:" in capsys.readouterr().out
+
+
+def test_a_short_series_is_refused_by_predict(tmp_path, capsys):
+    _train("ucr", tmp_path / "run")
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "run"), "1,2,3"]) == 1
+    assert "is a series of 3 steps; expected 24, the length the model was trained on" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("where", ["file", "under-file", "unwritable"])
+def test_a_bad_out_fails_before_any_work(where, tmp_path, capsys, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    out = {"file": blocker, "under-file": blocker / "run", "unwritable": Path("/proc/rnnkit-run")}[where]
+    import rnnkit.models.tasks.base as base
+
+    def never(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(base, "seed_everything", never)
+    monkeypatch.setattr(base, "prepare", never)
+    assert main(["train", "digits", "--out", str(out), "--threads", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("rnnkit train: error: --out ") and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_build_reports_the_kernels(capsys):
+    from rnnkit.engine import kernels
+
+    code = main(["build"])
+    out, err = capsys.readouterr()
+    if kernels.load_kernels() is None:
+        assert code == 1 and "unavailable" in err
+    else:
+        assert code == 0 and out.startswith("C++ time loop ready in ")
+
+
+def test_the_run_reports_early_stopping_and_the_curves_name_the_loss(tmp_path, capsys):
+    import rnnkit.models.tasks.base as base
+    from rnnkit.keras.callbacks import EarlyStopping
+    from rnnkit.models.tasks import Context, Run, Score
+
+    stop = EarlyStopping(patience=1, restore_best_weights=True)
+    stop.stopped_epoch, stop.best_epoch, stop.best = 40, 28, 0.5
+    run = Run(torch.nn.Linear(1, 1), {"loss": [1.0] * 41, "val_loss": [0.9] * 41}, [Score("rmse", 2.0, 3.0, "x")],
+              early_stopping=stop, loss_name="mean squared error")
+    assert base.stopping_summary(run, 300).startswith("early stopping: stopped at epoch 41 of 300, restored epoch 29")
+    assert base.restored_epoch(run) == 29
+    path = base.plot_history(run.history, tmp_path / "c.png", "t", loss=base.loss_name(run), best_epoch=29,
+                             scores=run.scores)
+    assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bars_turn_into_lines_in_a_pipe(tmp_path):
+    import io
+
+    from rnnkit.models.tasks.base import EpochBar
+
+    stream = io.StringIO()  # not a terminal, as a file or a pipe
+    bar = EpochBar(3, "demo", file=stream)
+    for epoch in range(3):
+        bar.on_epoch_end(epoch, {"loss": 1.0 / (epoch + 1)})
+    bar.on_train_end()
+    assert stream.getvalue().splitlines() == ["demo: epoch 1/3 loss 1", "demo: epoch 2/3 loss 0.5",
+                                              "demo: epoch 3/3 loss 0.3333"]
+
+
+def test_the_default_threads_leave_busy_cores_out(monkeypatch):
+    import rnnkit.cli as cli
+
+    torch.set_num_threads(2)
+    monkeypatch.setattr(cli, "idle_cores", lambda seconds=0.2: 0.9)
+    assert cli.default_threads()[0] == 1 and "--threads N overrides" in cli.default_threads()[1]
+    monkeypatch.setattr(cli, "idle_cores", lambda seconds=0.2: 1.9)
+    assert cli.default_threads() == (2, "")
+    monkeypatch.setattr(cli, "idle_cores", lambda seconds=0.2: None)
+    assert cli.default_threads() == (2, "")

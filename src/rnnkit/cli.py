@@ -1,10 +1,12 @@
-"""The ``rnnkit`` command: train the ready-made architectures on bundled data and use the results.
+"""The ``rnnkit`` command: train the ready-made architectures on bundled data or your files, and use the results.
 
     rnnkit train [TASK] [--cell lstm|gru|rnn] [--epochs N] [--out DIR] [--seed S]
+    rnnkit train KIND --data FILE [--test-data FILE] [--text-column C] [--label-column C] ...
     rnnkit predict RUN_DIR [INPUT ...]
     rnnkit generate RUN_DIR [--prompt TEXT] [--length N] [--temperature T] [--top-k K]
     rnnkit translate RUN_DIR INPUT [INPUT ...] [--beam K]
     rnnkit datasets
+    rnnkit build
     rnnkit diagnose ...
 """
 
@@ -19,8 +21,17 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 
-_TASK_OPTIONS = {"dataset": "ucr", "horizon": "sunspots", "attention": ("cmudict", "numbers", "dates")}
-_CUSTOM_LOOP = ("cmudict", "numbers", "dates")  # trained by fit_seq2seq, not Model.fit
+_OWN = ("classify-text", "classify-series", "forecast", "tag", "seq2seq", "lm")  # tasks on the user's files
+#: Each task-specific option and the tasks it applies to.
+_TASK_OPTIONS = {
+    "dataset": ("ucr",), "horizon": ("sunspots", "forecast"), "lookback": ("forecast",),
+    "attention": ("cmudict", "numbers", "dates", "seq2seq"),
+    "data": _OWN, "test_data": tuple(t for t in _OWN if t != "lm"), "format": _OWN,
+    "text_column": ("classify-text", "tag", "lm"), "label_column": ("classify-text", "classify-series"),
+    "series_column": ("classify-series",), "value_column": ("forecast",), "tags_column": ("tag",),
+    "source_column": ("seq2seq",), "target_column": ("seq2seq",),
+}
+_CUSTOM_LOOP = ("cmudict", "numbers", "dates", "seq2seq")  # trained by fit_seq2seq, not Model.fit
 
 
 class CommandError(Exception):
@@ -56,22 +67,67 @@ def _set_threads(threads: Optional[int]) -> None:
         torch.set_num_threads(threads)
 
 
+def idle_cores(seconds: float = 0.2) -> Optional[float]:
+    """How many cores sat idle over the next ``seconds`` (Linux /proc/stat), or None where that cannot be read."""
+    import time
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        return fields[3] + (fields[4] if len(fields) > 4 else 0), sum(fields)  # idle + iowait, all
+
+    try:
+        idle0, total0 = sample()
+        time.sleep(seconds)
+        idle1, total1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total1 <= total0:
+        return None
+    return (idle1 - idle0) / (total1 - total0) * (os.cpu_count() or 1)
+
+
+def default_threads() -> tuple[int, str]:
+    """Threads for a run without --threads: torch's default, less the cores that other work keeps busy.
+
+    OpenMP regions end at a barrier: with a thread on a core that another process holds, every
+    region waits for that thread's next time slice, and its partner spins meanwhile. On a
+    2-core machine with one busy core, `rnnkit train captions` took 74.6 s on two threads against
+    6.5 s on one (BENCHMARKS.md), and the regions are torch's own (GEMMs, softmax, the
+    optimizer's vector math) as well as the engine's. So count the idle cores first.
+    """
+    asked = torch.get_num_threads()
+    idle = idle_cores()
+    if idle is None or asked == 1:
+        return asked, ""
+    threads = max(1, min(asked, int(idle + 0.25)))
+    if threads == asked:
+        return threads, ""
+    return threads, (f"threads: {threads} of {asked} (only {idle:.1f} of {os.cpu_count()} cores idle now; "
+                     "--threads N overrides)")
+
+
 # ---------------------------------------------------------------------------------- train
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .models.tasks import TASKS, Context, train_task
-
-    task = TASKS[args.task]
     options = {}
-    for option, owner in _TASK_OPTIONS.items():
+    for option, owners in _TASK_OPTIONS.items():
         value = getattr(args, option)
         if value is None:
             continue
-        owners = owner if isinstance(owner, tuple) else (owner,)
         if args.task not in owners:
-            raise CommandError(f"--{option} applies to `rnnkit train {' | '.join(owners)}`, not to {args.task!r}")
+            flag = "--" + option.replace("_", "-")
+            raise CommandError(f"{flag} applies to `rnnkit train {' | '.join(owners)}`, not to {args.task!r}")
         options[option] = value
+    if args.task in _OWN and args.data is None:
+        raise CommandError(f"`rnnkit train {args.task}` trains on your file: give it with --data FILE")
+    out = args.out if args.out is not None else Path("runs") / args.task
+    from .models.tasks import TASKS, Context, train_task
+    from .models.tasks.base import check_out_dir
+
+    check_out_dir(out)  # before anything slow: a bad --out fails at once
+    task = TASKS[args.task]
     if args.nproc > 1 and args.task in _CUSTOM_LOOP:
         raise CommandError(f"--nproc trains through fit(); {args.task!r} uses its own teacher-forcing loop "
                            "(rnnkit.models.fit_seq2seq), which runs in one process")
@@ -84,12 +140,18 @@ def _train(args: argparse.Namespace) -> int:
         import tempfile
 
         sys.stdout = open(os.devnull, "w")
-        args.out = Path(tempfile.mkdtemp(prefix=f"rnnkit-rank{rank}-"))
-    _set_threads(args.threads)
+        out = Path(tempfile.mkdtemp(prefix=f"rnnkit-rank{rank}-"))
+    if args.threads is None and args.nproc == 1:
+        threads, note = default_threads()
+        torch.set_num_threads(threads)
+        if note and not args.quiet and not rank:
+            print(note, flush=True)
+    else:
+        _set_threads(args.threads)
     ctx = Context(
         cell=args.cell or task.default_cell, epochs=args.epochs or task.default_epochs, seed=args.seed,
         limit=args.limit, verbose=0 if args.quiet or rank else 1, options=options,
-        out=args.out if args.out is not None else Path("runs") / args.task,
+        out=out,
     )
     run, _ = train_task(task, ctx)
     if args.quiet:
@@ -127,7 +189,11 @@ def _inputs(items: Sequence[str]) -> list[str]:
 def _predict(args: argparse.Namespace) -> int:
     _set_threads(args.threads)
     task, model, extras = _load(args.model, None, "predict")
-    for line in task.predict(model, extras, _inputs(args.inputs)):
+    inputs = _inputs(args.inputs)
+    if not inputs and task.needs_inputs:
+        raise ValueError(f"no input: give {task.name!r} models {task.input_help} as arguments, or '-' to read "
+                         "them from stdin, one per line")
+    for line in task.predict(model, extras, inputs):
         print(line)
     return 0
 
@@ -136,7 +202,7 @@ def _generate(args: argparse.Namespace) -> int:
     from .data import CharVocab
 
     _set_threads(args.threads)
-    _, model, extras = _load(args.model, ("charlm",), "generate")
+    _, model, extras = _load(args.model, ("charlm", "lm"), "generate")
     vocab = CharVocab.from_config(extras["vocab"])
     prompt = args.prompt.encode().decode("unicode_escape") if args.escapes else args.prompt
     if not prompt:
@@ -150,7 +216,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _translate(args: argparse.Namespace) -> int:
     _set_threads(args.threads)
-    task, model, extras = _load(args.model, ("cmudict", "numbers", "dates"), "translate")
+    task, model, extras = _load(args.model, ("cmudict", "numbers", "dates", "seq2seq"), "translate")
     for line in task.translate(model, extras, _inputs(args.inputs), beam=args.beam):
         print(line)
     return 0
@@ -173,17 +239,40 @@ def _datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------ build
+
+
+def _build(args: argparse.Namespace) -> int:
+    """Build (or find) the C++ time loop now, so that the first `rnnkit train` starts at once."""
+    import time
+
+    from .engine import kernels
+
+    start = time.perf_counter()
+    module = kernels.load_kernels()
+    if module is None:
+        print(f"rnnkit build: the C++ time loop is unavailable ({kernels._load_error}); rnnkit will use its "
+              "Python loop (same results, slower)", file=sys.stderr)
+        return 1
+    print(f"C++ time loop ready in {time.perf_counter() - start:.1f} s: {module.__file__}")
+    return 0
+
+
 # ----------------------------------------------------------------------------------- parser
 
 
 def _task_table() -> str:
-    from .models.tasks import DEFAULT_TASK, TASKS
+    from .models.tasks import BUNDLED_TASKS, DEFAULT_TASK, OWN_DATA_TASKS
 
-    lines = ["tasks (default cell / epochs):"]
-    for name, t in TASKS.items():
+    lines = ["tasks on bundled data (default cell / epochs):"]
+    for name, t in BUNDLED_TASKS.items():
         mark = "  (default)" if name == DEFAULT_TASK else ""
-        lines.append(f"  {name:<10} {t.summary}{mark}")
-        lines.append(f"  {'':<10} {t.shape}; {t.default_cell} / {t.default_epochs}")
+        lines.append(f"  {name:<15} {t.summary}{mark}")
+        lines.append(f"  {'':<15} {t.shape}; {t.default_cell} / {t.default_epochs}")
+    lines += ["", "tasks on your own file (--data FILE: .csv, .tsv, .jsonl or .txt, optionally .gz):"]
+    for name, t in OWN_DATA_TASKS.items():
+        lines.append(f"  {name:<15} {t.summary}")
+        lines.append(f"  {'':<15} {t.shape}; {t.default_cell} / {t.default_epochs}")
     return "\n".join(lines)
 
 
@@ -192,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .models._checks import CELLS
     from .models.attention import ATTENTION_KINDS
     from .models.tasks import DEFAULT_TASK, TASKS
+    from .datasets.files import FORMATS
     from .models.tasks.classify import UCR_DATASETS
 
     raw = argparse.RawDescriptionHelpFormatter
@@ -205,6 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
               rnnkit predict runs/sentiment "A gorgeous, witty film." "Dull and far too long."
               rnnkit train charlm && rnnkit generate runs/charlm --prompt "The " --temperature 0.7
               rnnkit train cmudict && rnnkit translate runs/cmudict rhythm wednesday --beam 4
+              rnnkit train classify-text --data reviews.csv --text-column review --label-column stars
+              rnnkit train forecast --data sales.csv --value-column units --horizon 7 --out runs/sales
+              rnnkit build                      # compile the C++ time loop ahead of the first run
               rnnkit datasets
             """),
     )
@@ -224,13 +317,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--limit", type=_positive(int), metavar="N",
                    help="use at most N training and N test samples (quick checks)")
-    p.add_argument("--threads", type=_positive(int), help="torch threads (default: torch's choice)")
+    p.add_argument("--threads", type=_positive(int),
+                   help="torch threads (default: torch's choice, less the cores other work keeps busy)")
     p.add_argument("--quiet", action="store_true", help="no progress bars; one tab-separated line per score")
     p.add_argument("--nproc", type=_positive(int), default=1, metavar="N",
                    help="data-parallel training in N processes (torchrun, gloo; the batch is split between them)")
     p.add_argument("--dataset", choices=UCR_DATASETS, help="ucr only: the bundled set (default: ItalyPowerDemand)")
-    p.add_argument("--horizon", type=_positive(int), help="sunspots only: years to forecast (default: 3)")
-    p.add_argument("--attention", choices=ATTENTION_KINDS, help="cmudict/numbers/dates only (default: luong)")
+    p.add_argument("--horizon", type=_positive(int), help="sunspots, forecast: steps to forecast (default: 3)")
+    p.add_argument("--attention", choices=ATTENTION_KINDS, help="cmudict/numbers/dates/seq2seq (default: luong)")
+    own = p.add_argument_group("your own data (classify-text, classify-series, forecast, tag, seq2seq, lm)")
+    own.add_argument("--data", type=Path, metavar="FILE", help="the file to train on (without --test-data, a fifth "
+                     "of its rows is the test split; the last fifth for forecast)")
+    own.add_argument("--test-data", type=Path, metavar="FILE", help="a separate test file, in the same form")
+    own.add_argument("--format", choices=FORMATS, help="the files' format (default: from the extension)")
+    own.add_argument("--text-column", metavar="C", help="the texts (classify-text, lm: 'text'; tag: 'tokens', "
+                     "space-separated)")
+    own.add_argument("--label-column", metavar="C", help="the classes (default: 'label')")
+    own.add_argument("--series-column", metavar="C", help="classify-series, JSONL: a list of values (default: "
+                     "'series'); CSV/TSV: every column but the label is a step")
+    own.add_argument("--value-column", metavar="C", help="forecast: the numeric column (default: the last)")
+    own.add_argument("--lookback", type=_positive(int), help="forecast: steps the model reads (default: 12)")
+    own.add_argument("--tags-column", metavar="C", help="tag: one tag per token, space-separated (default: 'tags')")
+    own.add_argument("--source-column", metavar="C", help="seq2seq: the inputs (default: 'source')")
+    own.add_argument("--target-column", metavar="C", help="seq2seq: the outputs (default: 'target')")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("predict", help="apply a trained model to inputs (texts, values, files, image indices)",
@@ -243,6 +352,13 @@ def build_parser() -> argparse.ArgumentParser:
                              segment     text without spaces         -> the text with spaces
                              cmudict, numbers, dates  sources        -> greedy translations
                              captions, digits  test image indices    -> the caption/class (none: 3 images)
+                           and on your own data:
+                             classify-text    texts                  -> class and probability
+                             classify-series  a series or a file     -> the class, or a file's accuracy
+                             forecast         the latest values      -> the next H (none: after the file's end)
+                             tag              space-separated tokens -> token/tag pairs
+                             seq2seq          sources                -> greedy translations
+                             lm               prompts                -> the five likeliest next characters
                            """))
     p.add_argument("model", type=Path, help="a run directory of `rnnkit train` (or its model.json)")
     p.add_argument("inputs", nargs="*", help="inputs; '-' reads stdin")
@@ -274,6 +390,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("datasets", help="list the bundled data sets: task, size, source, licence",
                        description="List every data set rnnkit bundles or generates (nothing is downloaded).")
     p.set_defaults(func=_datasets)
+
+    p = sub.add_parser("build", help="build the C++ time loop now (about a minute, once), not on first use",
+                       description="Compile the engine's C++ time loop into the kernel cache (RNNKIT_KERNELS_DIR, "
+                                   "default ~/.cache/rnnkit/kernels), or find it there. Otherwise the first training "
+                                   "run builds it.")
+    p.set_defaults(func=_build)
 
     from .diagnostics.cli import register
 

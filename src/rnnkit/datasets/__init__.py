@@ -1,6 +1,8 @@
 """Real data bundled with rnnkit, generated pairs, and readers for archive formats.
 
-Nothing is downloaded: each ``load_<name>()`` reads a small gzip file shipped in
+Your own files (CSV, TSV, JSONL or plain text) are read and checked by ``read_text_classes``,
+``read_series_classes``, ``read_series``, ``read_tagged``, ``read_pairs`` and ``read_corpus``
+(``rnnkit.datasets.files``). Nothing is downloaded: each ``load_<name>()`` reads a small gzip file shipped in
 ``rnnkit/datasets/data/`` (or, for ``load_pydoc_text``, the running Python's own
 ``pydoc_data``) and returns numpy arrays (str for raw text) with a fixed, documented
 split. ``list_datasets()`` gives each set's task, size, source and licence; the data
@@ -12,6 +14,13 @@ from .captions import DigitsCaptions as DigitsCaptions
 from .captions import load_digits_captions as load_digits_captions
 from .catalog import DatasetInfo as DatasetInfo
 from .catalog import list_datasets as list_datasets
+from .files import read_corpus as read_corpus
+from .files import read_pairs as read_pairs
+from .files import read_series as read_series
+from .files import read_series_classes as read_series_classes
+from .files import read_table as read_table
+from .files import read_tagged as read_tagged
+from .files import read_text_classes as read_text_classes
 from .forecasting import Sunspots as Sunspots
 from .long_range import ADDING_TRIVIAL_MSE as ADDING_TRIVIAL_MSE
 from .long_range import adding_problem as adding_problem
@@ -38,6 +47,14 @@ from .ucr import read_ucr_tsv as read_ucr_tsv
 
 __all__ = [
     "list_datasets",
+    # your own files (CSV, TSV, JSONL, plain text)
+    "read_corpus",
+    "read_pairs",
+    "read_series",
+    "read_series_classes",
+    "read_table",
+    "read_tagged",
+    "read_text_classes",
     # long-range tasks (generated)
     "ADDING_TRIVIAL_MSE",
     "adding_problem",

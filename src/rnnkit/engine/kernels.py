@@ -102,8 +102,14 @@ def _build_or_import(flags: list[str], ldflags: list[str]):
     lock = build_dir / "lock"
     if lock.exists() and time.time() - lock.stat().st_mtime > _STALE_LOCK_SECONDS:
         lock.unlink(missing_ok=True)  # left by a build that was killed
-    return load(name=name, sources=[str(_CSRC / "recurrence.cpp")], extra_cflags=flags, extra_ldflags=ldflags,
-                build_directory=str(build_dir), verbose=False)
+    # A first run would otherwise sit silent for a minute: say what is happening, once, on stderr.
+    print(f"rnnkit: building the C++ time loop, once (about 1 minute; cached in {build_dir.parent}; "
+          "`rnnkit build` does it ahead of time) ...", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    module = load(name=name, sources=[str(_CSRC / "recurrence.cpp")], extra_cflags=flags, extra_ldflags=ldflags,
+                  build_directory=str(build_dir), verbose=False)
+    print(f"rnnkit: C++ time loop built in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+    return module
 
 
 def release_cached_memory() -> int:

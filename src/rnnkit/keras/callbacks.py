@@ -289,8 +289,20 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def is_terminal(stream: Any) -> bool:
+    """Whether ``stream`` is an interactive terminal (a bar redrawn in place reads well only there)."""
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed file
+        return False
+
+
 class ProgbarLogger(Callback):
-    """A tqdm progress bar per epoch (verbose=1) with the running loss and metrics, or one line per epoch (verbose=2)."""
+    """A tqdm progress bar per epoch (verbose=1) with the running loss and metrics, or one line per epoch (verbose=2).
+
+    Written to a file or a pipe rather than a terminal, verbose=1 also gives one line per epoch:
+    a bar redrawn with carriage returns would be one endless line there.
+    """
 
     def __init__(self, verbose: int = 1, file: Any = None) -> None:
         super().__init__()
@@ -298,6 +310,9 @@ class ProgbarLogger(Callback):
         self.file = file
         self._bar: Any = None
         self._start = 0.0
+
+    def _bars(self) -> bool:
+        return self.verbose == 1 and is_terminal(self.file or sys.stderr)
 
     def _open(self, total: Optional[int], desc: str) -> None:
         from tqdm.auto import tqdm
@@ -315,7 +330,7 @@ class ProgbarLogger(Callback):
     def on_epoch_begin(self, epoch: int, logs: Optional[dict] = None) -> None:
         self._start = time.perf_counter()
         desc = f"Epoch {epoch + 1}/{self.params.get('epochs', '?')}"
-        if self.verbose == 1:
+        if self._bars():
             self._open(self.params.get("steps"), desc)
 
     def on_train_batch_end(self, batch: int, logs: Optional[dict] = None) -> None:
@@ -324,15 +339,16 @@ class ProgbarLogger(Callback):
             self._bar.update(1)
 
     def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
-        if self.verbose == 1:
+        if self._bars():
             self._close(metric_logs(logs))
-        elif self.verbose == 2:
+        elif self.verbose in (1, 2):
             took = time.perf_counter() - self._start
+            stream = self.file or (sys.stdout if self.verbose == 2 else sys.stderr)
             print(f"Epoch {epoch + 1}/{self.params.get('epochs', '?')} - {took:.0f}s - {_postfix(metric_logs(logs), ' - ')}",
-                  file=self.file or sys.stdout)
+                  file=stream, flush=True)
 
     def on_test_begin(self, logs: Optional[dict] = None) -> None:
-        if self.verbose == 1 and self.params.get("mode") == "evaluate":
+        if self._bars() and self.params.get("mode") == "evaluate":
             self._open(self.params.get("steps"), "Evaluate")
 
     def on_test_batch_end(self, batch: int, logs: Optional[dict] = None) -> None:
@@ -345,7 +361,7 @@ class ProgbarLogger(Callback):
             self._close(metric_logs(logs))
 
     def on_predict_begin(self, logs: Optional[dict] = None) -> None:
-        if self.verbose == 1:
+        if self._bars():
             self._open(self.params.get("steps"), "Predict")
 
     def on_predict_batch_end(self, batch: int, logs: Optional[dict] = None) -> None:

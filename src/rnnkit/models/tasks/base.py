@@ -6,6 +6,7 @@ import json
 import math
 import random
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,10 +16,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...keras.callbacks import Callback
+from ...keras.callbacks import Callback, EarlyStopping, is_terminal
 from ..io import load_model, save_model
 
-__all__ = ["Context", "EpochBar", "Run", "Score", "Task", "plot_history", "train_task"]
+__all__ = ["Context", "EpochBar", "Run", "Score", "Task", "check_out_dir", "plot_history", "prepare", "train_task"]
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Context:
     options: dict[str, Any] = field(default_factory=dict)  #: task-specific (``dataset``, ``horizon``)
     out: Path = Path("runs")
     stream: Optional[TextIO] = None  #: where messages go (None: sys.stdout at the time of printing)
+    data: Any = None  #: what ``Task.check`` read (a user's files), for ``Task.train``
 
     def pick(self, n: int) -> np.ndarray:
         """Which of ``n`` samples to use: all, or ``limit`` of them spread evenly (sets are often sorted)."""
@@ -69,6 +71,8 @@ class Run:
     scores: list[Score]
     extras: dict[str, Any] = field(default_factory=dict)  #: JSON-able, saved beside the model
     notes: list[str] = field(default_factory=list)  #: lines printed after the scores (samples, examples)
+    early_stopping: Optional[EarlyStopping] = None  #: the callback, if the recipe used one
+    loss_name: Optional[str] = None  #: what the loss is, for the plot (default: the compiled loss's name)
 
 
 class Task:
@@ -79,6 +83,11 @@ class Task:
     shape = ""  #: "many-to-one", ...
     default_cell = "lstm"
     default_epochs = 5
+    input_help = "inputs"  #: what ``rnnkit predict`` takes, for messages
+    needs_inputs = True  #: False: ``predict`` with no inputs has a default (e.g. the bundled test images)
+
+    def check(self, ctx: Context) -> None:
+        """Read and check the task's input before anything else is done (a user's files: ``ctx.data``)."""
 
     def train(self, ctx: Context) -> Run:
         raise NotImplementedError
@@ -89,23 +98,31 @@ class Task:
 
 
 class EpochBar(Callback):
-    """One tqdm bar over all epochs (for tasks with many short epochs), showing the latest losses."""
+    """One tqdm bar over all epochs (for tasks with many short epochs), showing the latest losses.
+
+    Written to a file or a pipe, it prints one line per epoch instead of redrawing a bar.
+    """
 
     def __init__(self, epochs: int, desc: str, file: Any = None) -> None:
         super().__init__()
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=epochs, desc=desc, unit="epoch", file=file or sys.stderr, dynamic_ncols=True,
-                        mininterval=0.2)
+        self.epochs, self.desc, self.file = epochs, desc, file or sys.stderr
+        self.bar = (tqdm(total=epochs, desc=desc, unit="epoch", file=self.file, dynamic_ncols=True, mininterval=0.2)
+                    if is_terminal(self.file) else None)
 
     def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
         logs = logs or {}
-        shown = {k: v for k, v in logs.items() if k in ("loss", "val_loss", "accuracy", "val_accuracy")}
-        self.bar.set_postfix_str(" ".join(f"{k} {v:.4g}" for k, v in shown.items()), refresh=False)
+        shown = " ".join(f"{k} {v:.4g}" for k, v in logs.items() if k in ("loss", "val_loss", "accuracy", "val_accuracy"))
+        if self.bar is None:
+            print(f"{self.desc}: epoch {epoch + 1}/{self.epochs} {shown}", file=self.file, flush=True)
+            return
+        self.bar.set_postfix_str(shown, refresh=False)
         self.bar.update(1)
 
     def on_train_end(self, logs: Optional[dict] = None) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
 
 
 def seed_everything(seed: int) -> None:
@@ -114,8 +131,68 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def plot_history(history: dict[str, list[float]], path: Path, title: str) -> Path:
-    """Learning curves: losses on the left, every other per-epoch series on the right."""
+def check_out_dir(path: Path) -> Path:
+    """``path`` can hold a run: a writable directory, or creatable in one. Checked before any work; writes nothing."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--out {str(path)!r} is a file; expected a directory (existing or new)")
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"--out {str(path)!r} lies under {str(parent)!r}, which is a file, not a directory")
+    try:  # os.access says yes to root everywhere; creating (and at once removing) a file is the real test
+        tempfile.TemporaryFile(dir=parent).close()
+    except OSError as e:
+        raise ValueError(f"--out {str(path)!r}: cannot write in {str(parent)!r} ({e.strerror}); expected a "
+                         "writable directory") from None
+    return path
+
+
+def stopping_summary(run: Run, epochs: int) -> str:
+    """One line: how many epochs ran, whether early stopping fired, and which epoch's weights the model holds."""
+    ran = len(run.history.get("loss", []))
+    stop = run.early_stopping
+    if stop is not None and stop.stopped_epoch > 0:
+        restored = f", restored epoch {stop.best_epoch + 1} (best {stop.monitor} {stop.best:.4g})" \
+            if stop.restore_best_weights else ""
+        return f"early stopping: stopped at epoch {stop.stopped_epoch + 1} of {epochs}{restored}"
+    if stop is not None:
+        return f"trained all {ran} epochs (early stopping on {stop.monitor} did not fire); the model is the last epoch's"
+    return f"trained all {ran} epochs; the model is the last epoch's"
+
+
+def restored_epoch(run: Run) -> Optional[int]:
+    """The 1-based epoch whose weights the model holds, if early stopping restored one."""
+    stop = run.early_stopping
+    if stop is not None and stop.stopped_epoch > 0 and stop.restore_best_weights:
+        return stop.best_epoch + 1
+    return None
+
+
+_LOSS_NAMES = {"SparseCategoricalCrossentropy": "cross-entropy (nats)", "CategoricalCrossentropy": "cross-entropy (nats)",
+               "BinaryCrossentropy": "binary cross-entropy (nats)", "MeanSquaredError": "mean squared error",
+               "MeanAbsoluteError": "mean absolute error"}
+
+
+def loss_name(run: Run) -> str:
+    if run.loss_name:
+        return run.loss_name
+    loss = getattr(run.model, "loss", None)
+    kind = type(loss).__name__ if loss is not None else ""
+    return _LOSS_NAMES.get(kind, kind or "loss")
+
+
+def plot_history(history: dict[str, list[float]], path: Path, title: str, loss: str = "loss",
+                 best_epoch: Optional[int] = None, scores: Sequence[Score] = ()) -> Path:
+    """Learning curves: the loss (training and validation) on the left, every other per-epoch series on the right.
+
+    Args:
+        loss: what the loss is, for the y-axis ("cross-entropy (nats)", ...).
+        best_epoch: the 1-based epoch whose weights were restored; marked by a dashed line.
+        scores: test scores; named in the title, and drawn as lines (with their baselines) on the
+            metrics panel where a plotted series has the same name.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -124,24 +201,36 @@ def plot_history(history: dict[str, list[float]], path: Path, title: str) -> Pat
 
     losses = {k: v for k, v in history.items() if k.endswith("loss") and v}
     others = {k: v for k, v in history.items() if not k.endswith("loss") and k != "time" and v}
-    fig, axes = plt.subplots(1, 2 if others else 1, figsize=(10 if others else 5.5, 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, 2 if others else 1, figsize=(10.5 if others else 6, 4), squeeze=False)
+
+    def curves(ax: Any, series: dict[str, list[float]]) -> None:
+        for k, v in series.items():
+            ax.plot(range(1, len(v) + 1), v, marker="o" if len(v) < 30 else None, label=k,
+                    linestyle="--" if k.startswith("val_") else "-")
+        if best_epoch is not None:
+            ax.axvline(best_epoch, color="grey", linestyle=":", label=f"restored epoch {best_epoch}")
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
     ax = axes[0, 0]
-    for k, v in losses.items():
-        ax.plot(range(1, len(v) + 1), v, marker="o" if len(v) < 30 else None, label=k)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.set_title("loss")
-    ax.legend()
+    curves(ax, losses)
+    ax.set_ylabel(loss)
+    ax.set_title("loss" + ("" if any(k.startswith("val_") for k in losses) else " (no validation split)"))
+    ax.legend(fontsize="small")
     if others:
         ax = axes[0, 1]
-        for k, v in others.items():
-            ax.plot(range(1, len(v) + 1), v, marker="o" if len(v) < 30 else None, label=k)
-        ax.set_xlabel("epoch")
+        curves(ax, others)
+        names = sorted({k.removeprefix("val_") for k in others})
+        ax.set_ylabel(", ".join(names))
+        for s in scores:
+            if s.name in names:
+                ax.axhline(s.value, color="black", linewidth=1, label=f"test {s.name} {_fmt(s.value)}")
+                ax.axhline(s.baseline, color="red", linewidth=1, linestyle="-.",
+                           label=f"baseline {_fmt(s.baseline)}")
         ax.set_title("metrics")
-        ax.legend()
-    for ax in axes[0]:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.suptitle(title)
+        ax.legend(fontsize="small")
+    score_text = "; ".join(f"test {s.name} {_fmt(s.value)} (baseline {_fmt(s.baseline)})" for s in scores)
+    fig.suptitle(title + (f"\n{score_text}" if score_text else ""), fontsize="medium")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -153,8 +242,22 @@ def _fmt(v: float) -> str:
     return f"{v:.4f}" if abs(v) < 100 else f"{v:.1f}"
 
 
+def prepare(task: Task, ctx: Context) -> None:
+    """Everything that can fail before training, in order: the output directory, the task's input, the C++ build.
+
+    Done before any progress bar starts, so a bad path or file fails at once and the build
+    (minutes on a first run) does not count in a bar's ETA.
+    """
+    check_out_dir(ctx.out)
+    task.check(ctx)
+    from ...engine.kernels import load_kernels
+
+    load_kernels()
+
+
 def train_task(task: Task, ctx: Context) -> tuple[Run, dict[str, Path]]:
-    """Seed, train, print the scores beside their baselines, save the model, the curves and results.json."""
+    """Check, seed, train, print the scores beside their baselines, save the model, the curves and results.json."""
+    prepare(task, ctx)
     seed_everything(ctx.seed)
     start = time.perf_counter()
     ctx.say(f"rnnkit train {task.name}: {task.summary} ({task.shape}, cell={ctx.cell}, epochs={ctx.epochs}, "
@@ -162,17 +265,22 @@ def train_task(task: Task, ctx: Context) -> tuple[Run, dict[str, Path]]:
     run = task.train(ctx)
     seconds = time.perf_counter() - start
     ctx.out.mkdir(parents=True, exist_ok=True)
+    stopped = stopping_summary(run, ctx.epochs)
     results = {
         "task": task.name, "cell": ctx.cell, "epochs": ctx.epochs, "seed": ctx.seed, "limit": ctx.limit,
-        "options": ctx.options, "seconds": round(seconds, 1), "threads": torch.get_num_threads(),
+        "options": {k: str(v) if isinstance(v, Path) else v for k, v in ctx.options.items()}, "seconds": round(seconds, 1),
+        "threads": torch.get_num_threads(), "epochs_run": len(run.history.get("loss", [])),
+        "restored_epoch": restored_epoch(run), "stopping": stopped,
         "scores": [{"metric": s.name, "value": s.value, "baseline": s.baseline, "baseline_name": s.baseline_name,
                     "higher_is_better": s.higher_is_better, "beats_baseline": s.beats_baseline} for s in run.scores],
     }
     weights, config = save_model(run.model, ctx.out / "model", task=task.name, results=results, **run.extras)
-    curves = plot_history(run.history, ctx.out / "curves.png", f"rnnkit train {task.name} ({ctx.cell})")
+    curves = plot_history(run.history, ctx.out / "curves.png", f"rnnkit train {task.name} ({ctx.cell})",
+                          loss=loss_name(run), best_epoch=restored_epoch(run), scores=run.scores)
     (ctx.out / "results.json").write_text(json.dumps({**results, "history": run.history}, indent=1) + "\n")
     width = max(len(s.name) for s in run.scores) if run.scores else 0
     ctx.say("")
+    ctx.say(stopped)
     for s in run.scores:
         verdict = "beats" if s.beats_baseline else "does NOT beat"
         ctx.say(f"test {s.name:<{width}}  {_fmt(s.value)}   baseline {_fmt(s.baseline)} ({s.baseline_name}): {verdict} it")

@@ -29,106 +29,143 @@ def majority_baseline(y_train: np.ndarray, y_test: np.ndarray) -> tuple[float, i
     return float(np.mean(y_test == top)), top
 
 
-class SentimentTask(Task):
-    name = "sentiment"
-    summary = "positive or negative? 10,043 movie-review sentences rated by people (VADER, MIT)"
+class TextClassTask(Task):
+    """The recipe for words -> one label; subclasses give the texts (``data``)."""
+
     shape = "many-to-one: words -> one label"
     default_cell = "lstm"
     default_epochs = 5
     maxlen, num_words = 40, 10_000
+
+    def data(self, ctx: Context) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
+        """Train texts (N,), their labels (N,), test texts, test labels, the class names."""
+        raise NotImplementedError
 
     def encode(self, vocab: WordVocab, texts: Sequence[str]) -> np.ndarray:
         return pad_sequences(vocab.texts_to_sequences(list(texts)), maxlen=self.maxlen, padding="post",
                              truncating="post", dtype="int64")
 
     def train(self, ctx: Context) -> Run:
-        d = load_sentiment()
-        # The source lists mostly positive sentences first: shuffle, so validation_split holds both labels.
-        train = np.random.default_rng(ctx.seed).permutation(ctx.pick(len(d.x_train)))
-        test = ctx.pick(len(d.x_test))
-        x_train, y_train, x_test, y_test = d.x_train[train], d.y_train[train], d.x_test[test], d.y_test[test]
-        ctx.say(f"data: {len(train):,} train / {len(test):,} test sentences; words beyond the {self.num_words:,} most frequent "
-                f"-> <unk>; at most {self.maxlen} words")
+        x_train, y_train, x_test, y_test, classes = self.data(ctx)
+        ctx.say(f"data: {len(x_train):,} train / {len(x_test):,} test texts, classes {list(classes)}; words beyond "
+                f"the {self.num_words:,} most frequent -> <unk>; at most {self.maxlen} words")
         vocab = WordVocab(num_words=self.num_words, oov_token="<unk>").fit(list(x_train))
         X, Xt = self.encode(vocab, x_train), self.encode(vocab, x_test)
-        model = SequenceClassifier(2, vocab_size=vocab.vocab_size, embedding_dim=64, units=64, cell=ctx.cell,
-                                   bidirectional=True, dropout=0.4)
+        model = SequenceClassifier(len(classes), vocab_size=vocab.vocab_size, embedding_dim=64, units=64,
+                                   cell=ctx.cell, bidirectional=True, dropout=0.4)
         _compile(model, 2e-3)
-        # Keep the weights of the best epoch on a held-out tenth of the training sentences.
+        # Keep the weights of the best epoch on a held-out tenth of the training texts.
         stop = EarlyStopping(monitor="val_accuracy", patience=2, restore_best_weights=True)
         hist = model.fit(X, y_train, batch_size=64, epochs=ctx.epochs, validation_split=0.1, callbacks=[stop],
                          verbose=1 if ctx.verbose else 0)
         _, acc = model.evaluate(Xt, y_test, batch_size=256, verbose=0)
         base, top = majority_baseline(y_train, y_test)
         proba = model.predict_proba(Xt[:3])
-        notes = [f"  {LABELS[int(p.argmax())]} {p.max():.2f}  {t[:70]!r}" for p, t in zip(proba, x_test[:3])]
-        return Run(model, dict(hist.history), [Score("accuracy", float(acc), base, f"majority class '{LABELS[top]}'")],
-                   extras={"vocab": vocab.get_config(), "maxlen": self.maxlen}, notes=["examples:", *notes])
+        notes = [f"  {classes[int(p.argmax())]} {p.max():.2f}  {t[:70]!r}" for p, t in zip(proba, x_test[:3])]
+        return Run(model, dict(hist.history), [Score("accuracy", float(acc), base, f"majority class '{classes[top]}'")],
+                   extras={"vocab": vocab.get_config(), "maxlen": self.maxlen, "classes": list(classes)},
+                   notes=["examples:", *notes], early_stopping=stop)
 
     def predict(self, model: nn.Module, extras: dict[str, Any], inputs: Sequence[str]) -> list[str]:
         vocab = WordVocab.from_config(extras["vocab"])
+        classes = extras.get("classes", LABELS)
         for i, text in enumerate(inputs):
             if not vocab.words(text):
                 raise ValueError(f"input {i} ({text!r}) has no words to classify")
         proba = model.predict_proba(self.encode(vocab, inputs))
-        return [f"{LABELS[int(p.argmax())]}\t{p.max():.3f}\t{t}" for p, t in zip(proba, inputs)]
+        return [f"{classes[int(p.argmax())]}\t{p.max():.3f}\t{t}" for p, t in zip(proba, inputs)]
 
 
-class UCRTask(Task):
-    name = "ucr"
-    summary = "time-series classes from the UCR/UEA archive (--dataset, default ItalyPowerDemand)"
+class SentimentTask(TextClassTask):
+    name = "sentiment"
+    summary = "positive or negative? 10,043 movie-review sentences rated by people (VADER, MIT)"
+    input_help = "sentences"
+
+    def data(self, ctx: Context) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
+        d = load_sentiment()
+        # The source lists mostly positive sentences first: shuffle, so validation_split holds both labels.
+        train = np.random.default_rng(ctx.seed).permutation(ctx.pick(len(d.x_train)))
+        test = ctx.pick(len(d.x_test))
+        return d.x_train[train], d.y_train[train], d.x_test[test], d.y_test[test], LABELS
+
+
+class SeriesClassTask(Task):
+    """The recipe for a series -> one class; subclasses give the series (``data``)."""
+
     shape = "many-to-one: a series -> one class"
     default_cell = "gru"
     default_epochs = 150
+    validation_split = 0.0
+
+    def data(self, ctx: Context) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[str, ...], str]:
+        """Train series (N, T, F), labels (N,), test series, test labels, the class names, the data's name."""
+        raise NotImplementedError
 
     def train(self, ctx: Context) -> Run:
-        name = ctx.options.get("dataset") or "ItalyPowerDemand"
-        d = load_ucr(name)
-        train, test = ctx.pick(len(d.x_train)), ctx.pick(len(d.x_test))
-        x_train, y_train, x_test, y_test = d.x_train[train], d.y_train[train], d.x_test[test], d.y_test[test]
+        x_train, y_train, x_test, y_test, classes, name = self.data(ctx)
         N, T, F = x_train.shape
-        ctx.say(f"data: {d.name}, {N} train / {len(test)} test series, T={T}, F={F}, classes {list(d.classes)}")
+        ctx.say(f"data: {name}, {N} train / {len(x_test)} test series, T={T}, F={F}, classes {list(classes)}")
         # Standardise each feature with training statistics (saved with the model).
         loc, scale = x_train.mean((0, 1)), x_train.std((0, 1)) + 1e-8
-        model = SequenceClassifier(len(d.classes), input_size=F, units=32, cell=ctx.cell, bidirectional=True,
+        model = SequenceClassifier(len(classes), input_size=F, units=32, cell=ctx.cell, bidirectional=True,
                                    dropout=0.2)
         _compile(model, 3e-3)
-        callbacks = [EpochBar(ctx.epochs, d.name)] if ctx.verbose else []
+        callbacks = [EpochBar(ctx.epochs, name)] if ctx.verbose else []
         hist = model.fit((x_train - loc) / scale, y_train, batch_size=16, epochs=ctx.epochs, verbose=0,
-                         callbacks=callbacks)
+                         validation_split=self.validation_split, callbacks=callbacks)
         _, acc = model.evaluate((x_test - loc) / scale, y_test, batch_size=256, verbose=0)
         base, top = majority_baseline(y_train, y_test)
-        extras = {"dataset": d.name, "classes": list(d.classes), "loc": loc.tolist(), "scale": scale.tolist(),
+        extras = {"dataset": name, "classes": list(classes), "loc": loc.tolist(), "scale": scale.tolist(),
                   "length": T}
-        return Run(model, dict(hist.history), [Score("accuracy", float(acc), base, f"majority class {d.classes[top]!r}")],
+        return Run(model, dict(hist.history), [Score("accuracy", float(acc), base, f"majority class {classes[top]!r}")],
                    extras=extras)
 
+    def read_file(self, path: Path, extras: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """A file of labelled series for ``predict``: (x (N, T, F), y (N,) indices into the model's classes)."""
+        raise NotImplementedError
+
     def predict(self, model: nn.Module, extras: dict[str, Any], inputs: Sequence[str]) -> list[str]:
-        """Each input is a UCR/UEA file (.ts or .tsv, optionally .gz: its accuracy) or a
-        comma-separated univariate series (its class)."""
+        """Each input is a file of labelled series (its accuracy) or a comma-separated univariate series (its class)."""
         loc, scale = np.asarray(extras["loc"], np.float32), np.asarray(extras["scale"], np.float32)
-        classes = list(extras["classes"])
+        classes, length = list(extras["classes"]), extras.get("length")
         out = []
         for item in inputs:
             path, y = Path(item), None
             if path.is_file():
-                reader = read_ucr_tsv if ".tsv" in path.name else read_ts
-                data = reader(path, classes=classes)
-                x, y = data.x, data.y
+                x, y = self.read_file(path, extras)
             else:
                 try:
                     x = np.array([float(v) for v in item.split(",")], dtype=np.float32)[None, :, None]
                 except ValueError:
                     raise ValueError(f"input {item!r} is neither a file nor a comma-separated series of numbers") from None
             if x.shape[-1] != len(loc):
-                raise ValueError(f"input {item!r} has {x.shape[-1]} features per step; the model was trained on "
+                raise ValueError(f"input {item[:60]!r} has {x.shape[-1]} features per step; the model was trained on "
                                  f"{len(loc)} ({extras['dataset']})")
+            if length is not None and x.shape[1] != length:
+                raise ValueError(f"input {item[:60]!r} is a series of {x.shape[1]} steps; expected {length}, the "
+                                 f"length the model was trained on ({extras['dataset']})")
             pred = model.predict_proba(((x - loc) / scale).astype(np.float32)).argmax(-1)
             if y is not None:
                 out.append(f"{item}: {len(pred)} series, accuracy {float(np.mean(pred == y)):.4f}")
             else:
                 out.append(classes[int(pred[0])])
         return out
+
+
+class UCRTask(SeriesClassTask):
+    name = "ucr"
+    summary = "time-series classes from the UCR/UEA archive (--dataset, default ItalyPowerDemand)"
+    input_help = "a .ts/.tsv file or a comma-separated series"
+
+    def data(self, ctx: Context) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[str, ...], str]:
+        d = load_ucr(ctx.options.get("dataset") or "ItalyPowerDemand")
+        train, test = ctx.pick(len(d.x_train)), ctx.pick(len(d.x_test))
+        return d.x_train[train], d.y_train[train], d.x_test[test], d.y_test[test], d.classes, d.name
+
+    def read_file(self, path: Path, extras: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        reader = read_ucr_tsv if ".tsv" in path.name else read_ts
+        data = reader(path, classes=list(extras["classes"]))
+        return data.x, data.y
 
 
 UCR_DATASETS = tuple(UCR_BUNDLED)

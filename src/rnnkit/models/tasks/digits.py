@@ -61,6 +61,8 @@ class CaptionsTask(Task):
     shape = "one-to-many: an 8x8 image -> the letters of its word"
     default_cell = "gru"
     default_epochs = 20
+    input_help = "test image indices or 64 comma-separated pixels (none: 3 test images)"
+    needs_inputs = False
 
     def train(self, ctx: Context) -> Run:
         d = load_digits_captions()
@@ -99,6 +101,8 @@ class DigitsTask(Task):
     shape = "one-to-one: an image -> its class (T = 1: the cell acts as an MLP layer)"
     default_cell = "lstm"
     default_epochs = 20
+    input_help = "test image indices or 64 comma-separated pixels (none: 3 test images)"
+    needs_inputs = False
 
     def train(self, ctx: Context) -> Run:
         d = load_digits_captions()

@@ -39,21 +39,28 @@ class CharLMTask(Task):
     default_epochs = 10
     window = 100
 
-    def train(self, ctx: Context) -> Run:
+    input_help = "prompts"
+
+    def texts(self, ctx: Context) -> tuple[str, str, str, str]:
+        """The whole text (for the vocabulary), and its consecutive train, validation and test pieces."""
         d = load_pydoc_text()
-        vocab = CharVocab.fit(d.text)  # the whole text, so valid/test characters have ids
+        return d.text, d.train, d.valid, d.test
+
+    def train(self, ctx: Context) -> Run:
+        text, train, valid, test = self.texts(ctx)
+        vocab = CharVocab.fit(text)  # the whole text, so valid/test characters have ids
         T = self.window
-        X, Y = windows(vocab.encode(d.train), T)
-        Xv, Yv = windows(vocab.encode(d.valid), T)
-        Xt, Yt = windows(vocab.encode(d.test), T)
+        X, Y = windows(vocab.encode(train), T)
+        Xv, Yv = windows(vocab.encode(valid), T)
+        Xt, Yt = windows(vocab.encode(test), T)
         X, Y = X[ctx.pick(len(X))], Y[ctx.pick(len(Y))]
         Xv, Yv, Xt, Yt = Xv[ctx.pick(len(Xv))], Yv[ctx.pick(len(Yv))], Xt[ctx.pick(len(Xt))], Yt[ctx.pick(len(Yt))]
         ctx.say(f"data: {X.size:,} train / {Xt.size:,} test characters in windows of {T}; {len(vocab)} symbols")
         model = CharLanguageModel(len(vocab), embedding_dim=32, units=256, cell=ctx.cell, dropout=0.1)
         model.compile(optimizers.Adam(3e-3, global_clipnorm=1.0),
                       loss=losses.SparseCategoricalCrossentropy(from_logits=True))
-        hist = model.fit(X, Y, batch_size=32, epochs=ctx.epochs, validation_data=(Xv, Yv),
-                         callbacks=[EarlyStopping(patience=2, restore_best_weights=True)],
+        stop = EarlyStopping(patience=2, restore_best_weights=True)
+        hist = model.fit(X, Y, batch_size=32, epochs=ctx.epochs, validation_data=(Xv, Yv), callbacks=[stop],
                          verbose=1 if ctx.verbose else 0)
         test_bits = nats_to_bits(float(model.evaluate(Xt, Yt, batch_size=64, verbose=0)))
         base = unigram_bits(X.ravel(), Yt.ravel(), len(vocab))
@@ -65,7 +72,8 @@ class CharLMTask(Task):
         return Run(model, history, [Score("bits per character", test_bits, base, "unigram character frequencies",
                                           higher_is_better=False)],
                    extras={"vocab": vocab.get_config(), "window": T},
-                   notes=["sample (prompt 'The ', temperature 0.7, top-k 10):", "The " + sample])
+                   notes=["sample (prompt 'The ', temperature 0.7, top-k 10):", "The " + sample],
+                   early_stopping=stop, loss_name="cross-entropy per character (nats)")
 
     def predict(self, model: nn.Module, extras: dict[str, Any], inputs: Sequence[str]) -> list[str]:
         """The five most likely next characters after each prompt."""
@@ -105,6 +113,16 @@ def boundary_f1(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
     return 0.0 if tp == 0 else 2 * precision * recall / (precision + recall)
 
 
+def fit_tagger(ctx: Context, X: np.ndarray, Y: np.ndarray, vocab_size: int, num_tags: int) -> tuple[SequenceTagger, Any]:
+    """The tagging recipe: ids X (N, T), 0 = padding, and tags Y (N, T) -> the trained tagger and its History."""
+    model = SequenceTagger(vocab_size, num_tags, embedding_dim=32, units=64, cell=ctx.cell, bidirectional=True,
+                           num_layers=2, dropout=0.2)
+    model.compile(optimizers.Adam(3e-3), loss=losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    hist = model.fit(X, Y, batch_size=32, epochs=ctx.epochs, validation_split=0.1, verbose=1 if ctx.verbose else 0)
+    return model, hist
+
+
 class SegmentTask(Task):
     name = "segment"
     summary = "put the spaces back into movie-review sentences written without them"
@@ -112,6 +130,7 @@ class SegmentTask(Task):
     default_cell = "lstm"
     default_epochs = 4
     maxlen = 200
+    input_help = "texts without spaces"
 
     def encode(self, vocab: CharVocab, texts: Sequence[str]) -> np.ndarray:
         X = np.zeros((len(texts), self.maxlen), dtype=np.int64)
@@ -136,12 +155,7 @@ class SegmentTask(Task):
         Xt, Yt, texts = self.data(test, vocab)
         ctx.say(f"data: {len(X):,} train / {len(Xt):,} test sentences without spaces, at most {self.maxlen} "
                 f"characters; {len(vocab)} symbols")
-        model = SequenceTagger(len(vocab), 2, embedding_dim=32, units=64, cell=ctx.cell, bidirectional=True,
-                               num_layers=2, dropout=0.2)
-        model.compile(optimizers.Adam(3e-3), loss=losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=["accuracy"])
-        hist = model.fit(X, Y, batch_size=32, epochs=ctx.epochs, validation_split=0.1,
-                         verbose=1 if ctx.verbose else 0)
+        model, hist = fit_tagger(ctx, X, Y, len(vocab), 2)
         pred = model.predict_tags(Xt)
         # Sentence ends are always word ends; score only the boundaries inside sentences.
         lengths = (Xt != 0).sum(1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from torch import nn
@@ -34,6 +34,7 @@ class Seq2SeqTask(Task):
     default_cell = "lstm"
     default_epochs = 8
     units, embedding_dim, batch_size = 128, 48, 64
+    input_help = "source texts"
 
     def pairs(self, ctx: Context) -> tuple[Pairs, Pairs]:
         raise NotImplementedError
@@ -80,16 +81,21 @@ class Seq2SeqTask(Task):
         notes += [f"  {''.join(s)} -> {self.join(p)}   (truth: {self.join(t)})"
                   for s, p, t in zip(src_t[:4], pred[:4], tgt_t[:4])]
         history = {"loss": hist["loss"], "val_loss": hist["val_loss"], "teacher_forcing": hist["teacher_forcing"]}
-        return Run(model, history, scores, notes=notes,
-                   extras={"src_vocab": sv.get_config(), "tgt_vocab": tv.get_config()})
+        return Run(model, history, scores, notes=notes, loss_name="cross-entropy per target token (nats)",
+                   extras={"src_vocab": sv.get_config(), "tgt_vocab": tv.get_config(), **self.saved_options(ctx)})
+
+    def saved_options(self, ctx: Context) -> dict[str, Any]:
+        """What ``translate`` needs besides the vocabularies (a user's file: how to split texts into tokens)."""
+        return {}
 
     def translate(self, model: Seq2Seq, extras: dict[str, Any], inputs: Sequence[str], beam: int = 1) -> list[str]:
         sv, tv = TokenVocab.from_config(extras["src_vocab"]), TokenVocab.from_config(extras["tgt_vocab"])
+        split, join = self.tokenizer(extras)
         if not inputs:
             raise ValueError("give at least one input to translate")
         rows = []
         for i, text in enumerate(inputs):
-            tokens = self.source_tokens(text)
+            tokens = split(text)
             if not tokens:
                 raise ValueError(f"input {i} is empty")
             unknown = sorted({t for t in tokens if t not in sv.stoi})
@@ -101,7 +107,11 @@ class Seq2SeqTask(Task):
         for i, r in enumerate(rows):
             S[i, : len(r)] = r
         ids = model.greedy(S) if beam == 1 else model.beam_search(S, beam_size=beam)
-        return [f"{text}\t{self.join(tv.decode(r))}" for text, r in zip(inputs, ids)]
+        return [f"{text}\t{join(tv.decode(r))}" for text, r in zip(inputs, ids)]
+
+    def tokenizer(self, extras: dict[str, Any]) -> tuple[Callable[[str], list[str]], Callable[[Sequence[str]], str]]:
+        """How a saved model's source texts split into tokens, and how its output tokens join into a text."""
+        return self.source_tokens, self.join
 
     def predict(self, model: nn.Module, extras: dict[str, Any], inputs: Sequence[str]) -> list[str]:
         return self.translate(model, extras, inputs)  # type: ignore[arg-type]
