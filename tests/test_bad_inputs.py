@@ -162,7 +162,7 @@ CASES = [
     Case("layers", "an unknown activation name", lambda: layers.Dense(3, activation="relu7"), ValueError,
          "activation", "expected one of"),
     Case("layers", "`Bidirectional(Dense(3))`", lambda: layers.Bidirectional(layers.Dense(3)), TypeError, "layer",
-         "must be a recurrent layer (SimpleRNN, LSTM or GRU)"),
+         "must be a recurrent layer (SimpleRNN, LSTM, GRU, RNN, ConvLSTM1D/2D)"),
     Case("layers", "`Bidirectional(..., merge_mode='max')`",
          lambda: layers.Bidirectional(layers.LSTM(3), merge_mode="max"), ValueError, "merge_mode", "expected one of"),
     Case("layers", "a (B, F) batch into TimeDistributed",

@@ -157,16 +157,33 @@ class Dropout(Layer):
 
 
 class Flatten(Layer):
-    """(B, d1, d2, ...) -> (B, d1 * d2 * ...)."""
+    """(B, d1, d2, ...) -> (B, d1 * d2 * ...); (B,) -> (B, 1). No mask passes through (Keras).
+
+    ``data_format="channels_first"`` flattens (B, C, d1, ...) in channels-last order, as Keras does.
+    """
+
+    def __init__(self, data_format: Optional[str] = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if data_format not in (None, "channels_last", "channels_first"):
+            raise ValueError(
+                "Received an invalid value for argument `data_format`: expected 'channels_last', 'channels_first' "
+                f"or None, got {data_format!r}"
+            )
+        self.data_format = data_format or "channels_last"
 
     def forward(self, x: Tensor, mask: Optional[Tensor] = None, training: Optional[bool] = None) -> Tensor:
-        if x.dim() < 1:
-            raise ValueError(f"Layer {self.name!r} expects inputs with a batch axis, got a scalar")
-        return x.reshape(x.shape[0], -1)
+        if not isinstance(x, Tensor) or x.dim() < 1:
+            raise ValueError(f"Layer {self.name!r} expects inputs with a batch axis, got {x!r}")
+        if self.data_format == "channels_first" and x.dim() > 2:
+            x = x.movedim(1, -1)
+        return x.reshape(x.shape[0], -1) if x.shape[0] else x.reshape(0, math.prod(x.shape[1:]))
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         rest = tuple(input_shape)[1:]
         return (input_shape[0], None if any(d is None for d in rest) else math.prod(rest))  # type: ignore[arg-type]
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "data_format": self.data_format}
 
 
 class RepeatVector(Layer):

@@ -1,13 +1,17 @@
 """Keras initialisers for the non-recurrent layers, on Keras-layout weights.
 
 ``Dense.kernel`` is (F, U) and ``Embedding.embeddings`` is (V, D), as in Keras, so
-fan_in = shape[0] and fan_out = shape[1]. The recurrent layers use the cell's
+fan_in = shape[0] and fan_out = shape[1]. Larger kernels follow Keras's convolution
+rule: a ``Conv1D`` kernel (K, F, U) has fan_in = K F and fan_out = K U. A layer
+whose kernel is a matrix in disguise (``MultiHeadAttention``'s (F, N, D)) passes its
+``fans`` explicitly, as Keras's EinsumDense does. The recurrent layers use the cell's
 own initialisers (``rnnkit.cells.initialize``), which work on torch layout.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 from torch import Tensor
@@ -21,7 +25,9 @@ INITIALIZERS = (
 def _fans(t: Tensor) -> tuple[int, int]:
     if t.dim() < 2:
         return t.numel(), t.numel()
-    return t.shape[0], t.shape[1]
+    # Keras: (..., fan_in_channels, fan_out_channels), the leading axes a receptive field.
+    field = math.prod(t.shape[:-2])
+    return t.shape[-2] * field, t.shape[-1] * field
 
 
 def check_initializer(name: object, argument: str) -> str:
@@ -31,9 +37,12 @@ def check_initializer(name: object, argument: str) -> str:
 
 
 @torch.no_grad()
-def initialize(t: Tensor, name: str) -> None:
-    """Fill ``t`` in place with Keras's scheme ``name`` (Keras's default arguments)."""
-    fan_in, fan_out = _fans(t)
+def initialize(t: Tensor, name: str, fans: Optional[tuple[int, int]] = None) -> None:
+    """Fill ``t`` in place with Keras's scheme ``name`` (Keras's default arguments).
+
+    ``fans`` = (fan_in, fan_out) overrides the ones read from the shape.
+    """
+    fan_in, fan_out = fans if fans is not None else _fans(t)
     if name in ("glorot_uniform", "he_uniform", "lecun_uniform"):
         scale = {"glorot_uniform": 6 / (fan_in + fan_out), "he_uniform": 6 / fan_in, "lecun_uniform": 3 / fan_in}[name]
         t.uniform_(-math.sqrt(scale), math.sqrt(scale))
@@ -49,7 +58,8 @@ def initialize(t: Tensor, name: str) -> None:
     elif name == "truncated_normal":
         torch.nn.init.trunc_normal_(t, 0.0, 0.05, -0.1, 0.1)
     elif name == "orthogonal":
-        torch.nn.init.orthogonal_(t)
+        # Keras orthogonalises (prod(shape[:-1]), shape[-1]); torch would take shape[0] as the rows.
+        torch.nn.init.orthogonal_(t.view(-1, t.shape[-1]) if t.dim() > 2 else t)
     elif name == "zeros":
         t.zero_()
     elif name == "ones":

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from .base import Layer, Shape, deserialize, serialize
-from .rnn import BaseRNN, StateLike
+from .rnn import RecurrentLayer, StateLike
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
@@ -22,7 +22,14 @@ def _strip(name: str, prefix: str) -> str:
 def _fresh_copy(layer: Layer, **overrides: Any) -> Layer:
     """A new layer of the same class and config (fresh weights), with ``overrides``."""
     config = {**layer.get_config(), **overrides}
-    return type(layer).from_config(config)
+    try:
+        return type(layer).from_config(config)
+    except TypeError as err:
+        # A user's cell whose get_config leaves out its constructor arguments lands here.
+        raise TypeError(
+            f"Bidirectional copies layer {layer.name!r} through get_config/from_config, which failed: {err}. "
+            "A custom cell's get_config must return its constructor arguments (as in Keras)"
+        ) from err
 
 
 def _accepts(layer: Layer, argument: str) -> bool:
@@ -34,7 +41,8 @@ class Bidirectional(Layer):
     """Runs a recurrent layer forwards and a copy of it backwards, and merges the outputs.
 
     Args:
-        layer: a ``SimpleRNN``/``LSTM``/``GRU``. As in Keras, it is used as a template:
+        layer: a recurrent layer (``SimpleRNN``, ``LSTM``, ``GRU``, ``RNN(cell)`` with any
+            cell, ``ConvLSTM1D``/``2D``). As in Keras, it is used as a template:
             the forward and backward layers are fresh copies (new weights), named
             "forward_<name>" and "backward_<name>".
         merge_mode: "concat" (B, [T,] 2H), "sum", "mul", "ave" (B, [T,] H), or None:
@@ -55,15 +63,17 @@ class Bidirectional(Layer):
 
     def __init__(
         self,
-        layer: BaseRNN,
+        layer: RecurrentLayer,
         merge_mode: Optional[str] = "concat",
         weights: Optional[Sequence[Any]] = None,
-        backward_layer: Optional[BaseRNN] = None,
+        backward_layer: Optional[RecurrentLayer] = None,
         **kwargs: Any,
     ) -> None:
         for arg, value in (("layer", layer), ("backward_layer", backward_layer)):
-            if value is not None and not isinstance(value, BaseRNN):
-                raise TypeError(f"Argument `{arg}` must be a recurrent layer (SimpleRNN, LSTM or GRU), got {type(value).__name__}")
+            if value is not None and not isinstance(value, RecurrentLayer):
+                raise TypeError(
+                    f"Argument `{arg}` must be a recurrent layer (SimpleRNN, LSTM, GRU, RNN, ConvLSTM1D/2D), got {type(value).__name__}"
+                )
         if merge_mode not in MERGE_MODES:
             raise ValueError(f"Received an invalid value for argument `merge_mode`: expected one of {MERGE_MODES}, got {merge_mode!r}")
         if "input_shape" not in kwargs and "batch_input_shape" not in kwargs and layer.declared_input_shape is not None:
