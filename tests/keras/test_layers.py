@@ -19,6 +19,7 @@ from rnnkit.keras.layers import (
     Embedding,
     Flatten,
     Input,
+    InputLayer,
     Masking,
     RepeatVector,
     SimpleRNN,
@@ -224,8 +225,9 @@ def test_core_layers():
     assert Flatten().compute_output_shape((None, 3, 4)) == (None, 12)
     torch.testing.assert_close(Activation("softmax")(x).sum(-1), torch.ones(2))
     torch.testing.assert_close(Dense(3, activation="relu")(x).clamp(max=0), torch.zeros(2, 3))
-    inp = Input(shape=(None, 6))
+    inp = InputLayer(shape=(None, 6))
     assert inp.compute_output_shape() == (None, None, 6)
+    assert Input(shape=(None, 6)).shape == (None, None, 6)
     assert inp(torch.randn(2, 4, 6)).shape == (2, 4, 6)
     with pytest.raises(ValueError, match=r"\(None, None, 6\)"):
         inp(torch.randn(2, 4, 5))
@@ -466,7 +468,7 @@ CONFIG_LAYERS = [
     lambda: Masking(mask_value=-1.0),
     lambda: Dropout(0.2),
     lambda: RepeatVector(4),
-    lambda: Input(shape=(None, 3)),
+    lambda: InputLayer(shape=(None, 3)),
     lambda: Flatten(),
     lambda: Activation("relu"),
     lambda: LSTM(3, stateful=True, batch_input_shape=(4, None, 2)),
@@ -583,7 +585,7 @@ def test_bad_inputs_raise_clear_errors():
     dense(torch.randn(2, 5))
     with pytest.raises(ValueError, match=r"\(B, \.\.\., 5\)"):
         dense(torch.randn(2, 6))
-    with pytest.raises(TypeError, match="functional API"):
-        LSTM(3)(Input(shape=(None, 2)))
+    with pytest.raises(ValueError, match=r"'lstm.*`inputs` of shape \(None, 2\).*rank 3"):
+        LSTM(3, name="lstm")(Input(shape=(2,)))
     with pytest.raises(ValueError, match="Unknown layer class"):
         get_layer_class("Conv2D")

@@ -203,7 +203,7 @@ def _layer(g: _Graph, layer: Any, flow: _Flow) -> _Flow:
         x = g.op("Unsqueeze", [flow.name, g.ints([1])])  # (B, 1, F)
         y = g.op("Expand", [x, g.ints([1, layer.n, 1])])  # (B, n, F)
         return _Flow(y, tuple(layer.compute_output_shape(flow.shape)))
-    if isinstance(layer, L.Input):
+    if isinstance(layer, L.InputLayer):
         return flow
     raise UnsupportedForExport(f"Cannot export {where}: export_onnx knows Embedding, Masking, SimpleRNN, LSTM, GRU, "
                                "Bidirectional, Dense, Dropout, Activation, Flatten, RepeatVector and TimeDistributed")

@@ -14,12 +14,11 @@ from .base import Layer as Layer
 from .base import deserialize as deserialize
 from .base import get_layer_class as get_layer_class
 from .base import serialize as serialize
+from .symbolic import KerasTensor as KerasTensor
 from .core import Activation as Activation
 from .core import Dense as Dense
 from .core import Dropout as Dropout
 from .core import Flatten as Flatten
-from .core import Input as Input
-from .core import InputLayer as InputLayer
 from .core import RepeatVector as RepeatVector
 from .conv_lstm import ConvLSTM1D as ConvLSTM1D
 from .conv_lstm import ConvLSTM2D as ConvLSTM2D
@@ -27,6 +26,8 @@ from .conv_lstm import ConvLSTMCell as ConvLSTMCell
 from .convolutional import Conv1D as Conv1D
 from .embedding import Embedding as Embedding
 from .embedding import Masking as Masking
+from .input_layer import Input as Input
+from .input_layer import InputLayer as InputLayer
 from .lambda_layer import Lambda as Lambda
 from .lambda_layer import register_function as register_function
 from .merging import Add as Add
@@ -73,7 +74,7 @@ __all__ = [
     "BaseRNN", "BatchNormalization", "Bidirectional", "Concatenate", "Conv1D", "ConvLSTM1D", "ConvLSTM2D",
     "ConvLSTMCell", "Cropping1D", "Dense", "Dot", "Dropout", "Embedding", "Flatten", "GRU", "GRUCell",
     "GaussianDropout", "GaussianNoise", "GlobalAveragePooling1D", "GlobalAvgPool1D", "GlobalMaxPool1D",
-    "GlobalMaxPooling1D", "Input", "InputLayer", "LSTM", "LSTMCell", "Lambda", "Layer", "LayerNormalization",
+    "GlobalMaxPooling1D", "Input", "InputLayer", "KerasTensor", "LSTM", "LSTMCell", "Lambda", "Layer", "LayerNormalization",
     "Masking", "MaxPool1D", "MaxPooling1D", "Maximum", "Minimum", "MultiHeadAttention", "Multiply", "Permute", "RNN",
     "RecurrentLayer", "RepeatVector", "Reshape", "SimpleRNN", "SimpleRNNCell", "SpatialDropout1D", "StackedRNNCells",
     "Subtract", "TimeDistributed", "UpSampling1D", "ZeroPadding1D", "deserialize", "get_layer_class",

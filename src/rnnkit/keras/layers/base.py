@@ -24,12 +24,15 @@ Inputs may be numpy arrays; floating ones become tensors of the layer's dtype.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from . import symbolic
 
 Shape = tuple[Optional[int], ...]
 
@@ -123,6 +126,9 @@ class Layer(nn.Module):
         taken = _REGISTRY.get(cls.__name__)
         if taken is None or not taken.__module__.startswith("rnnkit.") or cls.__module__.startswith("rnnkit."):
             _REGISTRY[cls.__name__] = cls
+        if "__call__" in cls.__dict__:
+            # A layer's own __call__ checks real tensors; symbolic ones must reach the graph first.
+            cls.__call__ = _symbolic_first(cls.__dict__["__call__"])
 
     def __init__(
         self,
@@ -182,10 +188,10 @@ class Layer(nn.Module):
                 self.trainable = False  # weights created by build are frozen too
 
     def _to_tensor(self, x: Any) -> Any:
-        if isinstance(x, Layer):
+        if isinstance(x, nn.Module):
             raise TypeError(
-                f"Layer {self.name!r} got a layer ({x.name!r}) as input; rnnkit has no functional API. "
-                "Use Sequential([Input(shape=...), ...]) or subclass Model and call layers on tensors"
+                f"Layer {self.name!r} got a layer ({getattr(x, 'name', type(x).__name__)!r}) as input; call layers on "
+                "tensors, e.g. layer(keras.Input(shape=...)), or on data"
             )
         if isinstance(x, np.ndarray):
             t = torch.from_numpy(np.ascontiguousarray(x))
@@ -194,6 +200,8 @@ class Layer(nn.Module):
         return x
 
     def __call__(self, x: Any, *args: Any, **kwargs: Any) -> Any:
+        if symbolic.is_symbolic((x, args), kwargs):
+            return symbolic.call_symbolic(self, (x, *args), kwargs)
         x = self._to_tensor(x)
         if isinstance(x, Tensor) and not self.built:
             self.maybe_build(tuple(x.shape))
@@ -201,6 +209,29 @@ class Layer(nn.Module):
             if any(p.device != x.device for p in self.parameters()):
                 self.to(x.device)
         return super().__call__(x, *args, **kwargs)
+
+    # -- the functional API: where this layer sits in graphs ---------------------------
+
+    def _single_node(self, what: str) -> "symbolic.Node":
+        nodes = symbolic.inbound_nodes(self)
+        if not nodes:
+            raise AttributeError(f"Layer {self.name!r} has no {what}: it has not been called on a symbolic tensor "
+                                 "(keras.Input(...) or another layer's output)")
+        if len(nodes) > 1:
+            raise AttributeError(f"Layer {self.name!r} has been called {len(nodes)} times, so `{what}` is ambiguous; "
+                                 "keep the tensor each call returned instead")
+        return nodes[0]
+
+    @property
+    def input(self) -> Any:
+        """The symbolic input of this layer's one call (``layer.input``, as in Keras)."""
+        node = self._single_node("input")
+        return node.args[0] if node.args else node.outputs
+
+    @property
+    def output(self) -> Any:
+        """The symbolic output(s) of this layer's one call (a list with ``return_state=True``)."""
+        return self._single_node("output").outputs
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any, **kwargs: Any) -> None:
         # Lets ``load_state_dict`` fill a layer that has not seen data yet.
@@ -250,6 +281,16 @@ class Layer(nn.Module):
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "Layer":
         return cls(**config)
+
+
+def _symbolic_first(call: Any) -> Any:
+    @functools.wraps(call)
+    def __call__(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if symbolic.is_symbolic(args, kwargs):
+            return symbolic.call_symbolic(self, args, kwargs)
+        return call(self, *args, **kwargs)
+
+    return __call__
 
 
 def is_built(model: nn.Module) -> bool:

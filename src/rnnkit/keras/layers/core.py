@@ -1,4 +1,4 @@
-"""Keras's core layers: ``Dense``, ``Activation``, ``Dropout``, ``Flatten``, ``RepeatVector``, ``Input``."""
+"""Keras's core layers: ``Dense``, ``Activation``, ``Dropout``, ``Flatten``, ``RepeatVector``."""
 
 from __future__ import annotations
 
@@ -207,46 +207,4 @@ class RepeatVector(Layer):
         return {**super().get_config(), "n": self.n}
 
 
-class Input(Layer):
-    """A placeholder first layer that declares the input shape, for ``Sequential``.
-
-    ``Sequential([Input(shape=(None, 10)), LSTM(32), Dense(1)])`` builds every layer at
-    once. ``shape`` excludes the batch axis, None marks a free size (usually T). The layer
-    passes its input through unchanged after checking it against ``shape``. (rnnkit has no
-    functional API: ``Input`` is a layer, not a symbolic tensor.)
-    """
-
-    supports_masking = True
-
-    def __init__(self, shape: Sequence[Optional[int]], batch_size: Optional[int] = None, *,
-                 name: Optional[str] = None, dtype: Any = None) -> None:
-        if isinstance(shape, int):
-            shape = (shape,)
-        super().__init__(name=name or None, input_shape=shape, dtype=dtype)
-        if batch_size is not None:
-            check_positive_int(batch_size, "batch_size")
-        self.shape = tuple(shape)
-        self.batch_size = batch_size
-        self.declared_input_shape = (batch_size, *self.shape)
-        self.built = True
-
-    def forward(self, x: Tensor, mask: Optional[Tensor] = None, training: Optional[bool] = None) -> Tensor:
-        expected = self.declared_input_shape
-        if x.dim() != len(expected) or any(e is not None and e != d for e, d in zip(expected, x.shape)):
-            shape = ", ".join("None" if d is None else str(d) for d in expected)
-            raise ValueError(f"Layer {self.name!r} expects inputs of shape ({shape}), got shape {tuple(x.shape)}")
-        return x
-
-    def compute_output_shape(self, input_shape: Optional[Shape] = None) -> Shape:
-        return self.declared_input_shape  # type: ignore[return-value]
-
-    def get_config(self) -> dict[str, Any]:
-        config: dict[str, Any] = {"name": self.name, "shape": list(self.shape), "batch_size": self.batch_size}
-        if self.dtype is not None:
-            config["dtype"] = str(self.dtype).replace("torch.", "")
-        return config
-
-
-InputLayer = Input
-
-__all__ = ["Activation", "Dense", "Dropout", "Flatten", "Input", "InputLayer", "RepeatVector"]
+__all__ = ["Activation", "Dense", "Dropout", "Flatten", "RepeatVector"]

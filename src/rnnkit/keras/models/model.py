@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..layers import symbolic
 from ..layers.base import unique_name
 from ..training import loop
 from .summary import print_summary
@@ -57,11 +58,19 @@ class Model(nn.Module):
         optimizer: the compiled ``rnnkit.optimizers.Optimizer`` (its ``torch_optimizer`` once built).
     """
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> "Model":
+        # Keras: Model(inputs, outputs) makes a functional model.
+        if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
+            from .functional import Functional
+
+            return super().__new__(Functional)
+        return super().__new__(cls)
+
     def __init__(self, *args: Any, name: Optional[str] = None, **kwargs: Any) -> None:
         if args or kwargs:
             raise TypeError(
-                "Model(inputs, outputs) (Keras's functional API) is not supported by rnnkit: "
-                "use Sequential([...]) or subclass Model and define call(self, inputs)"
+                f"{type(self).__name__}.__init__ got arguments {list(kwargs) or len(args)} it does not take: a subclassed "
+                "Model calls super().__init__(name=...) only; Model(inputs, outputs) builds a functional model"
             )
         super().__init__()
         if name is not None and not isinstance(name, str):
@@ -74,6 +83,12 @@ class Model(nn.Module):
         self._build_input_shape: Optional[Shape] = None
         self._output_shapes: dict[str, Any] = {}
         self._call_takes: Optional[set[str]] = None
+        self._build_spec: Any = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if symbolic.is_symbolic(args, kwargs):
+            return symbolic.call_symbolic(self, args, kwargs)  # a model used as a layer of a functional model
+        return super().__call__(*args, **kwargs)
 
     # -- forward ------------------------------------------------------------------------
 
@@ -100,6 +115,10 @@ class Model(nn.Module):
         first = inputs[0] if isinstance(inputs, (tuple, list)) else inputs
         if isinstance(first, Tensor):
             self._build_input_shape = (None, *first.shape[1:])
+        if all(isinstance(t, Tensor) for t in symbolic.flatten(inputs)):
+            # What saving needs to build a subclassed model again: shapes (batch free) and dtypes.
+            self._build_spec = symbolic.map_structure(
+                lambda t: [[None, *t.shape[1:]], symbolic.dtype_name(t.dtype)], inputs)
         self.built = True
         return out
 
@@ -177,9 +196,9 @@ class Model(nn.Module):
 
     # -- training ------------------------------------------------------------------------
 
-    def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: Optional[Sequence[Any]] = None,
+    def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: Optional[Any] = None,
                 clipnorm: Optional[float] = None, clipvalue: Optional[float] = None,
-                global_clipnorm: Optional[float] = None) -> None:
+                global_clipnorm: Optional[float] = None, loss_weights: Optional[Any] = None) -> None:
         """Set the optimizer, loss and metrics (see ``rnnkit.optimizers/losses/metrics`` for names).
 
         This is Keras's compile; it shadows ``torch.nn.Module.compile`` (use ``torch.compile(model)``).
@@ -244,6 +263,9 @@ class Model(nn.Module):
         ``logs["clip_events"]`` and ``logs["skipped_steps"]``.
         """
         trainer = self._require_compiled("fit")
+        x, y = self._standardize_data(x, y)
+        if isinstance(validation_data, (tuple, list)) and len(validation_data) >= 2:
+            validation_data = (*self._standardize_data(validation_data[0], validation_data[1]), *validation_data[2:])
         return loop.fit(self, trainer, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
                         callbacks=callbacks, validation_split=validation_split, validation_data=validation_data,
                         shuffle=shuffle, initial_epoch=initial_epoch, validation_batch_size=validation_batch_size,
@@ -256,27 +278,36 @@ class Model(nn.Module):
                  return_dict: bool = False) -> Any:
         """Loss (a float) when no metrics were compiled, else [loss, *metrics] (or a dict)."""
         trainer = self._require_compiled("evaluate")
+        x, y = self._standardize_data(x, y)
         logs = loop.evaluate(self, trainer, x, y, batch_size=batch_size, verbose=verbose, callbacks=callbacks)
         return loop.format_results(logs, trainer, return_dict)
 
     def predict(self, x: Any, batch_size: Optional[int] = None, verbose: Union[str, int] = "auto",
                 callbacks: Optional[Sequence[Any]] = None) -> Any:
         """Outputs as numpy, computed in eval mode without gradients, ``batch_size`` samples at a time."""
+        x, _ = self._standardize_data(x, None)
         return loop.predict(self, x, batch_size=batch_size, verbose=verbose, callbacks=callbacks)
 
     def train_on_batch(self, x: Any, y: Any, reset_metrics: bool = True, return_dict: bool = False) -> Any:
         """One optimizer step on (x, y); returns the loss or [loss, *metrics] like ``evaluate``."""
         trainer = self._require_compiled("train_on_batch")
+        x, y = self._standardize_data(x, y)
         logs = loop.train_on_batch(self, trainer, x, y, reset_metrics)
         return loop.format_results(logs, trainer, return_dict)
 
     def test_on_batch(self, x: Any, y: Any, reset_metrics: bool = True, return_dict: bool = False) -> Any:
         trainer = self._require_compiled("test_on_batch")
+        x, y = self._standardize_data(x, y)
         logs = loop.test_on_batch(self, trainer, x, y, reset_metrics)
         return loop.format_results(logs, trainer, return_dict)
 
     def predict_on_batch(self, x: Any) -> Any:
+        x, _ = self._standardize_data(x, None)
         return loop.predict(self, x, batch_size=None, verbose=0, callbacks=None, one_batch=True)
+
+    def _standardize_data(self, x: Any, y: Any) -> tuple[Any, Any]:
+        """Inputs and targets in the order the model takes them (functional models map dicts by name)."""
+        return x, y
 
     def reset_states(self) -> None:
         """Clear the carried state of every stateful/carrying recurrent layer."""
@@ -287,10 +318,22 @@ class Model(nn.Module):
     # -- saving --------------------------------------------------------------------------
 
     def get_config(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """A subclassed model's constructor arguments, JSON-safe; override it to make ``save`` work."""
+        raise NotImplementedError(
+            f"{type(self).__name__} defines its architecture in Python code; override get_config() to return its "
+            "constructor arguments (and from_config() if needed) and register the class with "
+            "@rnnkit.keras.saving.register_keras_serializable(), or use save_weights")
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], custom_objects: Optional[dict[str, Any]] = None) -> "Model":
+        """Keras's default: ``cls(**config)``."""
+        return cls(**config)
 
     def save(self, filepath: Any) -> None:
-        """Save architecture, weights and compile settings (Sequential only; see rnnkit.saving)."""
+        """Save architecture, weights and compile settings to one file (see ``rnnkit.keras.saving``).
+
+        Sequential and functional models are data; a subclassed model needs ``get_config``.
+        """
         from .. import saving
 
         saving.save_model(self, filepath)

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from ..layers.base import Layer
 from ..layers.embedding import Embedding
+from ..layers.symbolic import KerasTensor
 from .model import Model, Shape, _Default
 
 
@@ -45,6 +46,8 @@ class Sequential(Model):
 
     def add(self, layer: nn.Module) -> None:
         """Append a layer; ``Input(shape=...)`` (or a first layer with ``input_shape=``) builds the model."""
+        if isinstance(layer, KerasTensor) and getattr(layer.history[0] if layer.history else None, "is_input_layer", False):
+            layer = layer.history[0]  # keras.Input(...) declares the input shape, as in Keras
         if not isinstance(layer, nn.Module):
             raise TypeError(f"Sequential.add expects an rnnkit layer or a torch.nn.Module, got {type(layer).__name__}")
         if isinstance(layer, Model):

@@ -28,7 +28,7 @@ def format_shape(shape: Any) -> str:
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-def _params(module: nn.Module) -> tuple[int, int]:
+def params_of(module: nn.Module) -> tuple[int, int]:
     """(trainable, non-trainable) counts of a module's materialised parameters."""
     trainable = frozen = 0
     for p in module.parameters():
@@ -57,21 +57,27 @@ def _output_shape(model: Any, key: str, layer: nn.Module) -> Any:
 
 
 def summary_lines(model: Any, line_length: Optional[int] = None, positions: Optional[Sequence[float]] = None) -> list[str]:
-    """The summary table as a list of lines."""
-    rows = []
-    for key, layer in model._modules.items():
-        name = getattr(layer, "name", key)
-        kind = type(layer).__name__
-        shape = format_shape(_output_shape(model, key, layer)) if _is_built(layer) else "?"
-        count = f"{sum(_params(layer))}" if _is_built(layer) else "0 (unbuilt)"
-        rows.append((f"{name} ({kind})", shape, count))
-    header = ("Layer (type)", "Output Shape", "Param #")
-    line_length = line_length or 65
-    positions = list(positions or (0.45, 0.85, 1.0))
+    """The summary table as a list of lines; functional models get Keras's "Connected to" column."""
+    rows: list[tuple[str, ...]] = []
+    if hasattr(model, "_summary_rows"):
+        rows = model._summary_rows()
+        header: tuple[str, ...] = ("Layer (type)", "Output Shape", "Param #", "Connected to")
+        line_length = line_length or 98
+        positions = list(positions or (0.33, 0.55, 0.67, 1.0))
+    else:
+        for key, layer in model._modules.items():
+            name = getattr(layer, "name", key)
+            kind = type(layer).__name__
+            shape = format_shape(_output_shape(model, key, layer)) if _is_built(layer) else "?"
+            count = f"{sum(params_of(layer))}" if _is_built(layer) else "0 (unbuilt)"
+            rows.append((f"{name} ({kind})", shape, count))
+        header = ("Layer (type)", "Output Shape", "Param #")
+        line_length = line_length or 65
+        positions = list(positions or (0.45, 0.85, 1.0))
     if positions[-1] <= 1:
         positions = [int(line_length * p) for p in positions]
     # Widen a column rather than cut a long name or shape.
-    widths = [positions[0], positions[1] - positions[0], positions[2] - positions[1]]
+    widths = [positions[0]] + [b - a for a, b in zip(positions, positions[1:])]
     for row in (header, *rows):
         widths = [max(w, len(cell) + 3) for w, cell in zip(widths, row)]
     total_width = sum(widths)
@@ -79,7 +85,7 @@ def summary_lines(model: Any, line_length: Optional[int] = None, positions: Opti
     def fmt(row: Sequence[str]) -> str:
         return (" " + row[0].ljust(widths[0] - 1) + "".join(c.ljust(w) for c, w in zip(row[1:], widths[1:]))).rstrip()
 
-    trainable, frozen = _params(model)
+    trainable, frozen = params_of(model)
     lines = [f'Model: "{model.name}"', "_" * total_width, fmt(header), "=" * total_width]
     for i, row in enumerate(rows):
         lines.append(fmt(row))

@@ -42,7 +42,7 @@ def _inputs(model: Any, x: Any, y: Any, x_name: str = "x", y_name: str = "y") ->
     xd = as_data(x, x_name, dtype, multi_input=multi)
     if y is None:
         return xd, None
-    yd = as_data(y, y_name, dtype)
+    yd = as_data(y, y_name, dtype, multi_input=getattr(model, "_multi_output", False))
     check_same_length(xd, yd, x_name, y_name)
     _check_first_layer(model, xd, x_name)
     return xd, yd

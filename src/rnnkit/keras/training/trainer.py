@@ -21,6 +21,7 @@ from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
 from . import clipping
 from ..layers.base import is_built
+from .outputs import output_losses
 from .data import Data, num_samples, take, time_slice, time_steps
 from .tbptt import recurrent_modules, reset_states, windows
 
@@ -39,14 +40,19 @@ class Trainer:
     """The compiled state of a model: optimizer, loss, metrics, clipping, guard counters."""
 
     def __init__(self, model: nn.Module, optimizer: Any, loss: Any, metrics: Any,
-                 clipnorm: Optional[float], clipvalue: Optional[float], global_clipnorm: Optional[float]) -> None:
+                 clipnorm: Optional[float], clipvalue: Optional[float], global_clipnorm: Optional[float],
+                 loss_weights: Any = None) -> None:
         self.model = model
         self.optimizer = optimizers_mod.get(optimizer)
+        # Several outputs: one object maps outputs to losses/weights/metrics (training/outputs.py).
+        self.outputs = output_losses(model, loss, metrics, loss_weights)
+        if self.outputs is not None:
+            loss, metrics = self.outputs, None
         if loss is None:
             raise ValueError("Argument `loss` is required to train: pass a name such as 'mse' or "
                              "'sparse_categorical_crossentropy', a rnnkit.losses.Loss, or a callable")
-        self.loss = losses_mod.get(loss)
-        self.metrics = metrics_mod.MetricList(metrics, self.loss)
+        self.loss = self.outputs if self.outputs is not None else losses_mod.get(loss)
+        self.metrics = self.outputs if self.outputs is not None else metrics_mod.MetricList(metrics, self.loss)
         self.loss_tracker = metrics_mod.Mean("loss")
         compile_clip = (clipnorm, clipvalue, global_clipnorm)
         optimizers_mod.check_clipping(*compile_clip)
@@ -94,6 +100,8 @@ class Trainer:
     # -- one batch ------------------------------------------------------------------------
 
     def compute_loss(self, y: Tensor, y_pred: Any, mask: Optional[Tensor]) -> Tensor:
+        if self.outputs is not None:
+            return self.outputs(y, y_pred, mask)
         if not isinstance(y_pred, Tensor):
             raise TypeError(f"The model returned {type(y_pred).__name__}; compile/fit need a single output tensor "
                             "(drop return_state=True from the last layer, or subclass Model and return one tensor)")
@@ -166,7 +174,7 @@ class Trainer:
         if share == 0.0:
             return  # a placeholder sample on a process with no share of this batch
         self.loss_tracker.update_values(loss.detach(), weight=weight)
-        self.metrics.update(y, y_pred.detach(), mask)
+        self.metrics.update(y, y_pred.detach() if isinstance(y_pred, Tensor) else y_pred, mask)
 
     def _bad_step(self, what: str, outcome: StepOutcome) -> None:
         outcome.skipped += 1
@@ -205,16 +213,22 @@ class Trainer:
     def compile_config(self) -> Optional[dict[str, Any]]:
         """JSON-safe compile arguments, or None when a part is user code that cannot be saved."""
         opt = optimizers_mod.serialize(self.optimizer)
-        loss = losses_mod.serialize(self.loss)
-        metrics = self.metrics.serializable()
-        if opt is None or loss is None or metrics is None:
-            return None
+        if self.outputs is not None:  # {"loss": {output: ...}, "metrics": {...}, "loss_weights": {...}}
+            per_output = self.outputs.serializable()
+            if opt is None or per_output is None:
+                return None
+        else:
+            loss = losses_mod.serialize(self.loss)
+            metrics = self.metrics.serializable()
+            if opt is None or loss is None or metrics is None:
+                return None
+            per_output = {"loss": loss, "metrics": metrics}
         if self.optimizer.has_clipping:
             clip = {}
         else:
             clip = {k: v for k, v in (("clipnorm", self.clipnorm), ("clipvalue", self.clipvalue),
                                       ("global_clipnorm", self.global_clipnorm)) if v is not None}
-        return {"optimizer": opt, "loss": loss, "metrics": metrics, **clip}
+        return {"optimizer": opt, **per_output, **clip}
 
 
 def _nan_last(v: float) -> float:
