@@ -9,8 +9,13 @@ File layout (a standard safetensors file, readable by any safetensors tool):
     __metadata__["sha256"]   digest of the tensor bytes, so a corrupted file is refused
 
 Nothing is ever unpickled: a file that is not one of ours, or is damaged, raises a
-ValueError that says so. Only ``Sequential`` models have an architecture that is
-data; a subclassed ``Model`` is Python code, so it saves its weights only.
+ValueError that says so. The architecture is JSON for every kind of model:
+    Sequential   its layers' configs
+    Functional   its layers' configs and the calls between them (the graph)
+    subclassed   ``get_config()`` of a class registered with ``@register_keras_serializable()``
+                 (or passed to ``load_model(custom_objects=...)``), and the shapes and dtypes of
+                 its first call, on which the reloaded model is called once to build its weights.
+Any suffix works, ``.keras`` included.
 """
 
 from __future__ import annotations
@@ -117,17 +122,101 @@ def _read(path: PathLike, expected: str) -> tuple[dict[str, torch.Tensor], dict[
     return tensors, meta
 
 
-def save_model(model: Any, filepath: PathLike) -> None:
-    """Write a Sequential model's architecture, weights and compile settings to one file."""
+class MissingConfigError(NotImplementedError, TypeError):
+    """save() of a subclassed model without get_config: NotImplementedError as in Keras, TypeError as before."""
+
+
+_CLASSES: dict[str, type] = {}
+_NAMES: dict[type, str] = {}
+
+
+def register_keras_serializable(package: str = "Custom", name: Optional[str] = None) -> Any:
+    """Class decorator: lets ``load_model`` find a subclassed Model (or Layer) as "package>name".
+
+        @register_keras_serializable(package="my_project")
+        class Encoder(keras.Model):
+            def __init__(self, units, **kwargs): ...
+            def get_config(self): return {"units": self.units, "name": self.name}
+    """
+    if not isinstance(package, str) or (name is not None and not isinstance(name, str)):
+        raise TypeError(f"register_keras_serializable: `package` and `name` must be strings, got {package!r}, {name!r}")
+
+    def decorator(cls: type) -> type:
+        key = f"{package}>{name or cls.__name__}"
+        if key in _CLASSES and _CLASSES[key] is not cls and _CLASSES[key].__qualname__ != cls.__qualname__:
+            raise ValueError(f"{key!r} is already registered to {_CLASSES[key].__qualname__}")
+        _CLASSES[key] = cls
+        _NAMES[cls] = key
+        return cls
+
+    return decorator
+
+
+def registered_name(cls: type) -> str:
+    """The name a class is saved under: "package>name" when registered, else its class name."""
+    return _NAMES.get(cls, cls.__name__)
+
+
+def model_to_data(model: Any) -> dict[str, Any]:
+    """{"class_name", "config"[, "build"]}: what rebuilds ``model`` without its weights."""
+    from .models.functional import Functional
+    from .models.model import Model
     from .models.sequential import Sequential
 
-    if not isinstance(model, Sequential):
-        raise TypeError(
-            f"save() stores the architecture as data, which only Sequential models have; {type(model).__name__} "
-            "defines it in Python code (call), which rnnkit will not pickle. Use model.save_weights(path), and to "
-            "restore, construct the model in code and call model.load_weights(path)"
-        )
-    config = {"class_name": "Sequential", "config": model.get_config(), "compile": None}
+    if isinstance(model, Sequential):
+        return {"class_name": "Sequential", "config": model.get_config()}
+    if isinstance(model, Functional):
+        return {"class_name": "Functional", "config": model.get_config()}
+    cls = type(model)
+    if cls.get_config is Model.get_config:
+        raise MissingConfigError(
+            f"save() cannot store {cls.__name__}: it is a subclassed Model, whose architecture is Python code, and it "
+            "does not override get_config(). Implement get_config() (returning its constructor arguments), register "
+            "the class with @rnnkit.keras.saving.register_keras_serializable(), or save the weights only with "
+            "model.save_weights(path)")
+    spec = getattr(model, "_build_spec", None)
+    if spec is None:
+        raise ValueError(f"save() needs {cls.__name__} {getattr(model, 'name', '')!r} to have been called on data once "
+                         "(fit, predict or model(x)), so that the reloaded model can be built the same way")
+    return {"class_name": registered_name(cls), "config": model.get_config(), "build": spec}
+
+
+def model_from_data(data: dict[str, Any], custom_objects: Optional[dict[str, Any]] = None) -> Any:
+    """Inverse of ``model_to_data`` (weights not loaded)."""
+    from .models.functional import Functional, zeros_like_spec
+    from .models.sequential import Sequential
+
+    name = data.get("class_name")
+    config = data.get("config")
+    if not isinstance(config, dict):
+        raise ValueError(f"The config of {name!r} is not a dict")
+    if name == "Sequential":
+        return Sequential.from_config(config)
+    if name == "Functional":
+        return Functional.from_config(config, custom_objects=custom_objects)
+    custom = custom_objects or {}
+    cls = custom.get(name) or custom.get(str(name).split(">")[-1]) or _CLASSES.get(name)
+    if cls is None:
+        raise ValueError(f"Could not locate class {name!r}: decorate it with "
+                         "@rnnkit.keras.saving.register_keras_serializable() (in code imported before load_model), or "
+                         f"pass load_model(path, custom_objects={{{str(name).split('>')[-1]!r}: TheClass}})")
+    model = cls.from_config(dict(config))
+    spec = data.get("build")
+    if spec is not None:
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            model(zeros_like_spec(spec))
+        model.train(was_training)
+        from .training.tbptt import recurrent_modules, reset_states
+
+        reset_states(recurrent_modules(model), include_stateful=True)
+    return model
+
+
+def save_model(model: Any, filepath: PathLike) -> None:
+    """Write a model's architecture, weights and compile settings to one file."""
+    config = {**model_to_data(model), "compile": None}
     trainer = getattr(model, "_trainer", None)
     if trainer is not None:
         config["compile"] = trainer.compile_config()
@@ -154,26 +243,32 @@ def _json_field(meta: dict[str, str], key: str, filepath: PathLike, what: str) -
         raise ValueError(f"{str(filepath)!r} is corrupted: its {what} is not valid JSON ({e})") from None
 
 
-def load_model(filepath: PathLike, compile: bool = True) -> Any:
-    """Rebuild a model saved with ``model.save(path)``; predictions are identical to the saved model's."""
-    from .models.sequential import Sequential
+def load_model(filepath: PathLike, custom_objects: Optional[dict[str, Any]] = None, compile: bool = True) -> Any:
+    """Rebuild a model saved with ``model.save(path)``; predictions are identical to the saved model's.
 
+    ``custom_objects``: {"ClassName": cls} for subclassed models and layers not registered
+    with ``register_keras_serializable``.
+    """
+    if isinstance(custom_objects, bool):  # load_model(path, False): the old positional `compile`
+        custom_objects, compile = None, custom_objects
     tensors, meta = _read(filepath, MODEL_FORMAT)
     config = _json_field(meta, "config", filepath, "model config") if "config" in meta else None
-    if not isinstance(config, dict) or config.get("class_name") != "Sequential" or not isinstance(config.get("config"), dict):
+    if not isinstance(config, dict) or not isinstance(config.get("class_name"), str) or not isinstance(config.get("config"), dict):
         name = config.get("class_name") if isinstance(config, dict) else None
         raise ValueError(f"{str(filepath)!r}: unknown model class {name!r}, or no layer config")
 
     def rebuild() -> Any:
         try:
-            return Sequential.from_config(config["config"])
+            return model_from_data(config, custom_objects)
         except _CONFIG_ERRORS as e:
             raise ValueError(f"{str(filepath)!r}: cannot rebuild the model from its config ({type(e).__name__}: {e})") from None
 
-    # First on the meta device, which allocates nothing: a config that no longer matches the
-    # weights (say a damaged `units`) is refused before it can ask for gigabytes.
-    with torch.device("meta"):
-        _check_fit(rebuild(), tensors, filepath)
+    if config["class_name"] == "Sequential":
+        # First on the meta device, which allocates nothing: a config that no longer matches the
+        # weights (say a damaged `units`) is refused before it can ask for gigabytes. (Other
+        # models are built by calling them, which needs real tensors.)
+        with torch.device("meta"):
+            _check_fit(rebuild(), tensors, filepath)
     model = rebuild()
     _load_state(model, tensors, filepath)
     if compile and config.get("compile"):
@@ -189,8 +284,13 @@ def _compile_from(model: Any, data: dict[str, Any]) -> None:
     from . import losses, optimizers
 
     clip = {k: data[k] for k in ("clipnorm", "clipvalue", "global_clipnorm") if k in data}
-    model.compile(optimizer=optimizers.deserialize(data["optimizer"]), loss=losses.deserialize(data["loss"]),
-                  metrics=data.get("metrics"), **clip)
+    loss = data["loss"]
+    if isinstance(loss, dict) and "class_name" not in loss:  # one loss per output name
+        loss = {k: None if v is None else losses.deserialize(v) for k, v in loss.items()}
+        clip["loss_weights"] = data.get("loss_weights")
+    else:
+        loss = losses.deserialize(loss)
+    model.compile(optimizer=optimizers.deserialize(data["optimizer"]), loss=loss, metrics=data.get("metrics"), **clip)
 
 
 def _check_fit(model: torch.nn.Module, tensors: dict[str, torch.Tensor], filepath: PathLike) -> None:

@@ -206,8 +206,14 @@ class Model(nn.Module):
         Clipping (Keras semantics, at most one): ``clipnorm`` per parameter tensor,
         ``global_clipnorm`` over all gradients, ``clipvalue`` elementwise. It may be set
         here or on a ``rnnkit.optimizers`` optimizer, not both.
+
+        Several outputs (functional models): ``loss`` is one loss for every output, or a
+        list (in output order) or dict (by output name); ``metrics`` a list with one entry
+        per output or a dict; ``loss_weights`` a list or dict of floats. Logs are named
+        ``loss`` (the weighted sum), ``<output>_loss`` and ``<output>_<metric>``.
         """
-        self._trainer = Trainer(self, optimizer, loss, metrics, clipnorm, clipvalue, global_clipnorm)
+        self._trainer = Trainer(self, optimizer, loss, metrics, clipnorm, clipvalue, global_clipnorm,
+                                loss_weights=loss_weights)
 
     @_Default
     def optimizer(self) -> Any:

@@ -160,7 +160,7 @@ def _fit_epochs(model: Any, trainer: Trainer, xd: Data, yd: Data, val: Optional[
                 callbacks_.call("on_train_batch_begin", batch, {"batch": batch, "size": len(index)})
                 if group is not None:
                     index = group.shard(index)  # this process's part of the global batch
-                xb, yb = to_device(take(xd, index), device), take(yd, index).to(device)
+                xb, yb = to_device(take(xd, index), device), to_device(take(yd, index), device)
                 outcome: StepOutcome = (trainer.train_step_tbptt(xb, yb, tbptt, modules) if tbptt
                                         else trainer.train_step(xb, yb))
                 progress.clip_events += int(outcome.clipped)
@@ -199,7 +199,7 @@ def _run_test(model: Any, trainer: Trainer, x: Data, y: Data, batch_size: int, c
     with _mode(model, False):
         for batch, index in enumerate(batch_indices(num_samples(x), batch_size, shuffle=False)):
             callbacks_.call("on_test_batch_begin", batch, {})
-            trainer.test_step(to_device(take(x, index), device), take(y, index).to(device))
+            trainer.test_step(to_device(take(x, index), device), to_device(take(y, index), device))
             callbacks_.call("on_test_batch_end", batch, trainer.results())
     logs = trainer.results()
     callbacks_.call("on_test_end", logs)
@@ -247,7 +247,7 @@ def train_on_batch(model: Any, trainer: Trainer, x: Any, y: Any, reset_metrics: 
         trainer.reset_metrics()
     device = model._device()
     with _mode(model, True):
-        outcome = trainer.train_step(to_device(xd, device), yd.to(device))
+        outcome = trainer.train_step(to_device(xd, device), to_device(yd, device))
     return {**trainer.results(), "grad_norm": outcome.grad_norm, "clipped": outcome.clipped,
             "skipped_steps": outcome.skipped}
 
@@ -258,7 +258,7 @@ def test_on_batch(model: Any, trainer: Trainer, x: Any, y: Any, reset_metrics: b
     if reset_metrics:
         trainer.reset_metrics()
     with _mode(model, False):
-        trainer.test_step(to_device(xd, model._device()), yd.to(model._device()))
+        trainer.test_step(to_device(xd, model._device()), to_device(yd, model._device()))
     return trainer.results()
 
 
