@@ -215,10 +215,11 @@ class Layer(nn.Module):
     def _single_node(self, what: str) -> "symbolic.Node":
         nodes = symbolic.inbound_nodes(self)
         if not nodes:
-            raise AttributeError(f"Layer {self.name!r} has no {what}: it has not been called on a symbolic tensor "
+            # ValueError, not AttributeError: torch's __getattr__ would hide the message.
+            raise ValueError(f"Layer {self.name!r} has no {what}: it has not been called on a symbolic tensor "
                                  "(keras.Input(...) or another layer's output)")
         if len(nodes) > 1:
-            raise AttributeError(f"Layer {self.name!r} has been called {len(nodes)} times, so `{what}` is ambiguous; "
+            raise ValueError(f"Layer {self.name!r} has been called {len(nodes)} times, so `{what}` is ambiguous; "
                                  "keep the tensor each call returned instead")
         return nodes[0]
 
