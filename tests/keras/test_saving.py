@@ -165,3 +165,129 @@ def test_rejects_corrupted_files_cleanly(trained, tmp_path):
     bad.write_bytes(struct.pack("<Q", len(new_header)) + new_header + blob[8 + n :])
     with pytest.raises(ValueError, match="Unknown layer class 'os.system'"):
         load_model(bad)
+
+
+# --------------------------------------------------------------------------- functional and subclassed models
+
+from rnnkit.keras.saving import register_keras_serializable  # noqa: E402
+
+
+def _seq2seq_functional():
+    import rnnkit.keras as keras
+
+    enc_in = keras.Input(shape=(None,), dtype="int64", name="enc_tokens")
+    emb = layers.Embedding(12, 4, mask_zero=True, name="emb")  # shared by encoder and decoder
+    _, h, c = layers.LSTM(5, return_state=True, name="encoder")(emb(enc_in))
+    dec_in = keras.Input(shape=(None,), dtype="int64", name="dec_tokens")
+    seq = layers.LSTM(5, return_sequences=True, name="decoder")(emb(dec_in), initial_state=[h, c])
+    probs = layers.Dense(12, activation="softmax", name="next")(seq)
+    score = layers.Dense(1, name="score")(layers.Concatenate()([h, c]))
+    return keras.Model({"enc_tokens": enc_in, "dec_tokens": dec_in}, [probs, score])
+
+
+def _tokens(seed):
+    rng = np.random.default_rng(seed)
+    return {"enc_tokens": rng.integers(0, 12, (6, 7)), "dec_tokens": rng.integers(1, 12, (6, 4))}
+
+
+def test_functional_round_trip_with_shared_layers_and_several_outputs(tmp_path):
+    model = _seq2seq_functional()
+    x = _tokens(5)
+    model.compile("adam", loss=["sparse_categorical_crossentropy", "mse"], loss_weights=[1.0, 0.3],
+                  metrics=[["accuracy"], None])
+    y = [np.random.default_rng(6).integers(0, 12, (6, 4)), np.zeros((6, 1), "float32")]
+    model.fit(x, y, epochs=1, verbose=0)
+    expected = model.predict(x, verbose=0)
+    path = tmp_path / "seq2seq.keras"
+    model.save(path)
+    loaded = load_model(path)
+    got = loaded.predict(x, verbose=0)
+    for e, g in zip(expected, got):
+        np.testing.assert_array_equal(e, g)
+    for a, b in zip(model.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert [l.name for l in loaded.layers] == [l.name for l in model.layers]
+    assert loaded.count_params() == model.count_params()  # the shared embedding once
+    assert loaded.output_names == ["next", "score"]
+    logs = loaded.evaluate(x, y, verbose=0, return_dict=True)
+    assert set(logs) == {"loss", "next_loss", "score_loss", "next_accuracy"}
+    assert logs["loss"] == pytest.approx(logs["next_loss"] + 0.3 * logs["score_loss"], rel=1e-5)
+    # A sub-model cut from the loaded model shares its weights and matches the original's.
+    import rnnkit.keras as keras
+
+    enc = keras.Model(loaded.input["enc_tokens"], loaded.get_layer("encoder").output)
+    ref = keras.Model(model.input["enc_tokens"], model.get_layer("encoder").output)
+    for a, b in zip(enc.predict(x["enc_tokens"], verbose=0), ref.predict(x["enc_tokens"], verbose=0)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_nested_functional_and_sequential_models_round_trip(tmp_path):
+    import rnnkit.keras as keras
+
+    inner_in = keras.Input(shape=(None, 3))
+    inner = keras.Model(inner_in, layers.GRU(4, return_sequences=True)(inner_in), name="inner")
+    head = Sequential([keras.Input(shape=(None, 4)), layers.LSTM(2), layers.Dense(1)], name="head")
+    x = keras.Input(shape=(None, 3))
+    model = keras.Model(x, head(inner(x)))
+    data = np.random.default_rng(7).standard_normal((3, 5, 3)).astype("float32")
+    model.save(tmp_path / "nested.safetensors")
+    loaded = load_model(tmp_path / "nested.safetensors")
+    np.testing.assert_array_equal(loaded.predict(data, verbose=0), model.predict(data, verbose=0))
+    assert isinstance(loaded.get_layer("head"), Sequential) and loaded.get_layer("inner").name == "inner"
+
+
+def test_architecture_mismatch_names_the_layer_and_shapes(tmp_path):
+    import rnnkit.keras as keras
+
+    def build(units):
+        inp = keras.Input(shape=(None, 3), name="x")
+        return keras.Model(inp, layers.Dense(1, name="out")(layers.LSTM(units, name="enc")(inp)))
+
+    build(4).save_weights(tmp_path / "w.safetensors")
+    with pytest.raises(ValueError, match=r"weight 'enc\.cell\.weight_ih' has shape \(16, 3\) in the file and \(20, 3\)"):
+        build(5).load_weights(tmp_path / "w.safetensors")
+
+
+@register_keras_serializable(package="tests")
+class Tagger(Model):
+    """A subclassed model that can be saved: get_config returns its constructor arguments."""
+
+    def __init__(self, units: int, vocab: int, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.vocab = units, vocab
+        self.emb = layers.Embedding(vocab, 3, mask_zero=True)
+        self.rnn = layers.Bidirectional(layers.GRU(units, return_sequences=True))
+        self.out = layers.Dense(2, activation="softmax")
+
+    def call(self, inputs):
+        x = self.emb(inputs)
+        return self.out(self.rnn(x, mask=self.emb.compute_mask(inputs)))
+
+    def get_config(self):
+        return {"units": self.units, "vocab": self.vocab, "name": self.name}
+
+
+def test_subclassed_model_with_get_config_round_trips(tmp_path):
+    model = Tagger(4, 9, name="tagger")
+    ids = np.random.default_rng(8).integers(0, 9, (5, 6))
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(ids, np.random.default_rng(9).integers(0, 2, (5, 6)), epochs=1, verbose=0)
+    expected = model.predict(ids, verbose=0)
+    model.save(tmp_path / "tagger.keras")
+    loaded = load_model(tmp_path / "tagger.keras")
+    assert type(loaded) is Tagger and loaded.name == "tagger" and loaded.compiled
+    np.testing.assert_array_equal(loaded.predict(ids, verbose=0), expected)
+
+
+def test_subclassed_model_needs_registration_to_load(tmp_path):
+    class Unregistered(Tagger):
+        pass
+
+    model = Unregistered(2, 5)
+    model(np.zeros((1, 3), "int64"))
+    model.save(tmp_path / "u.keras")
+    with pytest.raises(ValueError, match=r"Could not locate class 'Unregistered'.*register_keras_serializable"):
+        load_model(tmp_path / "u.keras")
+    loaded = load_model(tmp_path / "u.keras", custom_objects={"Unregistered": Unregistered})
+    ids = np.array([[1, 2, 0]])
+    np.testing.assert_array_equal(loaded.predict(ids, verbose=0), model.predict(ids, verbose=0))

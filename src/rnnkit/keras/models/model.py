@@ -115,10 +115,11 @@ class Model(nn.Module):
         first = inputs[0] if isinstance(inputs, (tuple, list)) else inputs
         if isinstance(first, Tensor):
             self._build_input_shape = (None, *first.shape[1:])
-        if all(isinstance(t, Tensor) for t in symbolic.flatten(inputs)):
+        if all(isinstance(t, (Tensor, np.ndarray)) and t.ndim for t in symbolic.flatten(inputs)):
             # What saving needs to build a subclassed model again: shapes (batch free) and dtypes.
             self._build_spec = symbolic.map_structure(
-                lambda t: [[None, *t.shape[1:]], symbolic.dtype_name(t.dtype)], inputs)
+                lambda t: [[None, *t.shape[1:]], symbolic.dtype_name(t.dtype) if isinstance(t, Tensor) else str(t.dtype)],
+                inputs)
         self.built = True
         return out
 
