@@ -411,3 +411,77 @@ def test_seq2seq_trains_and_inference_models_match_teacher_forcing():
         stepped.append(probs[:, 0])
     np.testing.assert_allclose(np.stack(stepped, 1), model.predict([onehot[src[:8]], dec_x[:8]], verbose=0),
                                rtol=1e-5, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- every layer kind
+
+def _cell_rnn():
+    return layers.RNN(layers.StackedRNNCells([layers.LSTMCell(3), layers.GRUCell(2)]), return_sequences=True)
+
+
+LAYER_CASES = [
+    # (name, factory, input shapes without batch, dtypes, call kwargs)
+    ("simple_rnn", lambda: layers.SimpleRNN(3, return_sequences=True, go_backwards=True), [(None, 4)], None),
+    ("gru_state", lambda: layers.GRU(3, return_state=True), [(None, 4)], None),
+    ("bi_lstm_state", lambda: layers.Bidirectional(layers.LSTM(2, return_state=True)), [(None, 4)], None),
+    ("bi_none", lambda: layers.Bidirectional(layers.GRU(2, return_sequences=True), merge_mode=None), [(None, 4)], None),
+    ("rnn_cells", _cell_rnn, [(None, 4)], None),
+    ("conv_lstm1d", lambda: layers.ConvLSTM1D(2, 3, padding="same"), [(None, 5, 2)], None),
+    ("time_distributed", lambda: layers.TimeDistributed(layers.Dense(3)), [(None, 4)], None),
+    ("conv1d", lambda: layers.Conv1D(3, 2, strides=2), [(None, 4)], None),
+    ("pool", lambda: layers.AveragePooling1D(2), [(None, 4)], None),
+    ("global_max", lambda: layers.GlobalMaxPooling1D(), [(None, 4)], None),
+    ("layer_norm", lambda: layers.LayerNormalization(), [(None, 4)], None),
+    ("batch_norm", lambda: layers.BatchNormalization(), [(None, 4)], None),
+    ("repeat", lambda: layers.RepeatVector(3), [(4,)], None),
+    ("reshape", lambda: layers.Reshape((-1, 2)), [(6, 4)], None),
+    ("permute", lambda: layers.Permute((2, 1)), [(6, 4)], None),
+    ("zero_pad", lambda: layers.ZeroPadding1D(2), [(None, 4)], None),
+    ("attention", lambda: layers.Attention(), [(None, 4), (None, 4)], None),
+    ("mha", lambda: layers.MultiHeadAttention(2, 3), [(None, 4), (None, 5)], None),
+    ("dot", lambda: layers.Dot(axes=2), [(None, 4), (None, 4)], None),
+    ("embedding", lambda: layers.Embedding(10, 3), [(None,)], [torch.int64]),
+    ("lambda", lambda: layers.Lambda(lambda t: t * 2 + 1), [(None, 4)], None),
+]
+
+
+@pytest.mark.parametrize("name, make, shapes, dtypes", LAYER_CASES, ids=[c[0] for c in LAYER_CASES])
+def test_every_layer_kind_runs_in_a_graph_like_an_eager_call(name, make, shapes, dtypes):
+    torch.manual_seed(5)
+    dtypes = dtypes or [torch.float32] * len(shapes)
+    inputs = [keras.Input(shape=s, dtype=str(d).replace("torch.", "")) for s, d in zip(shapes, dtypes)]
+    layer = make()
+    if name == "mha":
+        symbolic_out = layer(inputs[0], inputs[1])
+    else:
+        symbolic_out = layer(inputs if len(inputs) > 1 else inputs[0])
+    model = keras.Model(inputs if len(inputs) > 1 else inputs[0], symbolic_out)
+    model.eval()
+    data = [torch.randint(1, 10, (3, 6)) if d == torch.int64 else
+            torch.randn(3, *[6 if n is None else n for n in s]) for s, d in zip(shapes, dtypes)]
+    got = model(data if len(data) > 1 else data[0])
+    want = layer(data[0], data[1]) if name == "mha" else layer(data if len(data) > 1 else data[0])
+    flat_sym = symbolic_out if isinstance(symbolic_out, list) else [symbolic_out]
+    flat_got = got if isinstance(got, list) else [got]
+    flat_want = want if isinstance(want, (list, tuple)) else [want]
+    assert len(flat_sym) == len(flat_got) == len(flat_want)
+    for kt, g, w in zip(flat_sym, flat_got, flat_want):
+        torch.testing.assert_close(g, w)
+        assert len(kt.shape) == g.dim() and kt.dtype == g.dtype
+        assert all(k is None or k == n for k, n in zip(kt.shape, g.shape)), (kt.shape, tuple(g.shape))
+        assert kt.shape[0] is None  # the batch size is free
+
+
+def test_deepcopy_and_torch_save_keep_the_graph(tmp_path):
+    import copy
+
+    model = _two_tower()
+    twin = copy.deepcopy(model)
+    xa, xb = torch.randn(2, 3, 3, dtype=torch.float64), torch.randn(2, 2, 2, dtype=torch.float64)
+    for a, b in zip(model([xa, xb]), twin([xa, xb])):
+        torch.testing.assert_close(a, b)
+    assert all(p is not q for p, q in zip(model.parameters(), twin.parameters()))
+    torch.save(model.state_dict(), tmp_path / "sd.pt")
+    other = _two_tower()
+    other.load_state_dict(torch.load(tmp_path / "sd.pt"))
+    torch.testing.assert_close(other([xa, xb])[1], model([xa, xb])[1])
