@@ -200,7 +200,7 @@ class Layer(nn.Module):
         return x
 
     def __call__(self, x: Any, *args: Any, **kwargs: Any) -> Any:
-        if symbolic.is_symbolic((x, args), kwargs):
+        if isinstance(x, symbolic.KerasTensor) or symbolic.is_symbolic((x, *args), kwargs):
             return symbolic.call_symbolic(self, (x, *args), kwargs)
         x = self._to_tensor(x)
         if isinstance(x, Tensor) and not self.built:

@@ -142,9 +142,23 @@ def pack_like(structure: Any, flat: list[Any]) -> Any:
 
 
 def is_symbolic(args: Any, kwargs: Optional[dict] = None) -> bool:
-    """Whether any leaf of a call's arguments is a KerasTensor (then the call records a node)."""
-    return any(isinstance(x, KerasTensor) for x in _leaves(args)) or (
-        bool(kwargs) and any(isinstance(x, KerasTensor) for x in _leaves(kwargs)))
+    """Whether any leaf of a call's arguments is a KerasTensor (then the call records a node).
+
+    Runs on every eager layer call, so it avoids generators: a tensor argument costs one
+    isinstance check.
+    """
+    for a in args:
+        if isinstance(a, KerasTensor) or (isinstance(a, (list, tuple, dict)) and _has_symbolic(a)):
+            return True
+    if kwargs:
+        for v in kwargs.values():
+            if isinstance(v, KerasTensor) or (isinstance(v, (list, tuple, dict)) and _has_symbolic(v)):
+                return True
+    return False
+
+
+def _has_symbolic(s: Any) -> bool:
+    return any(isinstance(x, KerasTensor) for x in _leaves(s))
 
 
 class Node:

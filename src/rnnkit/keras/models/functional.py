@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from typing import Any, Optional
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -205,8 +206,11 @@ class Functional(Model):
         values: dict[int, Any] = {}
         masks: dict[int, Any] = {}
         for i, (kt, x, m, layer) in enumerate(zip(self._flat_inputs, flat, masks_in, self._input_layers)):
-            if not isinstance(x, Tensor):
-                x = layers_base.Layer._to_tensor(layer or self._dtype_host(), x) if x is not None else x
+            if isinstance(x, np.ndarray):
+                # numpy floats become the default float, as layers do (float64 data is no request for float64).
+                x = torch.from_numpy(np.ascontiguousarray(x))
+                x = x.to(torch.get_default_dtype()) if x.is_floating_point() and layer is None else x
+                x = x.to(layer.input_dtype) if layer is not None and x.is_floating_point() else x
             if layer is not None:
                 layer.check(x, self.input_names[i] if len(flat) > 1 else "inputs")
             values[id(kt)] = x
@@ -218,9 +222,6 @@ class Functional(Model):
                 values[id(kt)] = v
                 masks[id(kt)] = m
         return [values[id(kt)] for kt in self._flat_outputs], [masks.get(id(kt)) for kt in self._flat_outputs]
-
-    def _dtype_host(self) -> Any:
-        return self._graph_layers[0] if self._graph_layers else None
 
     def forward(self, inputs: Any, mask: Any = None, training: Optional[bool] = None) -> Any:  # type: ignore[override]
         """inputs: a tensor, list or dict like the model's ``inputs``; returns the ``outputs`` structure.
@@ -383,12 +384,7 @@ class Functional(Model):
             if not progressed:
                 raise ValueError(f"Model config {config.get('name')!r}: calls of {[p[0] for p in pending]} refer to "
                                  "tensors that no layer makes")
-        return cls(resolve(_lists(config["input_layers"])), resolve(_lists(config["output_layers"])),
-                   name=config.get("name"))
-
-
-def _lists(value: Any) -> Any:
-    return value
+        return cls(resolve(config["input_layers"]), resolve(config["output_layers"]), name=config.get("name"))
 
 
 def _unique(names: list[str]) -> list[str]:
