@@ -364,6 +364,12 @@ def test_fit_with_several_inputs_and_outputs_names_logs_like_keras():
     assert logs["loss"] == pytest.approx(logs["main_output_loss"] + 0.2 * logs["aux_output_loss"], rel=1e-5)
     main, aux = model.predict(x, verbose=0)
     assert main.shape == aux.shape == (32, 1)
+    history = model.fit(x, y, epochs=1, batch_size=8, validation_split=0.25, verbose=0)
+    assert {"val_loss", "val_main_output_loss", "val_main_output_accuracy"} <= set(history.history)
+    by_name = keras.Model(model.input, {"main": model.output[0], "aux": model.output[1]})
+    predicted = by_name.predict(x, batch_size=10, verbose=0)
+    assert set(predicted) == {"main", "aux"}
+    np.testing.assert_allclose(predicted["aux"], model.predict(x, verbose=0)[1], rtol=1e-6)
     with pytest.raises(ValueError, match=r"keys of `y` must be the output names"):
         model.evaluate(x, {"main": y["main_output"]}, verbose=0)
     with pytest.raises(ValueError, match=r"one entry per output \(2"):

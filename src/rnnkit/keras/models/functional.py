@@ -87,6 +87,7 @@ class Functional(Model):
             self._modules[name] = layer
         self.built = True
         self._multi_output = len(self._flat_outputs) > 1
+        self._flat_predict = False
         if not trainable:
             for p in self.parameters():
                 p.requires_grad_(False)
@@ -229,7 +230,21 @@ class Functional(Model):
         ``training`` overrides each layer's mode for this call (default: the module's ``.training``).
         """
         outs, _ = self._run(inputs, mask, training)
+        if self._flat_predict:
+            return outs if len(outs) > 1 else outs[0]
         return pack_like(self._output_struct, outs)
+
+    def predict(self, x: Any, batch_size: Optional[int] = None, verbose: Any = "auto", callbacks: Any = None) -> Any:
+        """Outputs as numpy, in the ``outputs`` structure (a dict of outputs gives a dict)."""
+        if not isinstance(self._output_struct, dict):
+            return super().predict(x, batch_size=batch_size, verbose=verbose, callbacks=callbacks)
+        # The batch loop concatenates lists of outputs; the dict is put back together after it.
+        self._flat_predict = True
+        try:
+            flat = super().predict(x, batch_size=batch_size, verbose=verbose, callbacks=callbacks)
+        finally:
+            self._flat_predict = False
+        return pack_like(self._output_struct, list(flat) if len(self._flat_outputs) > 1 else [flat])
 
     def call(self, inputs: Any, mask: Any = None, training: Optional[bool] = None) -> Any:  # type: ignore[override]
         return self.forward(inputs, mask=mask, training=training)
