@@ -9,6 +9,8 @@ import numpy as np
 import torch
 
 from .preprocessing.sequence import pad_sequences as pad_sequences
+from .training.data_adapters import PyDataset as PyDataset
+from .training.data_adapters import Sequence as Sequence
 
 
 def to_categorical(y: Any, num_classes: Optional[int] = None, dtype: Any = "float32") -> np.ndarray:
@@ -45,4 +47,4 @@ def set_random_seed(seed: int) -> None:
     torch.manual_seed(int(seed))
 
 
-__all__ = ["pad_sequences", "set_random_seed", "to_categorical"]
+__all__ = ["PyDataset", "Sequence", "pad_sequences", "set_random_seed", "to_categorical"]
