@@ -311,6 +311,18 @@ class GeneratorAdapter(_StreamAdapter):
             self.index += 1
             yield batch
 
+    def has_more(self) -> bool:
+        """Whether the generator has another batch (read ahead and kept for the next pass)."""
+        if self._pending:
+            return True
+        try:
+            item = next(self.it)
+        except StopIteration:
+            return False
+        self._pending.append(self.stream.convert(item, self.index))
+        self.index += 1
+        return True
+
     def first(self) -> Batch:
         if self._first is None:
             try:
@@ -463,6 +475,7 @@ class EpochIterator:
         self._it: Optional[Iterator[Batch]] = None
         self._seen = 0
         self.exhausted = False
+        self._warned = False
         self.epochs = 0
 
     @property
@@ -491,6 +504,8 @@ class EpochIterator:
                 yield step, batch
             if self.known is not None and self._seen >= self.known:
                 self._it = None  # the next epoch starts a new pass
+            elif isinstance(self.adapter, GeneratorAdapter) and not self.exhausted and not self.adapter.has_more():
+                self.exhausted = True  # used up exactly at the end of this epoch: the next one warns
         else:
             count = 0
             for count, batch in enumerate(self.adapter.batches(), 1):
@@ -500,6 +515,7 @@ class EpochIterator:
         self.adapter.on_epoch_end()
 
     def _warn(self, step: int) -> None:
+        self._warned = self.exhausted
         what = "training" if self.exhausted else "the epoch"
         warnings.warn(f"Your input ran out of data after {step} of the {self.steps} batches of epoch {self.epochs} "
                       f"(`{self.argument}`={self.steps}); interrupting {what}. Make sure that the {self.adapter.kind} "
@@ -507,6 +523,9 @@ class EpochIterator:
 
     def warn_exhausted(self) -> None:
         """Called instead of starting an epoch when a generator has nothing left."""
+        if self._warned and self.steps:
+            return  # said when it ran out inside the last epoch
+        self._warned = True
         warnings.warn(f"Your input ran out of data: the {self.adapter.kind} was used up after epoch {self.epochs}; "
                       f"interrupting training. Pass `{self.argument}` and a generator that yields at least "
                       f"`{self.argument}` * epochs batches (or a PyDataset or DataLoader, which can start over)",
