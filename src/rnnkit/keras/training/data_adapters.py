@@ -523,8 +523,8 @@ class EpochIterator:
 
     def warn_exhausted(self) -> None:
         """Called instead of starting an epoch when a generator has nothing left."""
-        if self._warned and self.steps:
-            return  # said when it ran out inside the last epoch
+        if self._warned:
+            return  # said already (when it ran out inside the last epoch, or for an earlier epoch)
         self._warned = True
         warnings.warn(f"Your input ran out of data: the {self.adapter.kind} was used up after epoch {self.epochs}; "
                       f"interrupting training. Pass `{self.argument}` and a generator that yields at least "
