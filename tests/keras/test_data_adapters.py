@@ -291,7 +291,7 @@ def bad_at_2(bad):
     (lambda xb: xb[:, :, :2], r"batch 2 x must be float of shape \(B, T, 3\) like batch 0's, "
                               r"got float of shape \(B, T, 2\)"),
     (lambda xb: xb.astype(np.int64), r"batch 2 x must be float of shape \(B, T, 3\) like batch 0's, got integer"),
-    (lambda xb: xb[:, 0], r"batch 2 x must be float of shape \(B, T, 3\) like batch 0's, got float of shape \(B, T\)"),
+    (lambda xb: xb[:, 0], r"batch 2 x must be float of shape \(B, T, 3\) like batch 0's, got float of shape \(B, \*\)"),
     (lambda xb: xb[:-1], r"batch 2 has parts of different batch sizes: x has 3, y has 4"),
     (lambda xb: xb.astype(str), r"batch 2 x must hold numbers, got dtype <U"),
 ])

@@ -257,3 +257,33 @@ def test_class_weight_needs_a_single_output_and_streamed_weights_are_checked():
     with pytest.raises(ValueError, match=r"Argument `x` \(generator\): batch 1 sample_weight must hold finite weights "
                                          r">= 0, got -2.0"):
         classifier().fit(stream(), epochs=1, verbose=0)
+
+
+def test_per_step_weights_follow_their_tbptt_window():
+    x, y = data(sequence=True)
+    w = np.random.default_rng(4).uniform(0.5, 2, size=(N, T))
+    w[:, 3] = 0.0
+    y2 = y.copy()
+    y2[:, 3] = (y[:, 3] + 1) % C
+    runs = []
+    for labels in (y, y2):
+        model = classifier(sequence=True)
+        model.fit(x, labels, sample_weight=w, batch_size=8, epochs=1, shuffle=False, verbose=0, tbptt=2)
+        runs.append(model.get_weights())
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+    # One window of all T steps is plain training.
+    ref, one = classifier(sequence=True), classifier(sequence=True)
+    ref.fit(x, y, sample_weight=w, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    one.fit(x, y, sample_weight=w, batch_size=8, epochs=1, shuffle=False, verbose=0, tbptt=T)
+    for a, b in zip(ref.get_weights(), one.get_weights()):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-14)
+
+
+def test_a_checkpoint_knows_its_sample_weights(tmp_path):
+    x, y = data()
+    w = np.random.default_rng(5).uniform(0.5, 2, size=N)
+    classifier().fit(x, y, sample_weight=w, epochs=1, verbose=0, checkpoint_dir=tmp_path)
+    classifier().fit(x, y, sample_weight=w, epochs=2, verbose=0, checkpoint_dir=tmp_path, resume=True)
+    with pytest.raises(ValueError, match=r"the training data \(x, y\) differ from the run that wrote it"):
+        classifier().fit(x, y, sample_weight=2 * w, epochs=3, verbose=0, checkpoint_dir=tmp_path, resume=True)

@@ -119,7 +119,8 @@ def _signature(d: Data) -> list[tuple[str, int, bool, tuple[int, ...]]]:
 
 
 def _shape_text(dim: int, floating: bool, rest: tuple[int, ...]) -> str:
-    axes = ["B", "T"][:dim] + [str(s) for s in rest]
+    # Axis 1 is free: T for sequences (B, T, F); for rank 2 it may be T (token ids) or a size.
+    axes = ["B", "T" if dim >= 3 else "*"][:dim] + [str(s) for s in rest]
     return f"{'float' if floating else 'integer'} of shape ({', '.join(axes)}{',' if dim == 1 else ''})"
 
 
@@ -448,8 +449,8 @@ def _kind(x: Any) -> str:
 
 def _is_arrays(x: Any) -> bool:
     """Numbers in arrays (or nested lists of them), or a tuple/list/dict of such arrays."""
-    if isinstance(x, (Tensor, np.ndarray, int, float, bool, np.number)):
-        return True
+    if isinstance(x, (Tensor, np.ndarray, int, float, bool, np.number)) or hasattr(x, "__array__"):
+        return True  # __array__: pandas and other array-likes, as Keras converts them
     if isinstance(x, dict):
         return all(_is_arrays(v) for v in x.values())
     if isinstance(x, (list, tuple)):
