@@ -403,7 +403,8 @@ def get_adapter(model: Any, x: Any, y: Any = None, sample_weight: Any = None, *,
                              f"(or pass a generator, PyDataset or DataLoader that yields (x, y))")
         yd = None
         if y is not None:
-            yd = as_data(y, y_argument, dtype, multi_input=multi)
+            # Several targets only for a model with several outputs; else a list of arrays is stacked.
+            yd = as_data(y, y_argument, dtype, multi_input=getattr(model, "_multi_output", False))
             check_same_length(xd, yd, argument, y_argument)
         sw = None
         if sample_weight is not None:
