@@ -287,3 +287,12 @@ def test_a_checkpoint_knows_its_sample_weights(tmp_path):
     classifier().fit(x, y, sample_weight=w, epochs=2, verbose=0, checkpoint_dir=tmp_path, resume=True)
     with pytest.raises(ValueError, match=r"the training data \(x, y\) differ from the run that wrote it"):
         classifier().fit(x, y, sample_weight=2 * w, epochs=3, verbose=0, checkpoint_dir=tmp_path, resume=True)
+
+
+def test_validation_split_takes_the_last_samples_weights_with_them():
+    x, y = data()
+    w = np.random.default_rng(6).uniform(0.5, 2, size=N)
+    model = classifier()
+    hist = model.fit(x, y, sample_weight=w, validation_split=0.25, epochs=1, verbose=0)
+    np.testing.assert_allclose(hist.history["val_loss"][-1],
+                               model.evaluate(x[15:], y[15:], sample_weight=w[15:], verbose=0), rtol=1e-12)
