@@ -254,6 +254,8 @@ def test_class_weight_needs_a_single_output_and_streamed_weights_are_checked():
                 w[3] = -2.0
             yield x[i:i + 8], y[i:i + 8], w
 
+    with pytest.raises(ValueError, match=r"`class_weight` cannot be used with data that yields \(x, y, sample_weight\)"):
+        classifier().fit(stream(), class_weight={0: 2.0}, steps_per_epoch=1, verbose=0)
     with pytest.raises(ValueError, match=r"Argument `x` \(generator\): batch 1 sample_weight must hold finite weights "
                                          r">= 0, got -2.0"):
         classifier().fit(stream(), epochs=1, verbose=0)

@@ -93,6 +93,9 @@ def _check_weights(model: Any, trainer: Trainer, adapter: DataAdapter, class_wei
     if class_weight is None and sw is None:
         return
     first = adapter.first()
+    if class_weight is not None and first.sample_weight is not None:
+        raise ValueError(f"Argument `class_weight` cannot be used with data that yields (x, y, sample_weight) (a "
+                         f"{adapter.kind}): pass one of them, as in Keras")
     y_pred = probe_output(model, take(first.x, slice(0, 2)))
     if class_weight is not None:
         trainer.class_weight = ClassWeight(class_weight, num_classes(y_pred))

@@ -111,6 +111,9 @@ class Trainer:
     def _weights(self, y: Any, y_pred: Any, sample_weight: Optional[Tensor]) -> Optional[Tensor]:
         """This batch's sample weights: given, from class_weight, or None."""
         if self.class_weight is not None and isinstance(y_pred, Tensor):
+            if sample_weight is not None:
+                raise ValueError("Argument `class_weight` cannot be used with data that yields (x, y, sample_weight): "
+                                 "pass one of them, as in Keras")
             return self.class_weight.sample_weight(y, y_pred)
         if sample_weight is not None:
             where = f"Argument `sample_weight` (epoch {self.epoch} step {self.step})" if self.epoch is not None \
