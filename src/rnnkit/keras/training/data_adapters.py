@@ -3,7 +3,9 @@
 Every adapter gives passes over its data as batches ``Batch(x, y, sample_weight)`` of
 nested torch tensors (x and y keep the structure the user gave: a tensor, or a tuple,
 list or dict of them), and says how many batches a pass holds, or None when that is
-not known in advance. The training loop sees nothing else.
+not known in advance. The training loop uses only that, except that arrays also
+give their sample order (``order``/``take``), so checkpoints can resume inside an epoch
+and data-parallel processes can split each batch.
 
     kind                      a batch is                         batches per pass
     arrays (numpy, torch)     batch_size rows, sliced            ceil(N / batch_size)
@@ -218,7 +220,7 @@ def check_sample_weight(sw: Tensor, where: str) -> Tensor:
 # -- adapters ----------------------------------------------------------------------------------
 
 class DataAdapter:
-    """One data source: ``passes()`` gives a fresh pass over the data, ``num_batches`` its length."""
+    """One data source: ``batches()`` starts a pass over the data, ``num_batches`` is its length (or None)."""
 
     num_batches: Optional[int] = None
     one_shot = False  # a generator: a pass cannot be restarted
