@@ -348,3 +348,13 @@ def test_wrong_arguments_for_the_kind_of_data():
     if w0 is not None:
         for a, b in zip(w0, model.get_weights()):
             np.testing.assert_array_equal(a, b)
+
+
+def test_pack_and_unpack_like_keras():
+    x, y, w = np.zeros((2, 3)), np.ones(2), np.ones(2)
+    unpack, pack = keras.utils.unpack_x_y_sample_weight, keras.utils.pack_x_y_sample_weight
+    assert unpack(x)[0] is x and unpack(x)[1:] == (None, None)
+    assert unpack([x, y])[:2] == (x, y) and unpack((x, y, w))[2] is w
+    assert pack(x) is x and pack([x, y]) == ([x, y],) and pack(x, y) == (x, y) and pack(x, y, w) == (x, y, w)
+    with pytest.raises(ValueError, match=r"got a tuple of 4 items"):
+        unpack((x, y, w, w))

@@ -81,6 +81,24 @@ class PyDataset:
 Sequence = PyDataset
 
 
+def unpack_x_y_sample_weight(data: Any) -> tuple[Any, Any, Any]:
+    """Keras's helper: ``x``, ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)`` -> (x, y, sample_weight)."""
+    if isinstance(data, list):
+        data = tuple(data)
+    if not isinstance(data, tuple):
+        return data, None, None
+    if 1 <= len(data) <= 3:
+        return (data + (None, None))[:3]  # type: ignore[return-value]
+    raise ValueError(f"Data must be x, (x,), (x, y) or (x, y, sample_weight), got a tuple of {len(data)} items")
+
+
+def pack_x_y_sample_weight(x: Any, y: Any = None, sample_weight: Any = None) -> Any:
+    """Keras's helper, the inverse of ``unpack_x_y_sample_weight``."""
+    if y is None:
+        return (x,) if isinstance(x, (tuple, list)) else x
+    return (x, y) if sample_weight is None else (x, y, sample_weight)
+
+
 # -- what a batch must look like ----------------------------------------------------------------
 
 def _describe(item: Any) -> str:
