@@ -117,7 +117,7 @@ def assert_rel(actual, expected, rtol: float, what: str) -> None:
     assert err <= rtol * max(scale, 1e-300), f"{what}: max error {err:.3e} vs scale {scale:.3e} (rtol {rtol})"
 
 
-class Path:
+class BackwardPath:
     """Run the engine down one backward path, and check afterwards that it did."""
 
     def __init__(self, name: str, monkeypatch) -> None:
@@ -141,7 +141,7 @@ class Path:
         assert self.in_loop == [self.name == "in_loop"], f"sums_in_loop said {self.in_loop} on the {self.name} path"
 
 
-def compare(name: str, opt: str, path: Path, threads: int, bias: str = "double") -> None:
+def compare(name: str, opt: str, path: BackwardPath, threads: int, bias: str = "double") -> None:
     B, T, F, H = SHAPES[threads]
     if threads == 2 and name == "rnn_tanh":
         H = RNN_HIDDEN_TWO_THREADS
@@ -171,7 +171,7 @@ PATHS = [("in_loop", 1), ("in_loop", 2), ("histories", 1), ("histories", 2), ("p
 @pytest.mark.parametrize("opt", list(OPTIONS))
 @pytest.mark.parametrize("name", list(CELLS))
 def test_every_option_through_every_backward_path(name, opt, path, threads, monkeypatch):
-    compare(name, opt, Path(path, monkeypatch), threads)
+    compare(name, opt, BackwardPath(path, monkeypatch), threads)
 
 
 @pytest.mark.parametrize("path", ["in_loop", "histories"])
@@ -179,7 +179,7 @@ def test_every_option_through_every_backward_path(name, opt, path, threads, monk
 @pytest.mark.parametrize("name", ["lstm", "lstm_peephole", "lstm_layer_norm", "lstm_peephole_ln", "gru_reset_after",
                                   "gru_reset_before", "rnn_tanh"])
 def test_bias_modes_on_the_compiled_paths(name, bias, path, monkeypatch):
-    compare(name, "everything", Path(path, monkeypatch), 1, bias)
+    compare(name, "everything", BackwardPath(path, monkeypatch), 1, bias)
 
 
 # ------------------------------------------------------------------------- gradcheck
@@ -187,8 +187,7 @@ def test_bias_modes_on_the_compiled_paths(name, bias, path, monkeypatch):
 GC_B, GC_T, GC_F, GC_H = 2, 4, 3, 3
 
 
-def _gradcheck(name: str, opts, bias: str, path: Path) -> None:
-    torch.manual_seed(3)
+def _gradcheck(name: str, opts, bias: str, path: BackwardPath) -> None:
     cell = make_cell(name, GC_F, GC_H, bias, seed=3)
     g = torch.Generator().manual_seed(4)
     x = torch.randn(GC_B, GC_T, GC_F, generator=g, dtype=DTYPE, requires_grad=True)
@@ -222,7 +221,7 @@ def _gradcheck(name: str, opts, bias: str, path: Path) -> None:
 @pytest.mark.parametrize("opts", [(), ("mask", "reverse"), ("dropout", "zoneout")], ids=lambda o: "+".join(o) or "plain")
 @pytest.mark.parametrize("name", ["lstm_peephole", "lstm_layer_norm", "lstm_peephole_ln"])
 def test_gradcheck_lstm_options_on_the_compiled_loop(name, opts, bias, path, monkeypatch):
-    _gradcheck(name, opts, bias, Path(path, monkeypatch))
+    _gradcheck(name, opts, bias, BackwardPath(path, monkeypatch))
 
 
 def test_the_default_path_runs_the_compiled_loop(monkeypatch):
