@@ -290,7 +290,8 @@ def _compile_from(model: Any, data: dict[str, Any]) -> None:
         clip["loss_weights"] = data.get("loss_weights")
     else:
         loss = losses.deserialize(loss)
-    model.compile(optimizer=optimizers.deserialize(data["optimizer"]), loss=loss, metrics=data.get("metrics"), **clip)
+    model.compile(optimizer=optimizers.deserialize(data["optimizer"]), loss=loss, metrics=data.get("metrics"),
+                  weighted_metrics=data.get("weighted_metrics"), **clip)
 
 
 def _check_fit(model: torch.nn.Module, tensors: dict[str, torch.Tensor], filepath: PathLike) -> None:

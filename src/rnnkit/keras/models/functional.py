@@ -262,7 +262,10 @@ class Functional(Model):
     # -- data for fit/evaluate/predict -------------------------------------------------------
 
     def _standardize_data(self, x: Any, y: Any) -> tuple[Any, Any]:
-        if isinstance(x, dict) or (len(self._flat_inputs) > 1 and x is not None):
+        """Arrays in the order of ``inputs``/``outputs``; a dict is mapped by name. Generators,
+        datasets and loaders pass through (the data adapters read them)."""
+        n = len(self._flat_inputs)
+        if isinstance(x, dict) or (n > 1 and isinstance(x, (list, tuple, np.ndarray, Tensor))):
             x = self._flatten_inputs(x, "x")
         if isinstance(y, dict):
             missing = [k for k in self.output_names if k not in y]
@@ -271,7 +274,7 @@ class Functional(Model):
                 raise ValueError(f"Model {self.name!r}: the keys of `y` must be the output names {self.output_names}; "
                                  f"missing {missing}, unexpected {unexpected}")
             y = [y[k] for k in self.output_names]
-        elif y is not None and self._multi_output:
+        elif self._multi_output and isinstance(y, (list, tuple, np.ndarray, Tensor)):
             if not isinstance(y, (list, tuple)) or len(y) != len(self._flat_outputs):
                 got = f"{len(y)} items" if isinstance(y, (list, tuple)) else f"one {type(y).__name__}"
                 raise ValueError(f"Model {self.name!r} has {len(self._flat_outputs)} outputs {self.output_names}, so `y` "

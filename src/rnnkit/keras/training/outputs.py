@@ -57,6 +57,14 @@ class OutputLosses:
         self.trackers = [metrics_mod.Mean(f"{n}_loss") for n in self.output_names]
         self.identifiers = {"loss": loss, "metrics": metrics, "loss_weights": loss_weights}
 
+    def _targets(self, y: Any) -> Any:
+        if isinstance(y, dict):  # from a generator or dataset that yields a dict of targets
+            missing = [n for n in self.output_names if n not in y]
+            if missing:
+                raise ValueError(f"The targets have no {missing}; the outputs are {self.output_names}")
+            return [y[n] for n in self.output_names]
+        return y
+
     def _check(self, y: Any, y_pred: Any) -> None:
         if not isinstance(y_pred, (list, tuple)) or len(y_pred) != len(self.output_names):
             raise TypeError(f"The model returned {type(y_pred).__name__}; compile was given losses for "
@@ -64,8 +72,12 @@ class OutputLosses:
         if not isinstance(y, (list, tuple)) or len(y) != len(self.output_names):
             raise ValueError(f"`y` must hold one target per output ({len(self.output_names)}: {self.output_names})")
 
-    def __call__(self, y: Any, y_pred: Any, mask: Any) -> Tensor:
-        """sum_k w_k * loss_k(y_k, y_pred_k); records each loss_k for the logs."""
+    def __call__(self, y: Any, y_pred: Any, mask: Any, sample_weight: Optional[Tensor] = None) -> Tensor:
+        """sum_k w_k * loss_k(y_k, y_pred_k); records each loss_k for the logs.
+
+        ``sample_weight`` (B,) weighs the samples of every output alike.
+        """
+        y = self._targets(y)
         self._check(y, y_pred)
         masks = mask if isinstance(mask, (list, tuple)) else [mask] * len(self.output_names)
         total: Any = 0.0
@@ -74,13 +86,14 @@ class OutputLosses:
             if loss is None:
                 self.last.append(None)
                 continue
-            value = loss(yt, yp, mask=m)
+            value = loss(yt, yp, mask=m) if sample_weight is None else loss(yt, yp, sample_weight=sample_weight, mask=m)
             self.last.append(value.detach())
             total = total + w * value
         return total  # type: ignore[return-value]
 
     # The MetricList interface the trainer uses.
     def update(self, y: Any, y_pred: Any, mask: Any, weight: Optional[float] = None) -> None:
+        y = self._targets(y)
         masks = mask if isinstance(mask, (list, tuple)) else [mask] * len(self.output_names)
         for tracker, value in zip(self.trackers, getattr(self, "last", [])):
             if value is not None:
