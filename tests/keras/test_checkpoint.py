@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import random
 import signal
 import subprocess
@@ -68,6 +69,10 @@ TRAIN = textwrap.dedent('''
 EPOCHS, EVERY, STEPS = 5, 3, 8
 
 
+# Only whole report lines count: the kill can land while a line is half written.
+_BATCH = re.compile(r"batch \d+")
+
+
 def run_child(script: Path, ckpt: str, out: Path, kill_at: int | None = None, delay: float = 0.0) -> tuple[int, int]:
     """Run the script; with ``kill_at``, SIGKILL it ``delay`` s after it reports that batch.
     Returns (last batch seen, exit code)."""
@@ -76,7 +81,7 @@ def run_child(script: Path, ckpt: str, out: Path, kill_at: int | None = None, de
     last = -1
     assert proc.stdout is not None
     for line in proc.stdout:
-        if line.startswith("batch"):
+        if _BATCH.fullmatch(line.strip()):
             last = int(line.split()[1])
             if kill_at is not None and last >= kill_at:
                 # A delay lands the kill anywhere: inside a step, the validation pass, or a checkpoint write.
@@ -84,7 +89,7 @@ def run_child(script: Path, ckpt: str, out: Path, kill_at: int | None = None, de
                 os.kill(proc.pid, signal.SIGKILL)
                 break
     for line in proc.stdout:  # what it printed before the kill landed
-        if line.startswith("batch"):
+        if _BATCH.fullmatch(line.strip()):
             last = int(line.split()[1])
     proc.stdout.close()
     code = proc.wait()
