@@ -55,6 +55,8 @@ from .reshaping import Permute as Permute
 from .reshaping import Reshape as Reshape
 from .reshaping import UpSampling1D as UpSampling1D
 from .reshaping import ZeroPadding1D as ZeroPadding1D
+from .min_rnn import MinGRU as MinGRU
+from .min_rnn import MinLSTM as MinLSTM
 from .rnn import GRU as GRU
 from .rnn import LSTM as LSTM
 from .rnn import BaseRNN as BaseRNN
@@ -74,7 +76,7 @@ __all__ = [
     "ConvLSTMCell", "Cropping1D", "Dense", "Dot", "Dropout", "Embedding", "Flatten", "GRU", "GRUCell",
     "GaussianDropout", "GaussianNoise", "GlobalAveragePooling1D", "GlobalAvgPool1D", "GlobalMaxPool1D",
     "GlobalMaxPooling1D", "Input", "InputLayer", "LSTM", "LSTMCell", "Lambda", "Layer", "LayerNormalization",
-    "Masking", "MaxPool1D", "MaxPooling1D", "Maximum", "Minimum", "MultiHeadAttention", "Multiply", "Permute", "RNN",
+    "Masking", "MaxPool1D", "MaxPooling1D", "Maximum", "MinGRU", "MinLSTM", "Minimum", "MultiHeadAttention", "Multiply", "Permute", "RNN",
     "RecurrentLayer", "RepeatVector", "Reshape", "SimpleRNN", "SimpleRNNCell", "SpatialDropout1D", "StackedRNNCells",
     "Subtract", "TimeDistributed", "UpSampling1D", "ZeroPadding1D", "deserialize", "get_layer_class",
     "register_function", "serialize",
