@@ -52,6 +52,13 @@ def scan_backend(k: Tensor, backend: str) -> str:
     return "python"
 
 
+def _compiled():
+    """The C++ operators (``csrc/scan.cpp``), loading the extension on first use."""
+    if kernels.load_kernels() is None:
+        raise RuntimeError(f"rnnkit: the compiled scan is unavailable ({kernels.load_error()}); use backend='python'")
+    return torch.ops.rnnkit_min
+
+
 def _empty(like: Tensor) -> Tensor:
     return like.new_empty(0)
 
@@ -114,7 +121,7 @@ def min_scan(k: Tensor, h0: Tensor, mask: Optional[Tensor], probe: Optional[Tens
     probe (T, 1) or None takes no part in the forward; its gradient is ||dL/dh_t|| per step.
     """
     if backend == "compiled":
-        h = torch.ops.rnnkit_min.forward(k, h0, _empty(k) if mask is None else mask, KIND_CODES[kind], reverse)
+        h = _compiled().forward(k, h0, _empty(k) if mask is None else mask, KIND_CODES[kind], reverse)
     else:
         h = python_scan(k, h0, mask, kind, reverse)
     T = k.shape[1]
@@ -136,7 +143,7 @@ def min_scan_backward(k: Tensor, h: Tensor, h0: Tensor, mask: Optional[Tensor], 
     """The reverse scan of ``min_scan`` -> (dk (B, T, G), dh0 (B, H), norms (T,) or an empty placeholder)."""
     if backend == "compiled":
         e = _empty(k)
-        return tuple(torch.ops.rnnkit_min.backward(
+        return tuple(_compiled().backward(
             k, h, h0, e if mask is None else mask, e if dh is None else dh, e if dh_n is None else dh_n,
             KIND_CODES[kind], reverse, tbptt, want_norms))
     dk, dh0, norms = python_scan_backward(k, h, h0, mask, dh, dh_n, kind, reverse, tbptt, want_norms)
