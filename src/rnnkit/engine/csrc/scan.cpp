@@ -28,6 +28,13 @@ namespace {
 
 constexpr int64_t kChunk = 64;  // hidden units per lane task: a cache line or four, streamed over t
 
+// Lane tasks per thread at the least: waking a second thread costs more than a short sequence's
+// whole scan, so below about 2^16 element-steps per thread the scan stays on one.
+inline int64_t grain(int64_t T, int64_t H) {
+  const int64_t per_task = std::max<int64_t>(1, T * std::min(H, kChunk));
+  return std::max<int64_t>(1, (int64_t(1) << 16) / per_task);
+}
+
 // exp(x) for x <= 0 that the compiler can vectorise (std::exp is a library call, which stops the
 // vectoriser and costs more than the rest of a step together): x = n ln2 + r, |r| <= ln2 / 2,
 // e^r by its Taylor polynomial (float: degree 7, error < 1e-8; double: degree 13, < 1e-17),
@@ -153,7 +160,7 @@ void forward_kernel(const at::Tensor& k, const at::Tensor& h0, const at::Tensor&
   const S* mp = mask.numel() ? mask.data_ptr<S>() : nullptr;
   S* hp = h.data_ptr<S>();
   const int64_t T = geo.T, H = geo.H, G = geo.G;
-  at::parallel_for(0, geo.B * geo.chunks, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, geo.B * geo.chunks, grain(T, H), [&](int64_t begin, int64_t end) {
     S state[kChunk];
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / geo.chunks, j0 = (task % geo.chunks) * kChunk, j1 = std::min(H, j0 + kChunk);
@@ -205,7 +212,7 @@ void backward_kernel(const at::Tensor& k, const at::Tensor& h, const at::Tensor&
   S* dh0p = dh0.data_ptr<S>();
   double* np = norms.numel() ? norms.data_ptr<double>() : nullptr;  // (B * chunks, T) partial sums
   const int64_t T = geo.T, H = geo.H, G = geo.G;
-  at::parallel_for(0, geo.B * geo.chunks, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, geo.B * geo.chunks, grain(T, H), [&](int64_t begin, int64_t end) {
     S delta[kChunk];
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / geo.chunks, j0 = (task % geo.chunks) * kChunk, j1 = std::min(H, j0 + kChunk);
