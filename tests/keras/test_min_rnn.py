@@ -106,3 +106,15 @@ def test_bad_arguments_are_named():
         layer(torch.zeros(2, 4, 1), initial_state=[torch.zeros(2, 4)])
     with pytest.raises(ValueError, match="T >= 1"):
         layer(torch.zeros(2, 0, 1))
+
+
+def test_bidirectional_wrapper_runs_a_forward_and_a_go_backwards_copy():
+    torch.manual_seed(1)
+    layer = keras.layers.Bidirectional(keras.layers.MinGRU(4, return_sequences=True, dtype="float64"))
+    x = torch.randn(2, 6, 3, dtype=DT)
+    mask = torch.arange(6)[None] < torch.tensor([6, 4])[:, None]
+    out = layer(x, mask=mask)
+    fw, bw = layer.forward_layer.cell, layer.backward_layer.cell
+    ref_f, _ = reference_layer("mingru", x, fw.weight_ih, fw.bias_ih, None, mask, False)
+    ref_b, _ = reference_layer("mingru", x, bw.weight_ih, bw.bias_ih, None, mask, True)
+    torch.testing.assert_close(out, torch.cat([ref_f, ref_b], 2), rtol=1e-10, atol=1e-12)

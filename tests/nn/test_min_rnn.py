@@ -133,3 +133,47 @@ def test_bad_arguments_are_named():
         m(torch.zeros(5, 2, 3), torch.zeros(1, 3, 4))
     with pytest.raises(ValueError, match="Argument `lengths`"):
         m(torch.zeros(5, 2, 3), lengths=torch.tensor([6, 1]))
+
+
+@pytest.mark.parametrize("kind", ["mingru", "minlstm"])
+def test_onnx_export_is_a_scan_that_onnxruntime_runs_at_any_batch_and_length(kind):
+    ort = pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    m = MODULES[kind](3, 4, num_layers=2, bidirectional=True, batch_first=True)
+
+    class WithLengths(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.m = m
+
+        def forward(self, x, lengths):
+            return self.m(x, lengths=lengths)
+
+    dims = ({0: torch.export.Dim("B"), 1: torch.export.Dim("T")}, {0: torch.export.Dim("B")})
+    program = torch.onnx.export(WithLengths(), (torch.randn(2, 5, 3), torch.tensor([5, 3])), dynamo=True,
+                                dynamic_shapes=dims, verbose=False)
+    assert "Scan" in {node.op_type for node in program.model_proto.graph.node}
+    session = ort.InferenceSession(program.model_proto.SerializeToString())
+    x, lengths = torch.randn(3, 9, 3), torch.tensor([9, 4, 1])
+    got = session.run(None, dict(zip([i.name for i in session.get_inputs()], (x.numpy(), lengths.numpy()))))
+    with torch.no_grad():
+        want = m(x, lengths=lengths)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(torch.from_numpy(g), w, rtol=1e-5, atol=1e-6)
+
+
+def test_the_torchscript_onnx_exporter_is_refused_by_name():
+    import io
+
+    from rnnkit.onnx_native import UnsupportedForExport
+
+    class Outputs(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.m = rnn.MinGRU(3, 4)
+
+        def forward(self, x):
+            return self.m(x)
+
+    with pytest.raises(UnsupportedForExport, match="dynamo=True"):
+        torch.onnx.export(Outputs(), (torch.randn(5, 2, 3),), io.BytesIO(), dynamo=False)

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .. import onnx_native
 from ..ops import min_rnn
 from . import kernels
 from .sequence import check_input, check_lengths, check_mask, lengths_to_mask
@@ -177,6 +178,37 @@ def _backward(ctx, dh, dh_n):
 min_scan.register_autograd(_backward, setup_context=_setup_context)
 
 
+# ---------------------------------------------------------------------------- ONNX
+
+
+def _onnx_layer(kind: str, x: Tensor, weight: Tensor, bias: Optional[Tensor], h0: Tensor, mask: Optional[Tensor],
+                reverse: bool) -> tuple[Tensor, Tensor]:
+    """The layer as torch's ``scan`` higher-order op, which the dynamo ONNX exporter writes as an ONNX
+    ``Scan`` node (its body: h = a * h + b); the coefficients are plain torch ops before it."""
+    if torch.onnx.is_in_onnx_export() and not torch.compiler.is_compiling():
+        raise onnx_native.UnsupportedForExport(
+            f"Cannot export a {kind} layer with the TorchScript-based ONNX exporter: its scan becomes an ONNX Scan "
+            "node only through torch.onnx.export(..., dynamo=True)")
+    from torch._higher_order_ops.scan import scan
+
+    a, b = min_rnn.coefficients(F.linear(x, weight, bias), kind)  # (B, T, H) each
+    if mask is not None:
+        real = mask.unsqueeze(-1).to(torch.bool)
+        a = torch.where(real, a, torch.ones_like(a))  # a padded step keeps the state
+        b = torch.where(real, b, torch.zeros_like(b))
+    a, b = a.transpose(0, 1), b.transpose(0, 1)  # (T, B, H): scan runs over the leading axis
+    if reverse:
+        a, b = a.flip(0), b.flip(0)
+
+    def step(h: Tensor, ab: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        h = ab[0] * h + ab[1]
+        return h, h.clone()
+
+    h_n, h = scan(step, h0, (a, b))
+    h = (h.flip(0) if reverse else h).transpose(0, 1)  # (B, T, H)
+    return (h if mask is None else h * mask.unsqueeze(-1).to(h.dtype)), h_n
+
+
 # ---------------------------------------------------------------------------- the layer call
 
 
@@ -237,13 +269,8 @@ def run_min(
         raise TypeError(f"Argument `h0` has dtype {h0.dtype} but the weights are {weight.dtype}")
     if probe is not None and (probe.shape != (T, 1) or not probe.requires_grad):
         raise ValueError(f"Argument `probe` must be a (T, 1) = ({T}, 1) tensor that requires grad")
-    if torch.onnx.is_in_onnx_export():
-        from ..onnx_native import UnsupportedForExport
-
-        raise UnsupportedForExport(
-            f"Cannot export a {kind} layer to ONNX: its scan h_t = a_t * h_{{t-1}} + b_t (the operator "
-            "rnnkit::min_scan) has no ONNX counterpart in rnnkit's exporter yet (it would need an ONNX Loop or Scan "
-            "body); torch.export and torch.compile do support it")
+    if onnx_native.in_onnx_export():
+        return _onnx_layer(kind, x, weight, bias, h0, mask, reverse)
     k = F.linear(x, weight, bias)  # (B, T, G): one GEMM over all B*T rows
     m = None if mask is None else mask.to(x.dtype)
     h, h_n = min_scan(k, h0, m, probe, kind, reverse, tbptt or 0, scan_backend(k, backend))
