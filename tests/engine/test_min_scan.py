@@ -245,3 +245,14 @@ def test_compile_fullgraph_and_export_see_one_operator():
     ep = torch.export.export(Module(), (x.detach(), h0.detach()))
     assert "rnnkit.min_scan" in str(ep.graph)
     torch.testing.assert_close(ep.module()(x.detach(), h0.detach()), fn(x, h0).detach())
+
+
+def test_bfloat16_runs_the_python_scan_in_float32():
+    """Half precision takes the Python path; its log-space sums would lose the state's digits in bf16."""
+    gen = torch.Generator().manual_seed(5)
+    k = torch.randn(2, 300, 8, generator=gen)
+    h0 = torch.randn(2, 4, generator=gen)
+    want, _ = min_scan(k, h0, None, None, "mingru", False, 0, "python")
+    got, _ = min_scan(k.bfloat16(), h0.bfloat16(), None, None, "mingru", False, 0, "python")
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), want, rtol=2e-2, atol=2e-2)

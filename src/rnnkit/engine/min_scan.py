@@ -60,6 +60,11 @@ def _compiled():
     return torch.ops.rnnkit_min
 
 
+def _widen(t: Tensor) -> torch.dtype:
+    """float32 for half-precision tensors, else their own dtype."""
+    return torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else t.dtype
+
+
 def _empty(like: Tensor) -> Tensor:
     return like.new_empty(0)
 
@@ -124,7 +129,9 @@ def min_scan(k: Tensor, h0: Tensor, mask: Optional[Tensor], probe: Optional[Tens
     if backend == "compiled":
         h = _compiled().forward(k, h0, _empty(k) if mask is None else mask, KIND_CODES[kind], reverse)
     else:
-        h = python_scan(k, h0, mask, kind, reverse)
+        # Half precision has too few digits for log b - A, which grows like T: the scan runs in float32.
+        wide = _widen(k)
+        h = python_scan(k.to(wide), h0.to(wide), None if mask is None else mask.to(wide), kind, reverse).to(k.dtype)
     T = k.shape[1]
     h_n = h0.clone() if T == 0 else h[:, 0 if reverse else T - 1].clone()
     return h, h_n
@@ -147,8 +154,11 @@ def min_scan_backward(k: Tensor, h: Tensor, h0: Tensor, mask: Optional[Tensor], 
         return tuple(_compiled().backward(
             k, h, h0, e if mask is None else mask, e if dh is None else dh, e if dh_n is None else dh_n,
             KIND_CODES[kind], reverse, tbptt, want_norms))
-    dk, dh0, norms = python_scan_backward(k, h, h0, mask, dh, dh_n, kind, reverse, tbptt, want_norms)
-    return dk, dh0, _empty(k) if norms is None else norms
+    wide = _widen(k)
+    cast = lambda t: None if t is None else t.to(wide)  # noqa: E731
+    dk, dh0, norms = python_scan_backward(cast(k), cast(h), cast(h0), cast(mask), cast(dh), cast(dh_n), kind, reverse,
+                                          tbptt, want_norms)
+    return dk.to(k.dtype), dh0.to(h0.dtype), _empty(k) if norms is None else norms.to(k.dtype)
 
 
 @min_scan_backward.register_fake
