@@ -6,7 +6,8 @@ two recurrent layers of ``--hidden`` units (rnnkit.nn, batch_first) and a linear
 last step's output, trained with Adam on fresh batches for ``--seconds`` of wall-clock time.
 Prints one markdown row per cell: test MSE, training steps done, seconds.
 
-    python examples/min_rnn_adding.py                         # T = 1000, 60 s per cell (~5 min)
+    python examples/min_rnn_adding.py                         # T = 1000, 120 s per cell (~8 min)
+    python examples/min_rnn_adding.py --T 200 --seconds 90 --threads 1   # ~6 min
     python examples/min_rnn_adding.py --T 200 --seconds 20 --cells mingru,gru
 """
 
@@ -61,7 +62,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--T", type=int, default=1000)
     parser.add_argument("--cells", default="mingru,minlstm,gru,lstm")
-    parser.add_argument("--seconds", type=float, default=60.0, help="training time per cell")
+    parser.add_argument("--seconds", type=float, default=120.0, help="training time per cell")
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
