@@ -324,6 +324,16 @@ CASES = [
          "expected a number >= 0"),
     Case("cli", "`rnnkit predict` on a directory with no model", lambda: cli("predict", str(TMP / "nothing")), CLIExit,
          "nothing", "no saved model at"),
+    # minGRU / minLSTM, both fronts
+    Case("layers", "a (B, T, 5) input to a MinGRU built for F = 3",
+         lambda: layers.MinGRU(4, input_shape=(None, 3), name="mingru")(torch.zeros(2, 5, 5)), ValueError, "mingru",
+         "was built for inputs of shape (B, T, 3)"),
+    Case("nn", "float64 input to a float32 rnnkit.nn.MinGRU",
+         lambda: rnn_nn.MinGRU(3, 4)(torch.zeros(5, 2, 3, dtype=torch.float64)), TypeError, "input",
+         "but the module's weights are torch.float32"),
+    Case("nn", "`lengths` longer than the sequence, to rnnkit.nn.MinLSTM",
+         lambda: rnn_nn.MinLSTM(3, 4)(torch.zeros(5, 2, 3), lengths=torch.tensor([6, 2])), ValueError, "lengths",
+         "must lie in [0, T=5]"),
 ]
 
 

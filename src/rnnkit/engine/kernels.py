@@ -149,7 +149,8 @@ def _build_or_import(flags: list[str], ldflags: list[str]):
     print(f"rnnkit: building the C++ time loop, once (about 1 minute; cached in {build_dir.parent}; "
           "`rnnkit build` does it ahead of time) ...", file=sys.stderr, flush=True)
     start = time.perf_counter()
-    module = load(name=name, sources=[str(_CSRC / "recurrence.cpp")], extra_cflags=flags, extra_ldflags=ldflags,
+    sources = [str(_CSRC / "recurrence.cpp"), str(_CSRC / "scan.cpp")]  # scan.cpp: minGRU/minLSTM
+    module = load(name=name, sources=sources, extra_cflags=flags, extra_ldflags=ldflags,
                   build_directory=str(build_dir), verbose=False)
     print(f"rnnkit: C++ time loop built in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
     return module

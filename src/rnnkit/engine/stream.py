@@ -12,21 +12,23 @@ step, and then each ``step`` is one call.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import torch
 from torch import Tensor
 
-from ..cells import RecurrentCell
+from ..cells import MinRNNCell, RecurrentCell
 from . import compiled, kernels
 
 
-def step(cell: RecurrentCell, x: Tensor, state: Optional[Sequence[Tensor]] = None) -> tuple[Tensor, ...]:
+def step(cell: Union[RecurrentCell, MinRNNCell], x: Tensor, state: Optional[Sequence[Tensor]] = None) -> tuple[Tensor, ...]:
     """One step of ``cell``: x (B, F), state per component (B, n) -> new state.
 
     Without autograd the step is one compiled call (the same math, tested equal);
     otherwise it is the cell's own step under autograd.
     """
+    if isinstance(cell, MinRNNCell):
+        return cell(x, state)
     if not torch.is_grad_enabled():
         state = cell.initial_state(x.shape[0], x) if state is None else tuple(state)
         new = compiled.inference_step(cell.spec, cell.weights(), x, state)
@@ -47,9 +49,9 @@ class Streamer:
     ``step(x)``: x (B, F) -> h (B, P); the full state is in ``.state``.
     """
 
-    def __init__(self, cell: RecurrentCell, batch_size: int = 1, state: Optional[Sequence[Tensor]] = None) -> None:
-        if not isinstance(cell, RecurrentCell):
-            raise TypeError(f"Argument `cell` must be a rnnkit.cells.RecurrentCell, got {type(cell).__name__}")
+    def __init__(self, cell: Union[RecurrentCell, MinRNNCell], batch_size: int = 1, state: Optional[Sequence[Tensor]] = None) -> None:
+        if not isinstance(cell, (RecurrentCell, MinRNNCell)):
+            raise TypeError(f"Argument `cell` must be a rnnkit.cells.RecurrentCell or MinRNNCell, got {type(cell).__name__}")
         self.cell = cell
         self.batch_size = batch_size
         self.refresh()
@@ -57,10 +59,11 @@ class Streamer:
 
     def refresh(self) -> None:
         """Re-read the cell's weights."""
-        w = self.cell.weights()
-        like = w.weight_ih
+        w = self.cell.weights() if isinstance(self.cell, RecurrentCell) else None
+        like = self.cell.weight_ih
         self._stepper = None
-        if compiled.kernels_blocker(self.cell.spec, w, like) is None:
+        # A MinRNNCell's step is a few elementwise ops after its GEMM: no compiled stepper.
+        if isinstance(self.cell, RecurrentCell) and compiled.kernels_blocker(self.cell.spec, w, like) is None:
             spec = self.cell.spec
             detach = lambda t: None if t is None else t.detach()  # noqa: E731
             self._stepper = kernels._module.Stepper(

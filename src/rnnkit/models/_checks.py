@@ -7,15 +7,17 @@ from typing import Any, Optional, Union
 import torch
 from torch import Tensor
 
-from ..keras.layers import GRU, LSTM, BaseRNN, Dropout, SimpleRNN
+from ..keras.layers import GRU, LSTM, BaseRNN, Dropout, MinGRU, MinLSTM, SimpleRNN
 
 #: Recurrent cells a model can be built with; "rnn" is the tanh ``SimpleRNN``.
 CELLS = ("lstm", "gru", "rnn")
+#: minGRU / minLSTM (``keras.layers.MinGRU``/``MinLSTM``), for the models that take them.
+SCAN_CELLS = ("mingru", "minlstm")
 
 
-def check_cell(cell: Any) -> str:
-    if cell not in CELLS:
-        raise ValueError(f"Received an invalid value for argument `cell`: expected one of {CELLS}, got {cell!r}")
+def check_cell(cell: Any, cells: tuple[str, ...] = CELLS) -> str:
+    if cell not in cells:
+        raise ValueError(f"Received an invalid value for argument `cell`: expected one of {cells}, got {cell!r}")
     return cell
 
 
@@ -38,8 +40,10 @@ def check_vocab_size(value: Any, argument: str, minimum: int = 2) -> int:
     return value
 
 
-def recurrent(cell: str, units: int, **kwargs: Any) -> BaseRNN:
+def recurrent(cell: str, units: int, **kwargs: Any) -> Union[BaseRNN, MinGRU]:
     """A Keras-style recurrent layer of the given cell kind."""
+    if cell in SCAN_CELLS:
+        return (MinGRU if cell == "mingru" else MinLSTM)(units, **kwargs)
     if cell == "lstm":
         return LSTM(units, **kwargs)
     if cell == "gru":

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from ..keras.layers import Dense, Embedding
 from ..keras.models import Model
-from ._checks import (as_ids, built_dropout, check_cell, check_positive,
+from ._checks import (CELLS, SCAN_CELLS, as_ids, built_dropout, check_cell, check_positive,
                       check_rate, check_vocab_size, recurrent)
 from .sampling import check_sampling, sample_logits
 
@@ -23,6 +23,7 @@ class CharLanguageModel(Model):
     r"""ids (B, T) -> logits (B, T, V) for the next id at every step: :math:`p(x_{t+1} \mid x_{\le t})`.
 
     ids -> Embedding(V, D) -> ``num_layers`` recurrent layers (B, T, H) -> Dropout -> Dense(V).
+    ``cell``: "lstm", "gru", "rnn", or "mingru"/"minlstm" (trained with a parallel scan).
     Every id is a real token (there is no padding id). Train with compile/fit on
     windows ``x = text[i : i+T]``, ``y = text[i+1 : i+T+1]`` and
     ``SparseCategoricalCrossentropy(from_logits=True)``; the loss in nats per
@@ -38,7 +39,7 @@ class CharLanguageModel(Model):
         self.vocab_size = check_vocab_size(vocab_size, "vocab_size")
         self.embedding_dim = check_positive(embedding_dim, "embedding_dim")
         self.units = check_positive(units, "units")
-        self.cell = check_cell(cell)
+        self.cell = check_cell(cell, CELLS + SCAN_CELLS)
         self.num_layers = check_positive(num_layers, "num_layers")
         self.dropout_rate = check_rate(dropout, "dropout")
         self.embedding = Embedding(self.vocab_size, self.embedding_dim)

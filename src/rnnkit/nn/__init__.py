@@ -9,9 +9,12 @@ from .cell import GRUCell as GRUCell
 from .cell import LSTMCell as LSTMCell
 from .cell import RNNCell as RNNCell
 from .cell import RNNCellBase as RNNCellBase
+from .min_rnn import MinGRU as MinGRU
+from .min_rnn import MinLSTM as MinLSTM
+from .min_rnn import MinRNNBase as MinRNNBase
 from .rnn import GRU as GRU
 from .rnn import LSTM as LSTM
 from .rnn import RNN as RNN
 from .rnn import RNNBase as RNNBase
 
-__all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNBase", "RNNCell", "RNNCellBase"]
+__all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "MinGRU", "MinLSTM", "MinRNNBase", "RNN", "RNNBase", "RNNCell", "RNNCellBase"]

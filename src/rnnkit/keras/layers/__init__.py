@@ -56,6 +56,8 @@ from .reshaping import Permute as Permute
 from .reshaping import Reshape as Reshape
 from .reshaping import UpSampling1D as UpSampling1D
 from .reshaping import ZeroPadding1D as ZeroPadding1D
+from .min_rnn import MinGRU as MinGRU
+from .min_rnn import MinLSTM as MinLSTM
 from .rnn import GRU as GRU
 from .rnn import LSTM as LSTM
 from .rnn import BaseRNN as BaseRNN
@@ -74,8 +76,9 @@ __all__ = [
     "BaseRNN", "BatchNormalization", "Bidirectional", "Concatenate", "Conv1D", "ConvLSTM1D", "ConvLSTM2D",
     "ConvLSTMCell", "Cropping1D", "Dense", "Dot", "Dropout", "Embedding", "Flatten", "GRU", "GRUCell",
     "GaussianDropout", "GaussianNoise", "GlobalAveragePooling1D", "GlobalAvgPool1D", "GlobalMaxPool1D",
-    "GlobalMaxPooling1D", "Input", "InputLayer", "KerasTensor", "LSTM", "LSTMCell", "Lambda", "Layer", "LayerNormalization",
-    "Masking", "MaxPool1D", "MaxPooling1D", "Maximum", "Minimum", "MultiHeadAttention", "Multiply", "Permute", "RNN",
+    "GlobalMaxPooling1D", "Input", "InputLayer", "KerasTensor", "LSTM", "LSTMCell", "Lambda", "Layer",
+    "LayerNormalization", "Masking", "MaxPool1D", "MaxPooling1D", "Maximum", "MinGRU", "MinLSTM", "Minimum",
+    "MultiHeadAttention", "Multiply", "Permute", "RNN",
     "RecurrentLayer", "RepeatVector", "Reshape", "SimpleRNN", "SimpleRNNCell", "SpatialDropout1D", "StackedRNNCells",
     "Subtract", "TimeDistributed", "UpSampling1D", "ZeroPadding1D", "deserialize", "get_layer_class",
     "register_function", "serialize",

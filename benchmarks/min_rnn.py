@@ -1,0 +1,158 @@
+"""minGRU / minLSTM training steps against our GRU / LSTM and a plain-torch minGRU, interleaved.
+
+    python benchmarks/min_rnn.py                           # B=32, H=F=128, T=100/1000/4000
+    python benchmarks/min_rnn.py --T 1000 --reps 21
+    python benchmarks/min_rnn.py --memory                  # also peak RSS at the largest T
+    python benchmarks/min_rnn.py --B 2 --H 8 --T 20 --reps 3 --warmup 1 --memory   # smoke run
+
+A training step is forward, loss = mean(out^2) + mean(h_n^2), backward (gradients of the
+weights and the input), with the gradients zeroed between steps. Rows:
+
+    minGRU vs GRU         rnnkit.nn.MinGRU against rnnkit.nn.GRU (implementation="auto") at the same H
+    minLSTM vs LSTM       rnnkit.nn.MinLSTM against rnnkit.nn.LSTM
+    minGRU vs plain       rnnkit.nn.MinGRU against the paper's minGRU in plain torch (Linear, then
+                          cumsum/logcumsumexp in log space, autograd for the backward)
+
+ratio = peer time / rnnkit time (> 1: the min cell is faster). Medians of interleaved runs,
+alternating who goes first. ``--memory`` runs each model once more in a fresh subprocess and
+reports its peak RSS above the RSS before its first step (MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+import rnnkit.nn as rnn
+
+
+class PlainMinGRU(torch.nn.Module):
+    """The paper's minGRU (appendix, log-space parallel mode) in plain torch, batch-first."""
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(input_size, 2 * hidden_size)
+
+    @staticmethod
+    def log_g(x: torch.Tensor) -> torch.Tensor:
+        return torch.where(x >= 0, (F.relu(x) + 0.5).log(), -F.softplus(-x))
+
+    def forward(self, x: torch.Tensor, h0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        k_z, k_h = self.linear(x).chunk(2, dim=-1)
+        log_coeffs = -F.softplus(k_z)  # log(1 - z)
+        log_values = -F.softplus(-k_z) + self.log_g(k_h)  # log z + log h~
+        log_values = torch.cat([h0.log().unsqueeze(1), log_values], dim=1)
+        a_star = F.pad(torch.cumsum(log_coeffs, dim=1), (0, 0, 1, 0))
+        h = torch.exp(a_star + torch.logcumsumexp(log_values - a_star, dim=1))[:, 1:]
+        return h, h[:, -1]
+
+
+def make_models(F_in: int, H: int) -> dict[str, torch.nn.Module]:
+    return {
+        "minGRU": rnn.MinGRU(F_in, H, batch_first=True),
+        "GRU": rnn.GRU(F_in, H, batch_first=True),
+        "minLSTM": rnn.MinLSTM(F_in, H, batch_first=True),
+        "LSTM": rnn.LSTM(F_in, H, batch_first=True),
+        "plain minGRU": PlainMinGRU(F_in, H),
+    }
+
+
+def train_step(name: str, model: torch.nn.Module, x: torch.Tensor, h0: torch.Tensor) -> Callable[[], None]:
+    def step() -> None:
+        model.zero_grad(set_to_none=True)
+        x.grad = None
+        if name == "plain minGRU":
+            out, h_n = model(x, h0)
+        elif name == "LSTM":
+            out, (h_n, _) = model(x, (h0[None], torch.zeros_like(h0)[None]))
+        else:
+            out, h_n = model(x, h0[None])
+        (out.pow(2).mean() + h_n.pow(2).mean()).backward()
+
+    return step
+
+
+def inputs(B: int, T: int, F_in: int, H: int) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.randn(B, T, F_in, requires_grad=True)
+    h0 = torch.full((B, H), 0.5)  # g(0): positive, as the plain log-space form needs
+    return x, h0
+
+
+def time_pair(peer: Callable[[], None], ours: Callable[[], None], reps: int, warmup: int) -> tuple[float, float]:
+    """Medians (seconds) of interleaved runs, alternating who goes first."""
+    for _ in range(warmup):
+        peer()
+        ours()
+    t_peer, t_ours = [], []
+    for i in range(reps):
+        pair = [(peer, t_peer), (ours, t_ours)]
+        for fn, acc in pair if i % 2 == 0 else pair[::-1]:
+            start = time.perf_counter()
+            fn()
+            acc.append(time.perf_counter() - start)
+    return statistics.median(t_peer), statistics.median(t_ours)
+
+
+def peak_rss_mb(name: str, B: int, T: int, F_in: int, H: int, threads: int) -> float:
+    """Peak RSS of 2 training steps above the RSS before them, in a fresh process (MB)."""
+    code = (
+        "import json, resource, sys, torch\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        f"torch.set_num_threads({threads})\n"
+        "import min_rnn as b\n"
+        f"models = b.make_models({F_in}, {H}); model = models[{name!r}]\n"
+        f"x, h0 = b.inputs({B}, {T}, {F_in}, {H})\n"
+        f"step = b.train_step({name!r}, model, x, h0)\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "step(); step()\n"
+        "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print(json.dumps((after - before) / 1024))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--B", type=int, default=32)
+    parser.add_argument("--H", type=int, default=128)
+    parser.add_argument("--F", type=int, default=None, help="input features (default: H)")
+    parser.add_argument("--T", type=int, nargs="+", default=[100, 1000, 4000])
+    parser.add_argument("--reps", type=int, default=11)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--memory", action="store_true", help="peak RSS at the largest T, in subprocesses")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    F_in = args.F or args.H
+    print(f"# torch {torch.__version__}, {args.threads} threads, B={args.B} H={args.H} F={F_in}, "
+          f"medians of {args.reps} interleaved training steps; ratio = peer / ours")
+    print(f"{'T':>6}  {'pair':<20} {'ours ms':>9} {'peer ms':>9} {'ratio':>7}")
+    models = make_models(F_in, args.H)
+    for T in args.T:
+        x, h0 = inputs(args.B, T, F_in, args.H)
+        steps = {name: train_step(name, m, x, h0) for name, m in models.items()}
+        for ours, peer in (("minGRU", "GRU"), ("minLSTM", "LSTM"), ("minGRU", "plain minGRU")):
+            t_peer, t_ours = time_pair(steps[peer], steps[ours], args.reps, args.warmup)
+            print(f"{T:>6}  {ours + ' vs ' + peer:<20} {1e3 * t_ours:>9.2f} {1e3 * t_peer:>9.2f} "
+                  f"{t_peer / t_ours:>7.2f}", flush=True)
+    if args.memory:
+        T = max(args.T)
+        print(f"# peak RSS of 2 training steps at T={T} above the RSS before them (fresh process each)")
+        for name in models:
+            print(f"{name:<14} {peak_rss_mb(name, args.B, T, F_in, args.H, args.threads):>9.1f} MB", flush=True)
+
+
+if __name__ == "__main__":
+    main()

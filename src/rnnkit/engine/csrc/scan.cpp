@@ -1,0 +1,318 @@
+// minGRU / minLSTM over a whole sequence: h_t = a_t * h_{t-1} + b_t, forward and backward.
+//
+// The same math as rnnkit/ops/min_rnn.py (which the tests hold this file to), fused: each lane
+// (one batch row, one chunk of hidden units) reads its projection k, forms a_t and b_t and runs
+// the recurrence in one pass over t, so the (B, T, H) coefficient tensors are never stored. The
+// backward recomputes them from k and the saved states and runs the reverse scan
+//     delta_t = e_t + a_{t+1} delta_{t+1},   dk from da_t = delta_t h_{t-1}, db_t = delta_t.
+// On a CPU the lanes (B * H of them) are the parallelism; within a lane the sequential scan is
+// T multiply-adds and never forms the product of many a's (which is why the paper's parallel
+// form, which does, works in log space).
+//
+// Layouts, batch-first as the projection comes out of one GEMM:
+//   k (B, T, G) with G = 2H (z, h: minGRU) or 3H (i, f, h: minLSTM);  h0 (B, H);
+//   mask (B, T) of 0/1 in k's dtype, or empty (no padding);  h (B, T, H) the carried states.
+// Registered as the operators rnnkit_min::forward / backward; rnnkit/engine/min_scan.py wraps
+// them in the autograd-aware rnnkit::min_scan.
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#if defined(__SSE__)
+#include <immintrin.h>
+#endif
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+namespace {
+
+constexpr int64_t kChunk = 64;  // hidden units per lane task: a cache line or four, streamed over t
+
+// Lane tasks per thread at the least: waking a second thread costs more than a short sequence's
+// whole scan, so below about 2^16 element-steps per thread the scan stays on one.
+inline int64_t grain(int64_t T, int64_t H) {
+  const int64_t per_task = std::max<int64_t>(1, T * std::min(H, kChunk));
+  return std::max<int64_t>(1, (int64_t(1) << 16) / per_task);
+}
+
+// exp(x) for x <= 0 that the compiler can vectorise (std::exp is a library call, which stops the
+// vectoriser and costs more than the rest of a step together): x = n ln2 + r, |r| <= ln2 / 2,
+// e^r by its Taylor polynomial (float: degree 7, error < 1e-8; double: degree 13, < 1e-17),
+// 2^n written straight into the exponent bits. Clamped below at e^-708 (e^-87): a sigmoid's
+// tail there is far below anything that reaches h.
+inline double exp_neg(double x) {
+  x = std::max(x, -708.0);
+  const double shift = 6755399441055744.0;  // 1.5 * 2^52: adding it rounds to an integer
+  const double t = x * 1.4426950408889634 + shift;
+  const double n = t - shift;
+  double r = x - n * 0.6931471803691238;  // ln 2 in two parts (fdlibm's), so n * hi is exact
+  r = r - n * 1.9082149292705877e-10;
+  double p = 1.0 / 6227020800.0;
+  p = p * r + 1.0 / 479001600.0;
+  p = p * r + 1.0 / 39916800.0;
+  p = p * r + 1.0 / 3628800.0;
+  p = p * r + 1.0 / 362880.0;
+  p = p * r + 1.0 / 40320.0;
+  p = p * r + 1.0 / 5040.0;
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  p = p * r + 1.0;
+  p = p * r + 1.0;
+  int64_t bits, shift_bits;
+  std::memcpy(&bits, &t, sizeof bits);
+  std::memcpy(&shift_bits, &shift, sizeof shift_bits);
+  bits = (bits - shift_bits + 1023) << 52;  // 2^n
+  double scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+inline float exp_neg(float x) {
+  x = std::max(x, -87.0f);
+  const float shift = 12582912.0f;  // 1.5 * 2^23
+  const float t = x * 1.44269504f + shift;
+  const float n = t - shift;
+  float r = x - n * 0.693359375f;
+  r = r + n * 2.12194440e-4f;
+  float p = 1.0f / 5040.0f;
+  p = p * r + 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  int32_t bits, shift_bits;
+  std::memcpy(&bits, &t, sizeof bits);
+  std::memcpy(&shift_bits, &shift, sizeof shift_bits);
+  bits = (bits - shift_bits + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+template <typename S>
+struct Sig {
+  S pos, neg;  // sigma(x), sigma(-x), each from one exp(-|x|) with no subtraction from 1
+};
+
+template <typename S>
+inline Sig<S> sig(S x) {
+  const S e = exp_neg(-std::abs(x));
+  const S big = S(1) / (S(1) + e), small = e * big;
+  return Sig<S>{x >= 0 ? big : small, x >= 0 ? small : big};
+}
+
+// The step's coefficients. s = sigma(u), a = sigma(-u); g = g(k_h) (x + 1/2 for x >= 0, sigma(x)
+// below) and dg = g'(k_h). For minLSTM u = log i - log f, so a = f / (f + i) and s = i / (f + i)
+// (the same numbers as the paper's softplus form), and du reaches k_i, k_f through sigma(-k_i),
+// sigma(-k_f).
+template <typename S>
+struct Step {
+  S a, s, g, dg, si_neg, sf_neg;
+};
+
+template <typename S, bool LSTM>
+inline Step<S> step_coefficients(const S* k, int64_t H, int64_t j) {
+  Step<S> st;
+  const S kh = k[(LSTM ? 2 : 1) * H + j];
+  const Sig<S> c = sig(kh);
+  st.g = kh >= 0 ? kh + S(0.5) : c.pos;
+  st.dg = kh >= 0 ? S(1) : c.pos * c.neg;
+  if (!LSTM) {
+    const Sig<S> z = sig(k[j]);
+    st.a = z.neg;
+    st.s = z.pos;
+    st.si_neg = st.sf_neg = S(0);
+  } else {
+    const Sig<S> i = sig(k[j]), f = sig(k[H + j]);
+    const S inv = S(1) / (i.pos + f.pos);
+    st.a = f.pos * inv;
+    st.s = i.pos * inv;
+    st.si_neg = i.neg;
+    st.sf_neg = f.neg;
+  }
+  return st;
+}
+
+// Flush-to-zero and denormals-are-zero on this thread while a scan runs, restored after. The
+// backward's delta shrinks by a factor a < 1 per step where no gradient arrives (a loss on the
+// last step only, say), and after a few hundred steps it reaches the denormal range, where
+// every multiply costs some hundred cycles. Values that small change nothing that reaches a weight.
+struct FlushDenormals {
+#if defined(__SSE__)
+  unsigned int saved = _mm_getcsr();
+  FlushDenormals() { _mm_setcsr(saved | 0x8040); }
+  ~FlushDenormals() { _mm_setcsr(saved); }
+#endif
+};
+
+struct Geometry {
+  int64_t B, T, H, G, chunks;
+};
+
+Geometry geometry(const at::Tensor& k, const at::Tensor& h0, int64_t kind) {
+  TORCH_CHECK(kind == 0 || kind == 1, "rnnkit_min: kind must be 0 (minGRU) or 1 (minLSTM), got ", kind);
+  TORCH_CHECK(k.dim() == 3 && h0.dim() == 2, "rnnkit_min: k must be (B, T, G) and h0 (B, H)");
+  Geometry geo{k.size(0), k.size(1), h0.size(1), k.size(2), 0};
+  TORCH_CHECK(geo.G == (kind == 0 ? 2 : 3) * geo.H && h0.size(0) == geo.B,
+              "rnnkit_min: k (B, T, G) and h0 (B, H) disagree: G must be ", kind == 0 ? 2 : 3, " * H");
+  geo.chunks = (geo.H + kChunk - 1) / kChunk;
+  return geo;
+}
+
+template <typename S, bool LSTM>
+void forward_kernel(const at::Tensor& k, const at::Tensor& h0, const at::Tensor& mask, bool reverse,
+                    at::Tensor& h, const Geometry& geo) {
+  const S* kp = k.data_ptr<S>();
+  const S* h0p = h0.data_ptr<S>();
+  const S* mp = mask.numel() ? mask.data_ptr<S>() : nullptr;
+  S* hp = h.data_ptr<S>();
+  const int64_t T = geo.T, H = geo.H, G = geo.G;
+  at::parallel_for(0, geo.B * geo.chunks, grain(T, H), [&](int64_t begin, int64_t end) {
+    const FlushDenormals ftz;
+    S state[kChunk];
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t b = task / geo.chunks, j0 = (task % geo.chunks) * kChunk, j1 = std::min(H, j0 + kChunk);
+      for (int64_t j = j0; j < j1; ++j) state[j - j0] = h0p[b * H + j];
+      for (int64_t p = 0; p < T; ++p) {
+        const int64_t t = reverse ? T - 1 - p : p;
+        const S* kt = kp + (b * T + t) * G;
+        S* ht = hp + (b * T + t) * H;
+        if (mp == nullptr || mp[b * T + t] != S(0)) {
+#pragma omp simd
+          for (int64_t jj = 0; jj < j1 - j0; ++jj) {
+            const Step<S> st = step_coefficients<S, LSTM>(kt, H, j0 + jj);
+            state[jj] = st.a * state[jj] + st.s * st.g;  // h_t = a_t h_{t-1} + b_t
+          }
+        }  // a padded step keeps the state: a = 1, b = 0
+        for (int64_t j = j0; j < j1; ++j) ht[j] = state[j - j0];
+      }
+    }
+  });
+}
+
+at::Tensor min_forward(const at::Tensor& k_in, const at::Tensor& h0_in, const at::Tensor& mask_in, int64_t kind,
+                       bool reverse) {
+  const at::Tensor k = k_in.contiguous(), h0 = h0_in.contiguous(), mask = mask_in.contiguous();
+  const Geometry geo = geometry(k, h0, kind);
+  TORCH_CHECK(!mask.numel() || (mask.dim() == 2 && mask.size(0) == geo.B && mask.size(1) == geo.T),
+              "rnnkit_min: mask must be (B, T) or empty");
+  at::Tensor h = at::empty({geo.B, geo.T, geo.H}, k.options());
+  AT_DISPATCH_FLOATING_TYPES(k.scalar_type(), "rnnkit_min_forward", [&] {
+    if (kind == 1)
+      forward_kernel<scalar_t, true>(k, h0, mask, reverse, h, geo);
+    else
+      forward_kernel<scalar_t, false>(k, h0, mask, reverse, h, geo);
+  });
+  return h;
+}
+
+template <typename S, bool LSTM>
+void backward_kernel(const at::Tensor& k, const at::Tensor& h, const at::Tensor& h0, const at::Tensor& mask,
+                     const at::Tensor& dh, const at::Tensor& dh_n, bool reverse, int64_t tbptt,
+                     at::Tensor& dk, at::Tensor& dh0, at::Tensor& norms, const Geometry& geo) {
+  const S* kp = k.data_ptr<S>();
+  const S* hp = h.data_ptr<S>();
+  const S* h0p = h0.data_ptr<S>();
+  const S* mp = mask.numel() ? mask.data_ptr<S>() : nullptr;
+  const S* dhp = dh.numel() ? dh.data_ptr<S>() : nullptr;
+  const S* dhnp = dh_n.numel() ? dh_n.data_ptr<S>() : nullptr;
+  S* dkp = dk.data_ptr<S>();
+  S* dh0p = dh0.data_ptr<S>();
+  double* np = norms.numel() ? norms.data_ptr<double>() : nullptr;  // (B * chunks, T) partial sums
+  const int64_t T = geo.T, H = geo.H, G = geo.G;
+  at::parallel_for(0, geo.B * geo.chunks, grain(T, H), [&](int64_t begin, int64_t end) {
+    const FlushDenormals ftz;
+    S delta[kChunk];
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t b = task / geo.chunks, j0 = (task % geo.chunks) * kChunk, j1 = std::min(H, j0 + kChunk);
+      for (int64_t j = j0; j < j1; ++j) delta[j - j0] = dhnp ? dhnp[b * H + j] : S(0);
+      for (int64_t p = T - 1; p >= 0; --p) {
+        const int64_t t = reverse ? T - 1 - p : p;
+        const S* kt = kp + (b * T + t) * G;
+        S* dkt = dkp + (b * T + t) * G;
+        // h_{t-1} in processing order: the previous state, or h0 at the first step.
+        const S* hprev = p == 0 ? h0p + b * H : hp + (b * T + (reverse ? t + 1 : t - 1)) * H;
+        if (dhp != nullptr) {
+          const S* e = dhp + (b * T + t) * H;
+          for (int64_t j = j0; j < j1; ++j) delta[j - j0] += e[j];
+        }
+        if (np != nullptr) {
+          double sq = 0;
+#pragma omp simd reduction(+ : sq)
+          for (int64_t j = 0; j < j1 - j0; ++j) sq += double(delta[j]) * double(delta[j]);
+          np[task * T + t] = sq;
+        }
+        if (mp != nullptr && mp[b * T + t] == S(0)) {
+          for (int64_t c = 0; c < (LSTM ? 3 : 2); ++c)
+            for (int64_t j = j0; j < j1; ++j) dkt[c * H + j] = S(0);
+        } else {
+#pragma omp simd
+          for (int64_t jj = 0; jj < j1 - j0; ++jj) {
+            const int64_t j = j0 + jj;
+            const Step<S> st = step_coefficients<S, LSTM>(kt, H, j);
+            const S d = delta[jj];
+            // da = d h_{t-1}, db = d; b = s g: du = s (1 - s) (db g - da), with s (1 - s) = s a.
+            const S du = st.s * st.a * d * (st.g - hprev[j]);
+            if (!LSTM) {
+              dkt[j] = du;
+              dkt[H + j] = d * st.s * st.dg;
+            } else {  // u = softplus(-k_f) - softplus(-k_i)
+              dkt[j] = du * st.si_neg;
+              dkt[H + j] = -du * st.sf_neg;
+              dkt[2 * H + j] = d * st.s * st.dg;
+            }
+            delta[jj] = st.a * d;  // carried to h_{t-1}
+          }
+        }
+        if (tbptt > 0 && p > 0 && p % tbptt == 0)  // the graph is cut between windows
+          for (int64_t j = j0; j < j1; ++j) delta[j - j0] = S(0);
+      }
+      for (int64_t j = j0; j < j1; ++j) dh0p[b * H + j] = delta[j - j0];
+    }
+  });
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> min_backward(
+    const at::Tensor& k_in, const at::Tensor& h_in, const at::Tensor& h0_in, const at::Tensor& mask_in,
+    const at::Tensor& dh_in, const at::Tensor& dh_n_in, int64_t kind, bool reverse, int64_t tbptt, bool want_norms) {
+  const at::Tensor k = k_in.contiguous(), h = h_in.contiguous(), h0 = h0_in.contiguous();
+  const at::Tensor mask = mask_in.contiguous(), dh = dh_in.contiguous(), dh_n = dh_n_in.contiguous();
+  const Geometry geo = geometry(k, h0, kind);
+  TORCH_CHECK(h.sizes() == at::IntArrayRef({geo.B, geo.T, geo.H}), "rnnkit_min: h must be (B, T, H)");
+  TORCH_CHECK(!dh.numel() || dh.sizes() == h.sizes(), "rnnkit_min: dh must be (B, T, H) or empty");
+  TORCH_CHECK(!dh_n.numel() || dh_n.sizes() == h0.sizes(), "rnnkit_min: dh_n must be (B, H) or empty");
+  at::Tensor dk = at::empty_like(k), dh0 = at::empty_like(h0);
+  at::Tensor partial = want_norms ? at::zeros({geo.B * geo.chunks, geo.T}, k.options().dtype(at::kDouble))
+                                  : at::empty({0}, k.options().dtype(at::kDouble));
+  AT_DISPATCH_FLOATING_TYPES(k.scalar_type(), "rnnkit_min_backward", [&] {
+    if (kind == 1)
+      backward_kernel<scalar_t, true>(k, h, h0, mask, dh, dh_n, reverse, tbptt, dk, dh0, partial, geo);
+    else
+      backward_kernel<scalar_t, false>(k, h, h0, mask, dh, dh_n, reverse, tbptt, dk, dh0, partial, geo);
+  });
+  // ||dL/dh_t|| over the batch, in data order.
+  at::Tensor norms = want_norms ? partial.sum(0).sqrt().to(k.scalar_type()) : at::empty({0}, k.options());
+  return {dk, dh0, norms};
+}
+
+}  // namespace
+
+TORCH_LIBRARY(rnnkit_min, m) {
+  m.def("forward(Tensor k, Tensor h0, Tensor mask, int kind, bool reverse) -> Tensor");
+  m.def("backward(Tensor k, Tensor h, Tensor h0, Tensor mask, Tensor dh, Tensor dh_n, int kind, bool reverse, "
+        "int tbptt, bool want_norms) -> (Tensor, Tensor, Tensor)");
+}
+
+TORCH_LIBRARY_IMPL(rnnkit_min, CPU, m) {
+  m.impl("forward", &min_forward);
+  m.impl("backward", &min_backward);
+}
