@@ -4,6 +4,7 @@
 shape of the problem               model                      train with
 =================================  =========================  ==========================================
 many-to-one (classify)             ``SequenceClassifier``     compile/fit
+many-to-one (classify a series)    ``LSTMFCN``                compile/fit
 many-to-one (forecast a horizon)   ``Forecaster``             compile/fit (``rnnkit.data.make_windows``)
 many-to-many, same length (tag)    ``SequenceTagger``         compile/fit (padding masked)
 many-to-many, same length (LM)     ``CharLanguageModel``      compile/fit; ``generate`` samples
@@ -24,6 +25,7 @@ from .generator import ConditionalGenerator as ConditionalGenerator
 from .io import load_model as load_model
 from .io import save_model as save_model
 from .language_model import CharLanguageModel as CharLanguageModel
+from .lstm_fcn import LSTMFCN as LSTMFCN
 from .one_to_one import OneToOne as OneToOne
 from .sampling import sample_logits as sample_logits
 from .scores import edit_distance as edit_distance
@@ -36,11 +38,11 @@ from .teacher_forcing import fit_seq2seq as fit_seq2seq
 from .vocab import TokenVocab as TokenVocab
 
 #: Every architecture class, for ``load_model``.
-ARCHITECTURES = (SequenceClassifier, Forecaster, SequenceTagger, CharLanguageModel, Seq2Seq, ConditionalGenerator,
+ARCHITECTURES = (SequenceClassifier, LSTMFCN, Forecaster, SequenceTagger, CharLanguageModel, Seq2Seq, ConditionalGenerator,
                  OneToOne)
 
 __all__ = [
-    "ARCHITECTURES", "ATTENTION_KINDS", "Attention", "CharLanguageModel", "ConditionalGenerator", "Forecaster",
+    "ARCHITECTURES", "ATTENTION_KINDS", "Attention", "CharLanguageModel", "ConditionalGenerator", "Forecaster", "LSTMFCN",
     "OneToOne", "Seq2Seq", "SequenceClassifier", "SequenceTagger", "TeacherForcingSchedule", "TokenVocab",
     "edit_distance", "fit_seq2seq", "load_model", "sample_logits", "save_model", "sequence_accuracy",
     "token_error_rate",
