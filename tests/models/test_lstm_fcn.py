@@ -37,7 +37,8 @@ def test_logits_shape_and_gradients_reach_every_weight(F, T, C):
             assert p.grad is not None and float(p.grad.abs().sum()) > 0, name
 
 
-@pytest.mark.parametrize("kw", [{}, SMALL, dict(filters=(16,), kernel_sizes=(7,), units=3)])
+@pytest.mark.parametrize("kw", [{}, SMALL, dict(filters=(16,), kernel_sizes=(7,), units=3),
+                                dict(SMALL, cell="gru"), dict(SMALL, cell="rnn")])
 def test_parameter_count_matches_the_documented_formula(kw):
     model = LSTMFCN(3, input_size=2, length=40, **kw)
     assert model.count_params() == LSTMFCN.expected_params(3, 2, 40, **kw)
@@ -57,7 +58,7 @@ def test_the_fcn_branch_is_three_same_padded_conv_blocks_pooled():
         mean, var = norm.moving_mean, norm.moving_variance
         h = torch.relu((h - mean) / torch.sqrt(var + norm.epsilon) * norm.gamma + norm.beta)
     assert h.shape == (4, 20, 5)
-    rnn = model.lstm(x.transpose(1, 2))  # dimension shuffle: F=3 steps of T=20 features
+    rnn = model.rnn(x.transpose(1, 2))  # dimension shuffle: F=3 steps of T=20 features
     assert rnn.shape == (4, 4)
     expected = model.head(torch.cat([h.mean(1), rnn], -1))
     torch.testing.assert_close(model(x), expected)
@@ -114,6 +115,8 @@ def test_bad_inputs_and_arguments_are_named():
         LSTMFCN(2, input_size=1, length=10, filters=(4, 4), kernel_sizes=(3,))
     with pytest.raises(ValueError, match="`length`"):
         LSTMFCN(2, input_size=1, length=0)
+    with pytest.raises(ValueError, match="`cell`"):
+        LSTMFCN(2, input_size=1, length=10, cell="lstmm")
     with pytest.raises(ValueError, match="`dropout`"):
         LSTMFCN(2, input_size=1, length=10, dropout=1.0)
 

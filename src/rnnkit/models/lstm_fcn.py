@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..keras.layers import (LSTM, BatchNormalization, Concatenate, Conv1D, Dense, GlobalAveragePooling1D, Permute)
+from ..keras.layers import BatchNormalization, Concatenate, Conv1D, Dense, GlobalAveragePooling1D, Permute
 from ..keras.models import Model
-from ._checks import built_dropout, check_positive, check_rate, check_vocab_size
+from ._checks import built_dropout, check_cell, check_positive, check_rate, check_vocab_size, recurrent
 
 __all__ = ["LSTMFCN"]
 
@@ -32,7 +32,8 @@ class LSTMFCN(Model):
         Concatenate -> Dense(C)                                                (B, U_3 + H) -> logits (B, C)
 
     The defaults are the paper's: U = (128, 256, 128), K = (8, 5, 3), dropout 0.8. The
-    paper tuned H per data set among 8, 64 and 128; 8 is the default here.
+    paper tuned H per data set among 8, 64 and 128; 8 is the default here. ``cell`` can
+    swap the LSTM for a GRU or a simple RNN (the paper's model is the LSTM).
 
     Because the LSTM reads time as features, the model is built for series of at most
     ``length`` = T steps. Shorter series are padded at the end with NaN (as the archive's
@@ -44,14 +45,17 @@ class LSTMFCN(Model):
 
     Parameters (``count_params``, moving statistics included), with U_0 = F::
 
-        sum_i (K_i U_{i-1} U_i + U_i)  +  sum_i 4 U_i  +  4 H (T + H + 1)  +  (U_3 + H) C + C
+        sum_i (K_i U_{i-1} U_i + U_i)  +  sum_i 4 U_i  +  g H (T + H + b)  +  (U_3 + H) C + C
+
+    with g H (T + H + b) the recurrent layer's: g = 4, b = 1 for the LSTM; g = 3, b = 2 for
+    the GRU (Keras's ``reset_after`` keeps two biases); g = 1, b = 1 for the simple RNN.
 
     Train with compile/fit and ``SparseCategoricalCrossentropy(from_logits=True)``; the
     paper's recipe is Adam(1e-3), batch 128, ``ReduceLROnPlateau(monitor="loss",
     factor=2 ** (-1/3), patience=100, min_lr=1e-4)`` and many epochs.
     """
 
-    def __init__(self, num_classes: int, *, input_size: int, length: int, units: int = 8,
+    def __init__(self, num_classes: int, *, input_size: int, length: int, units: int = 8, cell: str = "lstm",
                  filters: Sequence[int] = (128, 256, 128), kernel_sizes: Sequence[int] = (8, 5, 3),
                  dropout: float = 0.8, name: Optional[str] = None) -> None:
         super().__init__(name=name)
@@ -59,6 +63,7 @@ class LSTMFCN(Model):
         self.input_size = check_positive(input_size, "input_size")
         self.length = check_positive(length, "length")
         self.units = check_positive(units, "units")
+        self.cell = check_cell(cell)
         self.filters = tuple(check_positive(f, "filters") for f in _sequence(filters, "filters"))
         self.kernel_sizes = tuple(check_positive(k, "kernel_sizes") for k in _sequence(kernel_sizes, "kernel_sizes"))
         if len(self.filters) != len(self.kernel_sizes):
@@ -75,7 +80,7 @@ class LSTMFCN(Model):
         self.convs, self.norms = nn.ModuleList(convs), nn.ModuleList(norms)
         self.pool = GlobalAveragePooling1D()
         self.shuffle = Permute((2, 1))
-        self.lstm = LSTM(self.units, input_shape=(None, self.length))
+        self.rnn = recurrent(self.cell, self.units, input_shape=(None, self.length))
         self.drop = built_dropout(self.dropout_rate)
         self.join = Concatenate()
         self.head = Dense(self.num_classes, input_dim=width + self.units)
@@ -109,7 +114,7 @@ class LSTMFCN(Model):
             # Zeroing padding after each block keeps it what "same" padding reads at the end of a series.
             h = torch.relu(norm(conv(h), mask=mask, training=training)) * keep  # (B, T, U_i)
         fcn = self.pool(h, mask=mask)  # (B, U_3)
-        rnn = self.drop(self.lstm(self.shuffle(x)), training=training)  # (B, F, T) -> (B, H)
+        rnn = self.drop(self.rnn(self.shuffle(x)), training=training)  # (B, F, T) -> (B, H)
         return self.head(self.join([fcn, rnn]))  # (B, C)
 
     def predict_proba(self, x: Any, batch_size: int = 256) -> np.ndarray:
@@ -118,19 +123,20 @@ class LSTMFCN(Model):
         return torch.softmax(logits, dim=-1).numpy()
 
     @staticmethod
-    def expected_params(num_classes: int, input_size: int, length: int, units: int = 8,
+    def expected_params(num_classes: int, input_size: int, length: int, units: int = 8, cell: str = "lstm",
                         filters: Sequence[int] = (128, 256, 128), kernel_sizes: Sequence[int] = (8, 5, 3)) -> int:
         """The documented parameter count (``count_params``), moving statistics included."""
         widths = (input_size, *filters)
         conv = sum(k * widths[i] * f + f for i, (f, k) in enumerate(zip(filters, kernel_sizes)))
         norm = sum(4 * f for f in filters)
-        lstm = 4 * units * (length + units + 1)
+        gates, biases = {"lstm": (4, 1), "gru": (3, 2), "rnn": (1, 1)}[check_cell(cell)]
+        rnn = gates * units * (length + units + biases)
         head = (filters[-1] + units) * num_classes + num_classes
-        return conv + norm + lstm + head
+        return conv + norm + rnn + head
 
     def get_config(self) -> dict[str, Any]:
         return {"num_classes": self.num_classes, "input_size": self.input_size, "length": self.length,
-                "units": self.units, "filters": list(self.filters), "kernel_sizes": list(self.kernel_sizes),
+                "units": self.units, "cell": self.cell, "filters": list(self.filters), "kernel_sizes": list(self.kernel_sizes),
                 "dropout": self.dropout_rate, "name": self.name}
 
     @classmethod
