@@ -75,6 +75,7 @@ def test_nan_padding_equals_the_shorter_series_and_an_explicit_mask():
     a = model(padded)
     torch.testing.assert_close(a, model(short))  # inputs shorter than T are padded by the model
     torch.testing.assert_close(a, model(x, mask=mask))  # whatever stands on masked steps is ignored
+    torch.testing.assert_close(a, model(short, mask=mask[:, :11].numpy()))  # a short series with its mask
     assert not torch.allclose(a, model(x))  # and the padding does change the answer
     assert torch.isfinite(a).all()
 

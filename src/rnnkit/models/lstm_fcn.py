@@ -93,19 +93,18 @@ class LSTMFCN(Model):
             raise ValueError(f"{type(self).__name__} {self.name!r} takes series of shape (B, T, {self.input_size}) "
                              f"with T <= {self.length}; got shape {tuple(x.shape)}")
         x = x.to(self.head.kernel.dtype)
+        if mask is not None:
+            mask = torch.as_tensor(mask, device=x.device).bool()
+            if tuple(mask.shape) != tuple(x.shape[:2]):
+                raise ValueError(f"`mask` must have shape (B, T) = {tuple(x.shape[:2])}, got {tuple(mask.shape)}")
         if x.shape[1] < self.length:  # pad to the length the LSTM was built for
             pad = x.new_full((x.shape[0], self.length - x.shape[1], x.shape[2]), math.nan)
             x = torch.cat([x, pad], dim=1)
             if mask is not None:
-                mask = torch.cat([torch.as_tensor(mask, device=x.device).bool(),
-                                  mask.new_zeros(pad.shape[:2], dtype=torch.bool)], dim=1)
+                mask = torch.cat([mask, mask.new_zeros(pad.shape[:2])], dim=1)
         nan = torch.isnan(x)
         if mask is None:
             mask = ~nan.all(-1)  # (B, T): padding is a step of NaNs only
-        else:
-            mask = torch.as_tensor(mask, device=x.device).bool()
-            if tuple(mask.shape) != tuple(x.shape[:2]):
-                raise ValueError(f"`mask` must have shape (B, T) = {tuple(x.shape[:2])}, got {tuple(mask.shape)}")
         x = torch.where(nan, torch.zeros_like(x), x) * mask.unsqueeze(-1)
         keep = mask.unsqueeze(-1).to(x.dtype)  # (B, T, 1)
 
