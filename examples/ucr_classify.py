@@ -8,7 +8,7 @@ accuracy is printed, then that of the ensemble (the mean of the seeds' softmax o
 beside the majority-class baseline.
 
     python examples/ucr_classify.py [--datasets ItalyPowerDemand,GunPoint,BasicMotions]
-        [--model lstm-fcn|bigru] [--epochs 500] [--seeds 0,1,2] [--threads 1]
+        [--model lstm-fcn|bigru] [--epochs 500] [--batch-size 128] [--seeds 0,1,2] [--threads 1]
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--datasets", default=",".join(UCR_BUNDLED))
     parser.add_argument("--model", default="lstm-fcn", choices=["lstm-fcn", "bigru"])
     parser.add_argument("--epochs", type=int, default=500)
+    parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -58,7 +59,7 @@ def main() -> None:
                           loss=rnnkit.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
             plateau = rnnkit.callbacks.ReduceLROnPlateau(monitor="loss", factor=2 ** (-1 / 3),
                                                          patience=max(10, args.epochs // 20), min_lr=1e-4)
-            model.fit(x_train, d.y_train, batch_size=128, epochs=args.epochs, callbacks=[plateau], verbose=0)
+            model.fit(x_train, d.y_train, batch_size=args.batch_size, epochs=args.epochs, callbacks=[plateau], verbose=0)
             proba = model.predict_proba(x_test)
             probas.append(proba)
             accuracy = float(np.mean(proba.argmax(-1) == d.y_test))
