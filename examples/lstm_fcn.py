@@ -8,6 +8,8 @@ LSTM-FCN: two branches on the same series x (B, T, F), joined before the classif
 CNN-LSTM: Conv1D(32, 5, padding="same") -> MaxPooling1D(2) -> Conv1D(32, 3, padding="same")
     -> LSTM(32) -> Dense(C).
 
+This file builds both from layers, with fewer filters than the paper; the paper's LSTM-FCN is
+ready-made as ``rnnkit.models.LSTMFCN`` (``examples/ucr_classify.py``, ``rnnkit train ucr``).
 rnnkit's functional API has not landed yet, so the models subclass ``rnnkit.Model`` (Keras's
 subclassing API; ``compile``/``fit``/``evaluate`` as usual). Data: the bundled sets with their
 official splits, standardised with training statistics. Prints each test accuracy beside the

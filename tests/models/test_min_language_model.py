@@ -26,3 +26,12 @@ def test_stepping_one_id_at_a_time_gives_the_full_sequence_logits(cell):
 def test_unknown_cells_are_still_refused():
     with pytest.raises(ValueError, match="mingru"):
         CharLanguageModel(12, cell="transformer")
+
+
+def test_zoneout_is_refused_for_the_scan_cells_by_name():
+    import pytest
+
+    from rnnkit.models import CharLanguageModel
+
+    with pytest.raises(ValueError, match="`zoneout` applies to cell='lstm'.*got cell='minlstm'"):
+        CharLanguageModel(20, cell="minlstm", zoneout=0.1)

@@ -4,6 +4,8 @@
 shape of the problem               model                      train with
 =================================  =========================  ==========================================
 many-to-one (classify)             ``SequenceClassifier``     compile/fit
+many-to-one (classify a series)    ``LSTMFCN``                compile/fit
+many-to-one, several classifiers   ``Ensemble``               fit the members, then join them
 many-to-one (forecast a horizon)   ``Forecaster``             compile/fit (``rnnkit.data.make_windows``)
 many-to-many, same length (tag)    ``SequenceTagger``         compile/fit (padding masked)
 many-to-many, same length (LM)     ``CharLanguageModel``      compile/fit; ``generate`` samples
@@ -19,11 +21,13 @@ Save and load any of them with ``save_model(model, path, **extras)`` / ``load_mo
 from .attention import ATTENTION_KINDS as ATTENTION_KINDS
 from .attention import Attention as Attention
 from .classifier import SequenceClassifier as SequenceClassifier
+from .ensemble import Ensemble as Ensemble
 from .forecaster import Forecaster as Forecaster
 from .generator import ConditionalGenerator as ConditionalGenerator
 from .io import load_model as load_model
 from .io import save_model as save_model
 from .language_model import CharLanguageModel as CharLanguageModel
+from .lstm_fcn import LSTMFCN as LSTMFCN
 from .one_to_one import OneToOne as OneToOne
 from .sampling import sample_logits as sample_logits
 from .scores import edit_distance as edit_distance
@@ -36,12 +40,12 @@ from .teacher_forcing import fit_seq2seq as fit_seq2seq
 from .vocab import TokenVocab as TokenVocab
 
 #: Every architecture class, for ``load_model``.
-ARCHITECTURES = (SequenceClassifier, Forecaster, SequenceTagger, CharLanguageModel, Seq2Seq, ConditionalGenerator,
-                 OneToOne)
+ARCHITECTURES = (SequenceClassifier, LSTMFCN, Ensemble, Forecaster, SequenceTagger, CharLanguageModel, Seq2Seq,
+                 ConditionalGenerator, OneToOne)
 
 __all__ = [
-    "ARCHITECTURES", "ATTENTION_KINDS", "Attention", "CharLanguageModel", "ConditionalGenerator", "Forecaster",
-    "OneToOne", "Seq2Seq", "SequenceClassifier", "SequenceTagger", "TeacherForcingSchedule", "TokenVocab",
+    "ARCHITECTURES", "ATTENTION_KINDS", "Attention", "CharLanguageModel", "ConditionalGenerator", "Ensemble", "Forecaster",
+    "LSTMFCN", "OneToOne", "Seq2Seq", "SequenceClassifier", "SequenceTagger", "TeacherForcingSchedule", "TokenVocab",
     "edit_distance", "fit_seq2seq", "load_model", "sample_logits", "save_model", "sequence_accuracy",
     "token_error_rate",
 ]

@@ -22,8 +22,10 @@ State = list[list[Tensor]]  # per layer: [h] or [h, c], each (B, H)
 class CharLanguageModel(Model):
     r"""ids (B, T) -> logits (B, T, V) for the next id at every step: :math:`p(x_{t+1} \mid x_{\le t})`.
 
-    ids -> Embedding(V, D) -> ``num_layers`` recurrent layers (B, T, H) -> Dropout -> Dense(V).
-    ``cell``: "lstm", "gru", "rnn", or "mingru"/"minlstm" (trained with a parallel scan).
+    ids -> Embedding(V, D) -> ``num_layers`` recurrent layers (B, T, H), Dropout after each
+    -> Dense(V). ``cell``: "lstm", "gru", "rnn", or "mingru"/"minlstm" (trained with a parallel
+    scan). ``layer_norm`` and ``zoneout`` are the LSTM's (Ba et al. 2016; Krueger et al. 2017;
+    ``zoneout`` also for the GRU and simple RNN).
     Every id is a real token (there is no padding id). Train with compile/fit on
     windows ``x = text[i : i+T]``, ``y = text[i+1 : i+T+1]`` and
     ``SparseCategoricalCrossentropy(from_logits=True)``; the loss in nats per
@@ -34,7 +36,8 @@ class CharLanguageModel(Model):
     """
 
     def __init__(self, vocab_size: int, *, embedding_dim: int = 32, units: int = 256, cell: str = "lstm",
-                 num_layers: int = 1, dropout: float = 0.1, name: Optional[str] = None) -> None:
+                 num_layers: int = 1, dropout: float = 0.1, layer_norm: bool = False, zoneout: float = 0.0,
+                 name: Optional[str] = None) -> None:
         super().__init__(name=name)
         self.vocab_size = check_vocab_size(vocab_size, "vocab_size")
         self.embedding_dim = check_positive(embedding_dim, "embedding_dim")
@@ -42,10 +45,19 @@ class CharLanguageModel(Model):
         self.cell = check_cell(cell, CELLS + SCAN_CELLS)
         self.num_layers = check_positive(num_layers, "num_layers")
         self.dropout_rate = check_rate(dropout, "dropout")
+        self.layer_norm = bool(layer_norm)
+        if self.layer_norm and self.cell != "lstm":
+            raise ValueError(f"Argument `layer_norm` applies to cell='lstm'; got cell={self.cell!r}")
+        self.zoneout = check_rate(zoneout, "zoneout")
+        if self.zoneout and self.cell in SCAN_CELLS:
+            raise ValueError(f"Argument `zoneout` applies to cell='lstm', 'gru' or 'rnn'; got cell={self.cell!r}")
+        options: dict = {"layer_norm": True} if self.layer_norm else {}
+        if self.zoneout:
+            options["zoneout"] = self.zoneout
         self.embedding = Embedding(self.vocab_size, self.embedding_dim)
         self.rnns = nn.ModuleList([
             recurrent(self.cell, self.units, return_sequences=True, return_state=True,
-                      input_shape=(None, self.embedding_dim if i == 0 else self.units))
+                      input_shape=(None, self.embedding_dim if i == 0 else self.units), **options)
             for i in range(self.num_layers)
         ])
         self.drop = built_dropout(self.dropout_rate)
@@ -59,8 +71,9 @@ class CharLanguageModel(Model):
         new_state: State = []
         for i, layer in enumerate(self.rnns):
             h, *s = layer(h, initial_state=None if state is None else state[i], training=training)  # (B, T, H)
+            h = self.drop(h, training=training)
             new_state.append(s)
-        return self.head(self.drop(h, training=training)), new_state  # (B, T, V)
+        return self.head(h), new_state  # (B, T, V)
 
     def call(self, inputs: Tensor, training: Optional[bool] = None) -> Tensor:
         """ids (B, T) -> next-token logits (B, T, V)."""
@@ -106,7 +119,8 @@ class CharLanguageModel(Model):
 
     def get_config(self) -> dict[str, Any]:
         return {"vocab_size": self.vocab_size, "embedding_dim": self.embedding_dim, "units": self.units,
-                "cell": self.cell, "num_layers": self.num_layers, "dropout": self.dropout_rate, "name": self.name}
+                "cell": self.cell, "num_layers": self.num_layers, "dropout": self.dropout_rate, "layer_norm": self.layer_norm,
+                "zoneout": self.zoneout, "name": self.name}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "CharLanguageModel":
