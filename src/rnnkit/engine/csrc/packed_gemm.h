@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #if defined(__AVX512F__)
@@ -175,6 +176,142 @@ inline void gemm_packed(const float* A, int64_t lda, const PackedB& B, int64_t M
   const int64_t grain = work < (1 << 18) ? B.panels() : 1;
   at::parallel_for(0, B.panels(), grain, [&](int64_t q0, int64_t q1) {
     for (int64_t q = q0; q < q1; ++q) gemm_panel(A, lda, B, q, M, C, ldc, init, ldi);
+  });
+#else
+  (void)A; (void)lda; (void)B; (void)M; (void)C; (void)ldc; (void)init; (void)ldi;
+#endif
+}
+
+// ------------------------------------------------------------ bf16 operands, fp32 accumulation
+// For bf16 autocast: the same GEMMs with both operands rounded to bfloat16 and the products
+// summed in float32. With AVX512-BF16 (checked at run time, so one build runs anywhere) each
+// vdpbf16ps multiplies pairs of bf16 along K into 16 float sums: the weight is packed as K/2
+// rows of 32 column pairs, B[2k][n], B[2k+1][n] side by side, and A is read as bf16 pairs.
+// Without it, the caller rounds both operands to bf16 values and runs the float kernel: the
+// same products (a bf16 product is exact in float), summed in another order.
+
+// float -> bf16 bits, round to nearest even (as torch's cast), NaN kept a quiet NaN.
+inline uint16_t to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof(u));
+  const uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+  return static_cast<uint16_t>((u & 0x7FFFFFFFu) > 0x7F800000u ? ((u >> 16) | 0x40u) : rounded);
+}
+
+inline float from_bf16(uint16_t b) {
+  const uint32_t u = static_cast<uint32_t>(b) << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof(f));
+  return f;
+}
+
+inline float round_bf16(float f) { return from_bf16(to_bf16(f)); }
+
+struct PackedB16 {
+  // ceil(N / 32) panels of ceil(K / 2) rows of 64 bf16 (32 column pairs), zero-padded, 64-byte aligned.
+  std::vector<uint16_t> storage;
+  uint16_t* data = nullptr;
+  int64_t K = 0, K2 = 0, N = 0;
+  int64_t panels() const { return (N + kPanel - 1) / kPanel; }
+};
+
+// Pack B (K x N), B[k][n] = src[k * sk + n * sn] (float), as bf16 column pairs.
+inline void pack_b_bf16(PackedB16& p, const float* src, int64_t K, int64_t N, int64_t sk, int64_t sn) {
+  p.K = K;
+  p.K2 = (K + 1) / 2;
+  p.N = N;
+  p.storage.assign(static_cast<size_t>(p.panels() * p.K2 * 2 * kPanel + 32), 0);
+  const auto addr = reinterpret_cast<std::uintptr_t>(p.storage.data());
+  p.data = p.storage.data() + ((64 - addr % 64) % 64) / sizeof(uint16_t);
+  for (int64_t q = 0; q < p.panels(); ++q) {
+    uint16_t* dst = p.data + q * p.K2 * 2 * kPanel;
+    const int64_t n0 = q * kPanel, nw = std::min<int64_t>(kPanel, N - n0);
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t j = 0; j < nw; ++j) dst[(k / 2) * 2 * kPanel + 2 * j + (k & 1)] = to_bf16(src[k * sk + (n0 + j) * sn]);
+  }
+}
+
+// Whether this CPU runs vdpbf16ps (AVX512-BF16), asked once.
+inline bool cpu_has_avx512_bf16() {
+#if RNNKIT_PACKED_GEMM && defined(__GNUC__)
+  static const bool has = __builtin_cpu_supports("avx512bf16");
+  return has;
+#else
+  return false;
+#endif
+}
+
+#if RNNKIT_PACKED_GEMM && defined(__GNUC__)
+#define RNNKIT_BF16_KERNEL 1
+// Only these functions use AVX512-BF16 instructions; they run only after cpu_has_avx512_bf16().
+#define RNNKIT_BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+
+// As `tile`, from bf16 pairs: A rows hold K2 pairs (lda in bf16 values, even), panel K2 x 64 bf16.
+template <int R>
+RNNKIT_BF16_TARGET inline void tile_bf16(const uint16_t* A, int64_t lda, const uint16_t* panel, int64_t K2, float* C,
+                                         int64_t ldc, const float* init, int64_t ldi, __mmask16 m0, __mmask16 m1) {
+  __m512 acc0[R], acc1[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    acc0[r] = init ? _mm512_maskz_loadu_ps(m0, init + r * ldi) : _mm512_setzero_ps();
+    acc1[r] = init ? _mm512_maskz_loadu_ps(m1, init + r * ldi + 16) : _mm512_setzero_ps();
+  }
+  for (int64_t k = 0; k < K2; ++k) {
+    const __m512bh b0 = (__m512bh)_mm512_loadu_si512(panel + k * 2 * kPanel);
+    const __m512bh b1 = (__m512bh)_mm512_loadu_si512(panel + k * 2 * kPanel + kPanel);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      int32_t pair;
+      std::memcpy(&pair, A + r * lda + 2 * k, sizeof(pair));
+      const __m512bh a = (__m512bh)_mm512_set1_epi32(pair);
+      acc0[r] = _mm512_dpbf16_ps(acc0[r], a, b0);
+      acc1[r] = _mm512_dpbf16_ps(acc1[r], a, b1);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    _mm512_mask_storeu_ps(C + r * ldc, m0, acc0[r]);
+    _mm512_mask_storeu_ps(C + r * ldc + 16, m1, acc1[r]);
+  }
+}
+
+// As `gemm_panel`, from bf16 pairs.
+RNNKIT_BF16_TARGET inline void gemm_panel_bf16(const uint16_t* A, int64_t lda, const PackedB16& B, int64_t q, int64_t M,
+                                               float* C, int64_t ldc, const float* init, int64_t ldi) {
+  const int64_t K2 = B.K2, n0 = q * kPanel, nw = std::min<int64_t>(kPanel, B.N - n0);
+  const __mmask16 m0 = nw >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << nw) - 1);
+  const __mmask16 m1 = nw >= 32 ? 0xFFFF : (nw <= 16 ? 0 : static_cast<__mmask16>((1u << (nw - 16)) - 1));
+  const uint16_t* panel = B.data + q * K2 * 2 * kPanel;
+  int64_t r = 0;
+  for (; r + 8 <= M; r += 8)
+    tile_bf16<8>(A + r * lda, lda, panel, K2, C + r * ldc + n0, ldc, init ? init + r * ldi + n0 : nullptr, ldi, m0, m1);
+  const uint16_t* a = A + r * lda;
+  float* c = C + r * ldc + n0;
+  const float* in = init ? init + r * ldi + n0 : nullptr;
+  switch (M - r) {
+    case 7: tile_bf16<7>(a, lda, panel, K2, c, ldc, in, ldi, m0, m1); break;
+    case 6: tile_bf16<6>(a, lda, panel, K2, c, ldc, in, ldi, m0, m1); break;
+    case 5: tile_bf16<5>(a, lda, panel, K2, c, ldc, in, ldi, m0, m1); break;
+    case 4: tile_bf16<4>(a, lda, panel, K2, c, ldc, in, ldi, m0, m1); break;
+    case 3: tile_bf16<3>(a, lda, panel, K2, c, ldc, in, ldi, m0, m1); break;
+    case 2: tile_bf16<2>(a, lda, panel, K2, c, ldc, in, ldi, m0, m1); break;
+    case 1: tile_bf16<1>(a, lda, panel, K2, c, ldc, in, ldi, m0, m1); break;
+    default: break;
+  }
+}
+#else
+#define RNNKIT_BF16_KERNEL 0
+#endif
+
+// C (M x N) = init + A @ B with A as bf16 rows of lda values (lda even, zero past K), B packed
+// by pack_b_bf16. Only when cpu_has_avx512_bf16().
+inline void gemm_packed_bf16(const uint16_t* A, int64_t lda, const PackedB16& B, int64_t M, float* C, int64_t ldc,
+                             const float* init, int64_t ldi) {
+#if RNNKIT_BF16_KERNEL
+  const int64_t work = M * B.K * B.panels() * kPanel / 2;  // half the float kernel's time per product
+  const int64_t grain = work < (1 << 18) ? B.panels() : 1;
+  at::parallel_for(0, B.panels(), grain, [&](int64_t q0, int64_t q1) {
+    for (int64_t q = q0; q < q1; ++q) gemm_panel_bf16(A, lda, B, q, M, C, ldc, init, ldi);
   });
 #else
   (void)A; (void)lda; (void)B; (void)M; (void)C; (void)ldc; (void)init; (void)ldi;

@@ -27,6 +27,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <mutex>
@@ -166,21 +167,58 @@ template <typename F> void for_row_range(int64_t b0, int64_t b1, int64_t work_pe
   });
 }
 
+// How a float loop multiplies its GEMM operands: as floats, or (bf16 autocast: the engine then
+// passes x as bfloat16) with both operands rounded to bf16 and float sums, by AVX512-BF16 where
+// the CPU has it, else by the float kernel on the rounded values (packed_gemm.h).
+// RNNKIT_BF16_KERNEL=emulate forces the second way, for tests that hold the two to each other.
+enum GemmMode : int { kFloat = 0, kBf16 = 1, kBf16Emulated = 2 };
+
+inline int bf16_mode() {
+  const char* env = std::getenv("RNNKIT_BF16_KERNEL");
+  const bool emulate = env != nullptr && std::strcmp(env, "emulate") == 0;
+  return rnnkit::cpu_has_avx512_bf16() && !emulate ? kBf16 : kBf16Emulated;
+}
+
+// The caller's slot among `threads` batch-split threads (0 when the loop runs on one).
+inline int thread_slot(int threads) {
+#if defined(_OPENMP)
+  return threads > 1 ? omp_get_thread_num() : 0;
+#else
+  (void)threads;
+  return 0;
+#endif
+}
+
 // A right-hand matrix (K x N) used at every step: packed once for the AVX-512
 // kernel when the scalar type is float, otherwise multiplied through ATen.
+// In a bf16 mode (float only) the left-hand rows are rounded to bf16 on the way in, into one
+// scratch slab per batch-split thread allocated here, so nothing in a loop allocates.
 template <typename T>
 struct StepMatrix {
-  Tensor w;  // (K, N), any strides
+  Tensor w;  // (K, N), any strides; rounded to bf16 values when emulating
   rnnkit::PackedB packed;
+  rnnkit::PackedB16 packed16;
   bool use_packed = false;
+  int mode = kFloat, threads = 1;
+  int64_t K = 0, K2p = 0;  // K2p: a bf16 row's length, K rounded up to even
+  mutable std::vector<std::vector<uint16_t>> scratch16;
+  mutable std::vector<std::vector<T>> scratch;
 
-  explicit StepMatrix(const Tensor& w_kn) : w(w_kn) {
+  explicit StepMatrix(const Tensor& w_kn, int gemm = kFloat, int64_t max_rows = 0, int n_threads = 1)
+      : w(w_kn), threads(n_threads), K(w_kn.size(0)), K2p((w_kn.size(0) + 1) / 2 * 2) {
     if constexpr (std::is_same_v<T, float>) {
-      if (RNNKIT_PACKED_GEMM) {
-        Tensor c = w_kn.contiguous();
+      mode = gemm;
+      if (mode == kBf16Emulated) w = w_kn.to(at::kBFloat16).to(at::kFloat);
+      if (mode == kBf16) {
+        Tensor c = w.contiguous();
+        rnnkit::pack_b_bf16(packed16, c.data_ptr<float>(), c.size(0), c.size(1), c.size(1), 1);
+        scratch16.assign(threads, std::vector<uint16_t>(static_cast<size_t>(max_rows * K2p)));
+      } else if (RNNKIT_PACKED_GEMM) {
+        Tensor c = w.contiguous();
         rnnkit::pack_b(packed, c.data_ptr<float>(), c.size(0), c.size(1), c.size(1), 1);
         use_packed = true;
       }
+      if (mode == kBf16Emulated) scratch.assign(threads, std::vector<T>(static_cast<size_t>(max_rows * K)));
     }
   }
 
@@ -188,12 +226,60 @@ struct StepMatrix {
   // init: null (zero), or rows of stride ldi (ldi = 0 broadcasts one row, e.g. a bias).
   void apply(const T* a, int64_t lda, int64_t M, T* out, int64_t ldc, const T* init, int64_t ldi) const {
     if constexpr (std::is_same_v<T, float>) {
+      if (mode == kBf16) {
+        uint16_t* s = scratch16[thread_slot(threads)].data();
+        for (int64_t r = 0; r < M; ++r) {
+          for (int64_t k = 0; k < K; ++k) s[r * K2p + k] = rnnkit::to_bf16(a[r * lda + k]);
+          if (K2p > K) s[r * K2p + K] = 0;
+        }
+        rnnkit::gemm_packed_bf16(s, K2p, packed16, M, out, ldc, init, ldi);
+        return;
+      }
+      if (mode == kBf16Emulated) {
+        float* s = scratch[thread_slot(threads)].data();
+        for (int64_t r = 0; r < M; ++r)
+          for (int64_t k = 0; k < K; ++k) s[r * K + k] = rnnkit::round_bf16(a[r * lda + k]);
+        a = s;
+        lda = K;
+      }
+    }
+    apply_exact(a, lda, M, out, ldc, init, ldi);
+  }
+
+  // As apply, from rows already in bf16 (the input x under autocast); float loops only.
+  void apply_bf16(const uint16_t* a, int64_t lda, int64_t M, T* out, int64_t ldc, const T* init, int64_t ldi) const {
+    if constexpr (std::is_same_v<T, float>) {
+      if (mode == kBf16) {
+        if (K2p == K) {  // read in place: every pair lies within its row
+          rnnkit::gemm_packed_bf16(a, lda, packed16, M, out, ldc, init, ldi);
+          return;
+        }
+        uint16_t* s = scratch16[thread_slot(threads)].data();
+        for (int64_t r = 0; r < M; ++r) {
+          std::memcpy(s + r * K2p, a + r * lda, K * sizeof(uint16_t));
+          s[r * K2p + K] = 0;
+        }
+        rnnkit::gemm_packed_bf16(s, K2p, packed16, M, out, ldc, init, ldi);
+        return;
+      }
+      float* s = scratch[thread_slot(threads)].data();
+      for (int64_t r = 0; r < M; ++r)
+        for (int64_t k = 0; k < K; ++k) s[r * K + k] = rnnkit::from_bf16(a[r * lda + k]);
+      apply_exact(s, K, M, out, ldc, init, ldi);
+    } else {
+      (void)a; (void)lda; (void)M; (void)out; (void)ldc; (void)init; (void)ldi;
+    }
+  }
+
+ private:
+  void apply_exact(const T* a, int64_t lda, int64_t M, T* out, int64_t ldc, const T* init, int64_t ldi) const {
+    if constexpr (std::is_same_v<T, float>) {
       if (use_packed) {
         rnnkit::gemm_packed(a, lda, packed, M, out, ldc, init, ldi);
         return;
       }
     }
-    const int64_t K = w.size(0), N = w.size(1);
+    const int64_t N = w.size(1);
     auto opts = w.options();
     Tensor A = at::from_blob(const_cast<T*>(a), {M, K}, {lda, 1}, opts);
     Tensor C = at::from_blob(out, {M, N}, {ldc, 1}, opts);
@@ -244,6 +330,13 @@ template <typename T> struct RowChunk {
       for (int64_t p = 0; p < full; ++p) std::memcpy(dst + p * stride, row + p * P, P * sizeof(T));
     }
     if (full * P < w) std::memcpy(dst + full * stride, row + full * P, (w - full * P) * sizeof(T));
+    ++n;
+  }
+  // As push, from a bf16 row (the input x under autocast), widened exactly to T.
+  void push_bf16(const uint16_t* row) {
+    T* dst = buf.data + n * P;
+    const int64_t stride = cap * P;
+    for (int64_t j = 0; j < w; ++j) dst[(j / P) * stride + j % P] = static_cast<T>(rnnkit::from_bf16(row[j]));
     ++n;
   }
 };
@@ -483,7 +576,7 @@ std::vector<Tensor> forward_impl(const Codes& c, const Tensor& x, const Tensor& 
   const int64_t T_ = x.size(0), B = x.size(1), G = w_hh.size(0), H = h0.size(1), BH = B * H;
   const int64_t kind = c.kind;
   const bool lstm = kind == 1;
-  auto opts = x.options();
+  auto opts = h0.options();  // x is bfloat16 under autocast; everything the loop keeps is T
   LstmOpts<T> lo = lstm_opts<T>(lstm_w);
   using rnnkit::pooled_empty;
   Tensor a_hat = lo.ln_g ? pooled_empty({T_, B, G}, opts) : Tensor(), rstd = lo.ln_g ? at::empty({T_, B, 4}, opts) : Tensor();
@@ -511,15 +604,19 @@ std::vector<Tensor> forward_impl(const Codes& c, const Tensor& x, const Tensor& 
   // GRU reset-after keeps the input's n part apart from W_hn h, so its projection goes to a
   // step buffer; the other cells project straight into the step's gate block.
   std::vector<T> xstep(kind == 2 ? B * G : 0);
-  const StepMatrix<T> w_x(w_ih.t());
+  const bool x16 = x.scalar_type() == at::kBFloat16;
+  const int gemm = x16 ? bf16_mode() : kFloat;
+  const int bt = batch_threads(B, H, G);
+  const StepMatrix<T> w_x(w_ih.t(), gemm, B, bt);
   const T* BX = b_x.defined() ? b_x.data_ptr<T>() : nullptr;
   const int64_t x_t = x.stride(0), x_b = x.stride(1);
   // kind 3 multiplies by the r, z rows and the n rows separately; the others by all of W_hh.
-  StepMatrix<T> w_main(kind == 3 ? w_hh.narrow(0, 0, 2 * H).t() : w_hh.t());
-  StepMatrix<T> w_n(kind == 3 ? w_hh.narrow(0, 2 * H, H).t() : w_hh.narrow(0, 0, 1).t());
+  StepMatrix<T> w_main(kind == 3 ? w_hh.narrow(0, 0, 2 * H).t() : w_hh.t(), gemm, B, bt);
+  StepMatrix<T> w_n(kind == 3 ? w_hh.narrow(0, 2 * H, H).t() : w_hh.narrow(0, 0, 1).t(), gemm, B, bt);
   const int64_t khw = keep_h.defined() ? keep_h.size(2) : 0, kcw = keep_c.defined() ? keep_c.size(2) : 0;
 
-  const T* XIN = x.data_ptr<T>();
+  const T* XIN = x16 ? nullptr : x.data_ptr<T>();
+  const uint16_t* XIN16 = x16 ? reinterpret_cast<const uint16_t*>(x.data_ptr<at::BFloat16>()) : nullptr;
   T* HH = h_hist.data_ptr<T>();
   T* CH = lstm ? c_hist.data_ptr<T>() : nullptr;
   T* GT = gates.data_ptr<T>();
@@ -549,7 +646,11 @@ std::vector<Tensor> forward_impl(const Codes& c, const Tensor& x, const Tensor& 
       T* g_keep = GT + t * g_step;
       T* g = staged ? stage.data : g_keep;
       T* xp = kind == 2 ? xstep.data() : g;  // where the step's projected inputs go, row stride G
-      w_x.apply(XIN + t * x_t + b0 * x_b, x_b, nb, xp + b0 * G, G, BX, 0);
+      if (x16) {
+        w_x.apply_bf16(XIN16 + t * x_t + b0 * x_b, x_b, nb, xp + b0 * G, G, BX, 0);
+      } else {
+        w_x.apply(XIN + t * x_t + b0 * x_b, x_b, nb, xp + b0 * G, G, BX, 0);
+      }
       T* ex = EX ? EX + t * ex_step : nullptr;
       const T* hin = hp;
       if (RDM) {
@@ -592,7 +693,6 @@ std::vector<Tensor> forward_impl(const Codes& c, const Tensor& x, const Tensor& 
       });
     }
   };
-  const int bt = batch_threads(B, H, G);
   if (bt > 1) {
     // The workers run ATen calls (the double GEMMs): give them the caller's thread-local
     // state (grad mode above all), as ATen's own parallel_for does.
@@ -880,9 +980,13 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
   Tensor dxw_hist = in_loop ? Tensor() : pooled_empty({T_, B, G}, opts);
   Tensor dhw_hist = !in_loop && kind == 2 ? pooled_empty({T_, B, G}, opts) : Tensor();
   Tensor d_in = want_dx ? pooled_empty({T_, B, F}, opts) : Tensor();
+  const bool x16 = x.scalar_type() == at::kBFloat16;
+  const int gemm = x16 ? bf16_mode() : kFloat;
+  const int bt = batch_threads(B, H, G);
   std::optional<StepMatrix<T>> w_in;
-  if (want_dx) w_in.emplace(w_ih);
-  const T* XIN = x.data_ptr<T>();
+  if (want_dx) w_in.emplace(w_ih, gemm, B, bt);
+  const T* XIN = x16 ? nullptr : x.data_ptr<T>();
+  const uint16_t* XIN16 = x16 ? reinterpret_cast<const uint16_t*>(x.data_ptr<at::BFloat16>()) : nullptr;
   const int64_t x_t = x.stride(0), x_b = x.stride(1);
   // The LSTM options' weight gradients are sums over every step and row; each thread adds up
   // its rows while a step's gradients are still in cache, so no (T, B, 4H) history of them is
@@ -894,8 +998,8 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
   Tensor dc = lstm ? d_cT.clone() : Tensor();
   Tensor norms = want_norms ? at::zeros({T_, lstm ? 2 : 1}, opts.dtype(at::kDouble)) : Tensor();
   std::vector<T> dnew(BH), dcn(lstm ? BH : 0), dhin(BH), drh(kind == 3 ? BH : 0), scratch(BH);
-  StepMatrix<T> w_back(kind == 3 ? w_hh.narrow(0, 0, 2 * H) : w_hh);
-  StepMatrix<T> w_n(kind == 3 ? w_hh.narrow(0, 2 * H, H) : w_hh.narrow(0, 0, 1));
+  StepMatrix<T> w_back(kind == 3 ? w_hh.narrow(0, 0, 2 * H) : w_hh, gemm, B, bt);
+  StepMatrix<T> w_n(kind == 3 ? w_hh.narrow(0, 2 * H, H) : w_hh.narrow(0, 0, 1), gemm, B, bt);
   const int64_t khw = keep_h.defined() ? keep_h.size(2) : 0, kcw = keep_c.defined() ? keep_c.size(2) : 0;
 
   T* DH = dh.data_ptr<T>();
@@ -927,7 +1031,6 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
     AlignedBuffer<T> dx, dhw;  // cap x ldx
     RowChunk<T> v_x, v_h, v_r;
   };
-  const int bt = batch_threads(B, H, G);
   // A chunk holds chunk_steps whole steps of a thread's rows, about 128 rows in all; every
   // thread flushes at the same steps, which the shared flush below relies on. In-process A/B
   // (train steps, 2 threads): 128 rows against 64, LSTM L 1.04x, layer-norm LSTM L 1.02x,
@@ -1104,7 +1207,13 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
           const T* dw = dhw + b * ldx;
           for (int64_t i = 0; i < G; ++i) acc[G + i] += dw[i];
         }
-        if (ch.v_x.active()) ch.v_x.push(XIN + t * x_t + b * x_b);
+        if (ch.v_x.active()) {
+          if (x16) {
+            ch.v_x.push_bf16(XIN16 + t * x_t + b * x_b);
+          } else {
+            ch.v_x.push(XIN + t * x_t + b * x_b);
+          }
+        }
         if (ch.v_h.active()) ch.v_h.push(hin + b * H);
         if (ch.v_r.active()) ch.v_r.push(ex + b * H);
       }
@@ -1183,7 +1292,9 @@ std::vector<Tensor> forward(int64_t kind, int64_t act, int64_t ract, const Tenso
   // input seen time-major); w_ih (G, F).
   Tensor x = xw.stride(2) == 1 ? xw : xw.contiguous();
   TORCH_CHECK(h0.is_contiguous(), "rnnkit kernel: h0 must be contiguous");
-  return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_forward", [&] {
+  TORCH_CHECK(x.scalar_type() == h0.scalar_type() || (x.scalar_type() == at::kBFloat16 && h0.scalar_type() == at::kFloat),
+              "rnnkit kernel: x must have the state's dtype, or be bfloat16 with a float32 state");
+  return AT_DISPATCH_FLOATING_TYPES(h0.scalar_type(), "rnnkit_forward", [&] {
     return forward_impl<scalar_t>(Codes{kind, act, ract}, x, h0, opt_or_undef(c0), w_hh, opt_or_undef(b_hh),
                                   opt_or_undef(keep_h), opt_or_undef(keep_c), opt_or_undef(out_mask),
                                   opt_or_undef(rdm), lstm_w, need_cache, w_ih.contiguous(), opt_or_undef(b_x));
@@ -1199,6 +1310,8 @@ std::vector<Tensor> backward(int64_t kind, int64_t act, int64_t ract, const Tens
                              const c10::optional<Tensor>& rdm, const OptList& lstm_w, const OptList& ln_cache,
                              int64_t tbptt, bool want_norms, const Tensor& x, const Tensor& w_ih, bool want_dx,
                              bool want_w_hh, bool want_w_ih, bool in_loop, bool share_dw) {
+  TORCH_CHECK(x.scalar_type() == gates.scalar_type() || (x.scalar_type() == at::kBFloat16 && gates.scalar_type() == at::kFloat),
+              "rnnkit kernel: x must have the state's dtype, or be bfloat16 with a float32 state");
   return AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "rnnkit_backward", [&] {
     return backward_impl<scalar_t>(Codes{kind, act, ract}, d_out, d_hT, opt_or_undef(d_cT), h_hist, opt_or_undef(c_hist),
                                    gates, opt_or_undef(extra), opt_or_undef(hin_all), w_hh,
@@ -1274,6 +1387,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("backward", &backward, "rnnkit recurrence backward (BPTT)", release_gil());
   m.def("step", &step, "one inference step");
   m.def("transpose", &transpose, "contiguous transpose of a matrix, in a cached buffer", release_gil());
+  m.def("bf16_kernel", [] { return bf16_mode() == kBf16 ? "avx512_bf16" : "emulated"; },
+        "how bf16 GEMMs run: AVX512-BF16, or float math on bf16-rounded operands");
   m.def("pool_release", [] { return rnnkit::BufferPool::get().release(); }, "free the cached buffers");
   m.def("pool_cached_bytes", [] { return rnnkit::BufferPool::get().cached_bytes(); }, "bytes held for reuse");
   pybind11::class_<Stepper>(m, "Stepper")
