@@ -121,12 +121,11 @@ def compiled_forward(
                 ln_cell_beta)
     res = compiled.forward_call(spec, x, (h0, c0), w, (keep_h, keep_c), out_mask, rdm, need_cache)
     # Every output has the state's dtype: x may be bf16 (autocast; see engine/precision.py).
-    x = h0
+    T, x = x.shape[0], h0
     if not need_cache:
         out, h_n, *c_n = res
         return (out, h_n, c_n[0] if c_n else _empty(x), *(_empty(x) for _ in range(9)))
     out, h_hist, c_hist, gates, *rest = res
-    T = x.shape[0]
     if _gates_are_h(spec, keep_h):
         gates = None  # a view of h_hist: an operator's outputs may not alias each other
     c_n = c_hist[T].clone() if c_hist is not None else None

@@ -6,6 +6,12 @@ step math of ``rnnkit.ops``) wrapped in torch.nn's single-step contract: input
 for one step are keyword-only: ``peephole`` and ``layer_norm`` (LSTMCell), and
 ``reset_after`` (GRUCell); their parameters (``peephole``, ``ln_gamma``, ...)
 exist only when switched on.
+
+Stepped by hand in a Python loop, each call costs what torch.nn's does: where torch has a
+one-step kernel that computes exactly this cell (``rnnkit.fused.CELL_KERNELS``; not with
+peepholes, layer norm or ``reset_after=False``), a well-formed call of a batched input goes
+straight to it after a few cheap checks, autograd doing the backward, as in torch.nn. Any other
+call takes ``_step``, which checks everything and explains what is wrong.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from torch import Tensor
 
 from ..cells import RecurrentCell
 from ..engine.stream import step
+from ..fused import CELL_KERNELS, cell_kernel_key
 from ._checks import check_bool, check_features, check_float_tensor, check_nonlinearity, check_state_shape
 
 
@@ -36,6 +43,8 @@ class RNNCellBase(RecurrentCell):
         check_bool(bias, "bias")
         super().__init__(kind, input_size, hidden_size, bias="double" if bias else "none", dtype=dtype, **options)  # type: ignore[arg-type]
         self.bias = bias
+        # torch's fused one-step kernel where it computes exactly this cell, else None (see above).
+        self._kernel_key = cell_kernel_key(self.spec, self.weights())
         if device is not None:
             self.to(device)
 
@@ -63,8 +72,21 @@ class RNNCellBase(RecurrentCell):
             )
             if not batched:
                 state = tuple(s.unsqueeze(0) for s in state)
-        new = step(self, x, state)
+        if self._kernel_key is not None and torch.is_grad_enabled():
+            # The same function as ``step``'s (tests/test_fused.py); torch's kernel under autograd.
+            if state is None:
+                zeros = x.new_zeros(x.shape[0], self.hidden_size)
+                state = (zeros, zeros) if self.spec.kind == "lstm" else (zeros,)
+            new = self._fused(x, state)
+        else:
+            new = step(self, x, state)
         return new if batched else tuple(s.squeeze(0) for s in new)
+
+    def _fused(self, x: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        kernel = CELL_KERNELS[self._kernel_key]
+        if self.spec.kind == "lstm":
+            return tuple(kernel(x, state, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh))
+        return (kernel(x, state[0], self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh),)
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
@@ -104,6 +126,13 @@ class RNNCell(RNNCellBase):
         self.nonlinearity = nonlinearity
 
     def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
+        # The fast path's checks are inline, not a helper: a Python call per step is what it saves.
+        key = self._kernel_key
+        if key is not None and type(input) is Tensor and type(hx) is Tensor and input.dim() == 2:
+            w_ih = self.weight_ih
+            if (input.dtype == w_ih.dtype == hx.dtype and input.shape[1] == self.input_size
+                    and hx.shape == (input.shape[0], self.hidden_size)):
+                return CELL_KERNELS[key](input, hx, w_ih, self.weight_hh, self.bias_ih, self.bias_hh)
         (h,) = self._step(input, None if hx is None else (hx,))
         return h
 
@@ -140,6 +169,12 @@ class LSTMCell(RNNCellBase):
         )
 
     def forward(self, input: Tensor, hx: Optional[tuple[Tensor, Tensor]] = None) -> tuple[Tensor, Tensor]:
+        key = self._kernel_key  # the fast path, as in RNNCell.forward
+        if key is not None and type(input) is Tensor and type(hx) is tuple and len(hx) == 2 and input.dim() == 2:
+            w_ih, (h, c) = self.weight_ih, hx
+            if (type(h) is Tensor and type(c) is Tensor and input.dtype == w_ih.dtype == h.dtype == c.dtype
+                    and input.shape[1] == self.input_size and h.shape == c.shape == (input.shape[0], self.hidden_size)):
+                return CELL_KERNELS[key](input, hx, w_ih, self.weight_hh, self.bias_ih, self.bias_hh)
         if hx is not None and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
             raise TypeError(f"Argument `hx` of an LSTMCell must be a tuple (h, c), got {type(hx).__name__}")
         h, c = self._step(input, None if hx is None else tuple(hx))
@@ -174,5 +209,12 @@ class GRUCell(RNNCellBase):
         super().__init__("gru", input_size, hidden_size, bias, device, dtype, reset_after=check_bool(reset_after, "reset_after"))
 
     def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
+        # The fast path's checks are inline, not a helper: a Python call per step is what it saves.
+        key = self._kernel_key
+        if key is not None and type(input) is Tensor and type(hx) is Tensor and input.dim() == 2:
+            w_ih = self.weight_ih
+            if (input.dtype == w_ih.dtype == hx.dtype and input.shape[1] == self.input_size
+                    and hx.shape == (input.shape[0], self.hidden_size)):
+                return CELL_KERNELS[key](input, hx, w_ih, self.weight_hh, self.bias_ih, self.bias_hh)
         (h,) = self._step(input, None if hx is None else (hx,))
         return h
