@@ -142,3 +142,23 @@ def test_keras_front_under_autocast():
         out = layer(x)
     assert out.dtype == torch.bfloat16
     close(out, out32, VALUE_RTOL, "out")
+
+
+def test_autocast_two_threads_match_one():
+    """A batch split across two threads (each summing, then sharing, the weight gradients) gives
+    the one-thread result: the rows' math is the same, only float32 sums change order."""
+    torch.manual_seed(0)
+    m = rnn.LSTM(8, 256, batch_first=True)  # dW_hh | dW_ih past 1 MB: the threads share it
+    x = torch.randn(16, 4, 8, requires_grad=True)
+    results = []
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                results.append(run(m, x))
+    finally:
+        torch.set_num_threads(threads)
+    (o1, f1, g1), (o2, f2, g2) = results
+    for a, b in zip([o2, *f2, *g2], [o1, *f1, *g1]):
+        close(a, b, 1e-5, "two threads vs one")

@@ -318,4 +318,61 @@ inline void gemm_packed_bf16(const uint16_t* A, int64_t lda, const PackedB16& B,
 #endif
 }
 
+#if RNNKIT_BF16_KERNEL
+// As `outer_tile`, over K2 pairs of rows: a_k = A + k * lda holds 8 (or more) pairs of bf16,
+// (a[2k][m], a[2k+1][m]) for m = 0..7, and b + 64 k the same rows of a 32-column panel as pairs.
+RNNKIT_BF16_TARGET inline void outer_tile_bf16(const uint32_t* A, int64_t lda, const uint16_t* b, int64_t K2, float* C,
+                                               int64_t ldc, int rows, __mmask16 m0, __mmask16 m1) {
+  __m512 acc0[8], acc1[8];
+#pragma GCC unroll 8
+  for (int r = 0; r < 8; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < K2; ++k) {
+    const __m512bh b0 = (__m512bh)_mm512_loadu_si512(b + k * 2 * kPanel);
+    const __m512bh b1 = (__m512bh)_mm512_loadu_si512(b + k * 2 * kPanel + kPanel);
+    const uint32_t* a = A + k * lda;
+#pragma GCC unroll 8
+    for (int r = 0; r < 8; ++r) {
+      const __m512bh av = (__m512bh)_mm512_set1_epi32(static_cast<int>(a[r]));
+      acc0[r] = _mm512_dpbf16_ps(acc0[r], av, b0);
+      acc1[r] = _mm512_dpbf16_ps(acc1[r], av, b1);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < 8; ++r) {
+    if (r < rows) {
+      float* c = C + r * ldc;
+      _mm512_mask_storeu_ps(c, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, c), acc0[r]));
+      _mm512_mask_storeu_ps(c + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, c + 16), acc1[r]));
+    }
+  }
+}
+
+// Column panel q of outer_accumulate_bf16, all M rows.
+RNNKIT_BF16_TARGET inline void outer_panel_bf16(const uint32_t* A, int64_t lda, int64_t M, const uint16_t* b, int64_t q,
+                                                int64_t N, int64_t K2, float* C, int64_t ldc) {
+  const int64_t nw = std::min<int64_t>(kPanel, N - q * kPanel), pm = (M + 7) / 8;
+  const __mmask16 m0 = nw >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << nw) - 1);
+  const __mmask16 m1 = nw >= 32 ? 0xFFFF : (nw <= 16 ? 0 : static_cast<__mmask16>((1u << (nw - 16)) - 1));
+  for (int64_t p = 0; p < pm; ++p)
+    outer_tile_bf16(A + p * 8, lda, b, K2, C + p * 8 * ldc + q * kPanel, ldc, static_cast<int>(std::min<int64_t>(8, M - p * 8)),
+                    m0, m1);
+}
+#endif
+
+// As `outer_accumulate` from bf16 pairs: C (M x N) += sum over K2 row pairs k of the pairs' products,
+// A + k * lda holding M pairs (readable up to a multiple of 8), B ceil(N / 32) panels of K2 x 64
+// bf16 (panel stride sb). Only when cpu_has_avx512_bf16().
+inline void outer_accumulate_bf16(const uint32_t* A, int64_t lda, int64_t M, const uint16_t* B, int64_t sb, int64_t N,
+                                  int64_t K2, float* C, int64_t ldc) {
+#if RNNKIT_BF16_KERNEL
+  const int64_t qn = (N + kPanel - 1) / kPanel;
+  const int64_t grain = M * N * K2 < (1 << 17) ? qn : 1;  // as outer_accumulate (K2 pairs = 2 K2 rows)
+  at::parallel_for(0, qn, grain, [&](int64_t q0, int64_t q1) {
+    for (int64_t q = q0; q < q1; ++q) outer_panel_bf16(A, lda, M, B + q * sb, q, N, K2, C, ldc);
+  });
+#else
+  (void)A; (void)lda; (void)M; (void)B; (void)sb; (void)N; (void)K2; (void)C; (void)ldc;
+#endif
+}
+
 }  // namespace rnnkit

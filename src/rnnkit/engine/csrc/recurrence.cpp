@@ -309,43 +309,82 @@ template <typename T> struct AlignedBuffer {
 // d_row^T v_row: v is a step's input, h_{t-1} or r * h_{t-1}), gathered a step at a time inside
 // the backward loop and multiplied once the chunk is full (outer_sum). For the AVX-512 kernel
 // the rows are stored as zero-padded 32-column panels; otherwise as plain rows for ATen.
+// In the bf16 mode (float, AVX512-BF16) the panels hold rows in pairs as bf16, row 2k's value
+// beside row 2k+1's (packed_gemm.h); emulating, the rows are stored rounded to bf16 values.
 template <typename T> struct RowChunk {
   int64_t w = 0, cap = 0, n = 0, P = 0;  // width, capacity in rows, rows held, panel width
+  int mode = kFloat;
   AlignedBuffer<T> buf;
+  AlignedBuffer<uint16_t> buf16;  // kBf16: panels of (cap + 1) / 2 pair rows of 64 bf16
 
-  void init(int64_t width, int64_t capacity) {
+  void init(int64_t width, int64_t capacity, int gemm = kFloat) {
     w = width;
     cap = capacity;
+    mode = std::is_same_v<T, float> ? gemm : kFloat;
+    if (mode == kBf16) {
+      P = rnnkit::kPanel;
+      buf16.assign(panels() * pair_stride());
+      return;
+    }
     P = RNNKIT_PACKED_GEMM && std::is_same_v<T, float> ? rnnkit::kPanel : width;
     buf.assign(panels() * cap * P);
   }
   bool active() const { return w > 0; }
   int64_t panels() const { return (w + P - 1) / P; }
+  int64_t pair_stride() const { return (cap + 1) / 2 * 2 * rnnkit::kPanel; }  // one panel, in bf16 values
   void push(const T* row) {
+    if (mode == kBf16) {
+      uint16_t* dst = buf16.data + (n / 2) * 2 * rnnkit::kPanel + (n & 1);
+      for (int64_t j = 0; j < w; ++j)
+        dst[(j / rnnkit::kPanel) * pair_stride() + 2 * (j % rnnkit::kPanel)] = rnnkit::to_bf16(static_cast<float>(row[j]));
+      ++n;
+      return;
+    }
     T* dst = buf.data + n * P;
     const int64_t full = w / P, stride = cap * P;
-    if (P == rnnkit::kPanel) {  // a fixed-size copy compiles to two vector moves, not a memcpy call
+    if (mode == kBf16Emulated) {
+      for (int64_t j = 0; j < w; ++j) dst[(j / P) * stride + j % P] = static_cast<T>(rnnkit::round_bf16(static_cast<float>(row[j])));
+    } else if (P == rnnkit::kPanel) {  // a fixed-size copy compiles to two vector moves, not a memcpy call
       for (int64_t p = 0; p < full; ++p) std::memcpy(dst + p * stride, row + p * rnnkit::kPanel, rnnkit::kPanel * sizeof(T));
+      if (full * P < w) std::memcpy(dst + full * stride, row + full * P, (w - full * P) * sizeof(T));
     } else {
       for (int64_t p = 0; p < full; ++p) std::memcpy(dst + p * stride, row + p * P, P * sizeof(T));
+      if (full * P < w) std::memcpy(dst + full * stride, row + full * P, (w - full * P) * sizeof(T));
     }
-    if (full * P < w) std::memcpy(dst + full * stride, row + full * P, (w - full * P) * sizeof(T));
     ++n;
   }
-  // As push, from a bf16 row (the input x under autocast), widened exactly to T.
+  // As push, from a bf16 row (the input x under autocast).
   void push_bf16(const uint16_t* row) {
+    if (mode == kBf16) {
+      uint16_t* dst = buf16.data + (n / 2) * 2 * rnnkit::kPanel + (n & 1);
+      for (int64_t j = 0; j < w; ++j) dst[(j / rnnkit::kPanel) * pair_stride() + 2 * (j % rnnkit::kPanel)] = row[j];
+      ++n;
+      return;
+    }
     T* dst = buf.data + n * P;
     const int64_t stride = cap * P;
     for (int64_t j = 0; j < w; ++j) dst[(j / P) * stride + j % P] = static_cast<T>(rnnkit::from_bf16(row[j]));
     ++n;
   }
+  // kBf16, before a multiply: an odd last row gets a zero partner (the buffer holds older rows).
+  void close_pairs() {
+    if (mode != kBf16 || n % 2 == 0) return;
+    uint16_t* dst = buf16.data + (n / 2) * 2 * rnnkit::kPanel + 1;
+    for (int64_t j = 0; j < panels() * rnnkit::kPanel; ++j) dst[(j / rnnkit::kPanel) * pair_stride() + 2 * (j % rnnkit::kPanel)] = 0;
+  }
 };
 
 // C (M x v.w, row stride ldc) += sum over the chunk's rows k of a_k^T v_k, where a_k = A + k * lda
 // holds M values and stays readable up to the next multiple of 8 (the kernel reads whole tiles).
-template <typename T> void outer_sum(const T* A, int64_t lda, int64_t M, const RowChunk<T>& v, T* C, int64_t ldc) {
+// In the bf16 mode A16 holds the same rows in pairs, (a_2k[m], a_2k+1[m]) at A16[k * lda16 + m].
+template <typename T> void outer_sum(const T* A, int64_t lda, const uint32_t* A16, int64_t lda16, int64_t M,
+                                     const RowChunk<T>& v, T* C, int64_t ldc) {
   if (v.n == 0) return;
   if constexpr (std::is_same_v<T, float>) {
+    if (v.mode == kBf16) {
+      rnnkit::outer_accumulate_bf16(A16, lda16, M, v.buf16.data, v.pair_stride(), v.w, (v.n + 1) / 2, C, ldc);
+      return;
+    }
     if (RNNKIT_PACKED_GEMM) {
       rnnkit::outer_accumulate(A, lda, M, v.buf.data, v.cap * v.P, v.w, v.n, C, ldc);
       return;
@@ -355,6 +394,22 @@ template <typename T> void outer_sum(const T* A, int64_t lda, int64_t M, const R
   Tensor a = at::from_blob(const_cast<T*>(A), {v.n, M}, {lda, 1}, opts);
   Tensor vm = at::from_blob(v.buf.data, {v.n, v.w}, opts);
   at::from_blob(C, {M, v.w}, {ldc, 1}, opts).addmm_(a.t(), vm);
+}
+
+// The n rows of a chunk ring (row stride ldx, G values each) as bf16 pairs for outer_sum:
+// out[k * ldo + m] = (row 2k's m-th value, row 2k+1's), a missing last partner zero.
+inline void ring_to_pairs(const float* ring, int64_t ldx, int64_t n, int64_t G, uint32_t* out, int64_t ldo) {
+  for (int64_t k = 0; 2 * k < n; ++k) {
+    const float* lo = ring + 2 * k * ldx;
+    const float* hi = lo + ldx;
+    uint32_t* o = out + k * ldo;
+    if (2 * k + 1 < n) {
+      for (int64_t m = 0; m < G; ++m)
+        o[m] = static_cast<uint32_t>(rnnkit::to_bf16(lo[m])) | (static_cast<uint32_t>(rnnkit::to_bf16(hi[m])) << 16);
+    } else {
+      for (int64_t m = 0; m < G; ++m) o[m] = rnnkit::to_bf16(lo[m]);
+    }
+  }
 }
 
 struct Codes {
@@ -1029,8 +1084,11 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
   const int64_t ldx = in_loop ? G + 16 : G;
   struct Chunks {
     AlignedBuffer<T> dx, dhw;  // cap x ldx
+    AlignedBuffer<uint32_t> dx16, dhw16;  // kBf16: the same rows as bf16 pairs, (cap + 1) / 2 x ld16
     RowChunk<T> v_x, v_h, v_r;
+    int64_t rows = 0;  // rows held at a flush
   };
+  const int64_t ld16 = G + 16;
   // A chunk holds chunk_steps whole steps of a thread's rows, about 128 rows in all; every
   // thread flushes at the same steps, which the shared flush below relies on. In-process A/B
   // (train steps, 2 threads): 128 rows against 64, LSTM L 1.04x, layer-norm LSTM L 1.02x,
@@ -1050,24 +1108,51 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
     Chunks& ch = chunks[k];
     ch.dx.assign(cap * ldx);
     if (kind == 2) ch.dhw.assign(cap * ldx);
-    if (want_w_ih) ch.v_x.init(F, cap);
-    if (want_w_hh) ch.v_h.init(H, cap);
-    if (want_w_hh && kind == 3) ch.v_r.init(H, cap);
+    if (gemm == kBf16) {
+      ch.dx16.assign((cap + 1) / 2 * ld16);
+      if (kind == 2) ch.dhw16.assign((cap + 1) / 2 * ld16);
+    }
+    if (want_w_ih) ch.v_x.init(F, cap, gemm);
+    if (want_w_hh) ch.v_h.init(H, cap, gemm);
+    if (want_w_hh && kind == 3) ch.v_r.init(H, cap, gemm);
   }
+  // A thread's own chunk, once full, in the form the bf16 modes multiply (the ring's rows have
+  // served the step GEMMs and the bias sums by then): as bf16 pairs, or rounded in place.
+  auto prepare = [&](Chunks& ch) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (gemm == kBf16) {
+        ring_to_pairs(ch.dx.data, ldx, ch.rows, G, ch.dx16.data, ld16);
+        if (kind == 2) ring_to_pairs(ch.dhw.data, ldx, ch.rows, G, ch.dhw16.data, ld16);
+        ch.v_x.close_pairs();
+        ch.v_h.close_pairs();
+        ch.v_r.close_pairs();
+      } else if (gemm == kBf16Emulated) {
+        for (float* ring : {ch.dx.data, kind == 2 ? ch.dhw.data : nullptr}) {
+          for (int64_t r = 0; ring && r < ch.rows; ++r)
+            for (int64_t m = 0; m < G; ++m) ring[r * ldx + m] = rnnkit::round_bf16(ring[r * ldx + m]);
+        }
+      }
+    } else {
+      (void)ch;
+    }
+  };
   // Rows [m0, m1) of the weight gradients from one thread's chunk.
   auto flush_rows = [&](const Chunks& ch, int64_t m0, int64_t m1, T* dw_hh, T* dw_ih) {
     // a's columns [lo, hi) are the gradient rows [lo, hi) of dw (row stride ldc).
-    auto part = [&](const T* a, int64_t lo, int64_t hi, const RowChunk<T>& v, T* dw, int64_t ldc) {
+    // a16: the same rows as bf16 pairs (kBf16), else null.
+    auto part = [&](const T* a, const uint32_t* a16, int64_t lo, int64_t hi, const RowChunk<T>& v, T* dw, int64_t ldc) {
       const int64_t r0 = std::max(lo, m0), r1 = std::min(hi, m1);
-      if (r0 < r1) outer_sum(a + r0, ldx, r1 - r0, v, dw + r0 * ldc, ldc);
+      if (r0 < r1) outer_sum(a + r0, ldx, a16 ? a16 + r0 : nullptr, ld16, r1 - r0, v, dw + r0 * ldc, ldc);
     };
-    if (want_w_ih) part(ch.dx.data, 0, G, ch.v_x, dw_ih, F);
+    const uint32_t* dx16 = gemm == kBf16 ? ch.dx16.data : nullptr;
+    const uint32_t* dhw16 = gemm == kBf16 && kind == 2 ? ch.dhw16.data : nullptr;
+    if (want_w_ih) part(ch.dx.data, dx16, 0, G, ch.v_x, dw_ih, F);
     if (want_w_hh) {
-      if (kind <= 1) part(ch.dx.data, 0, G, ch.v_h, dw_hh, H);
-      if (kind == 2) part(ch.dhw.data, 0, G, ch.v_h, dw_hh, H);
+      if (kind <= 1) part(ch.dx.data, dx16, 0, G, ch.v_h, dw_hh, H);
+      if (kind == 2) part(ch.dhw.data, dhw16, 0, G, ch.v_h, dw_hh, H);
       if (kind == 3) {  // W_hh's r, z rows multiply h_{t-1}; its n rows r * h_{t-1}
-        part(ch.dx.data, 0, 2 * H, ch.v_h, dw_hh, H);
-        part(ch.dx.data, 2 * H, G, ch.v_r, dw_hh, H);
+        part(ch.dx.data, dx16, 0, 2 * H, ch.v_h, dw_hh, H);
+        part(ch.dx.data, dx16, 2 * H, G, ch.v_r, dw_hh, H);
       }
     }
   };
@@ -1090,6 +1175,7 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
     dw_out[2 * k + 1] = dw_out[2 * k] + n_hh;
   }
   auto flush = [&](int id) {
+    prepare(chunks[id]);
     if (shared_dw) {
 #pragma omp barrier
       const auto mine = row_share(G, id, bt);
@@ -1221,6 +1307,7 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
       for (int64_t i = 0; i < n_opt; ++i) opt[i] += acc[n_bias + i];
       filled += nb;
       if (t == 0 || filled + nb > cap) {
+        ch.rows = filled;
         flush(id);
         filled = 0;
       }
