@@ -10,13 +10,16 @@ A step is forward + backward of (B, T, I) -> H, one layer, the same weights ever
     torch.nn fp32      torch.nn.LSTM/GRU in float32 (for reference)
 Prints medians and the ratios the issue asks for: rnnkit bf16 against rnnkit fp32 (goal >= 1.6x)
 and against torch.nn under autocast (goal >= 2x); ratio = other time / rnnkit bf16 time.
-Also prints which bf16 kernel ran (AVX512-BF16 or the emulation for CPUs without it).
+Also prints which bf16 kernel ran (AMX, or float32 math on bf16-rounded operands without it).
+With --kernels, also times rnnkit bf16 with each other kernel this CPU has (RNNKIT_BF16_KERNEL=
+avx512_bf16: vdpbf16ps; =emulate: the float32 math), the measurement behind the default choice.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import statistics
 import time
 from typing import Callable
@@ -35,8 +38,9 @@ CONFIGS = {  # as benchmarks/run.py
 MODULES = {"lstm": (rnnkit.nn.LSTM, torch.nn.LSTM), "gru": (rnnkit.nn.GRU, torch.nn.GRU)}
 
 
-def train_step(module: torch.nn.Module, x: torch.Tensor, bf16: bool) -> Callable[[], None]:
+def train_step(module: torch.nn.Module, x: torch.Tensor, bf16: bool, kernel: str = "") -> Callable[[], None]:
     def step() -> None:
+        os.environ["RNNKIT_BF16_KERNEL"] = kernel  # read by the C++ loop at each call
         with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
             out, hn = module(x)
             finals = hn if isinstance(hn, tuple) else (hn,)
@@ -68,6 +72,7 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=15)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--kernels", action="store_true", help="also time the other bf16 kernels")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} threads, bf16 kernel: {bf16_kernel() or 'no compiled loop'}")
@@ -86,6 +91,12 @@ def main() -> None:
                 "torch.nn bf16": train_step(ref, x, True),
                 "torch.nn fp32": train_step(ref, x, False),
             }
+            if args.kernels:
+                for kernel in ("avx512_bf16", "emulate"):
+                    os.environ["RNNKIT_BF16_KERNEL"] = kernel
+                    if bf16_kernel() in (kernel, kernel + "d"):
+                        fns[f"rnnkit bf16 {kernel}"] = train_step(ours, x, True, kernel)
+                os.environ["RNNKIT_BF16_KERNEL"] = ""
             med = time_all(fns, args.reps, args.warmup)
             base = med["rnnkit bf16"]
             cells = "  ".join(f"{name} {t * 1e3:8.2f} ms" for name, t in med.items())

@@ -114,11 +114,14 @@ def test_projection_lstm_under_autocast_runs_the_python_loop():
         close(g, g32, GRAD_RTOL, "grad")
 
 
-@pytest.mark.skipif(compiled.bf16_kernel() != "avx512_bf16", reason="needs a CPU with AVX512-BF16")
+@pytest.mark.parametrize("kernel", ["amx", "avx512_bf16"])
 @pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
-def test_emulated_bf16_kernel_matches_avx512_bf16(kind, monkeypatch):
-    """The fallback for CPUs without AVX512-BF16 multiplies the same bf16-rounded operands in float32:
-    it agrees with vdpbf16ps up to float32 summation order."""
+def test_bf16_kernels_match_the_emulation(kind, kernel, monkeypatch):
+    """AMX and vdpbf16ps multiply the same bf16-rounded operands as the float kernel that stands in
+    for them on other CPUs (RNNKIT_BF16_KERNEL=emulate): the three agree up to float32 sums' order."""
+    monkeypatch.setenv("RNNKIT_BF16_KERNEL", "avx512_bf16" if kernel == "avx512_bf16" else "")
+    if compiled.bf16_kernel() != kernel:
+        pytest.skip(f"this CPU has no {kernel}")
     torch.manual_seed(0)
     m = CLASSES[kind][0](F_IN + 1, H, batch_first=True)  # an odd F pads the bf16 pairs
     x = torch.randn(B, T, F_IN + 1, requires_grad=True)
@@ -162,3 +165,17 @@ def test_autocast_two_threads_match_one():
     (o1, f1, g1), (o2, f2, g2) = results
     for a, b in zip([o2, *f2, *g2], [o1, *f1, *g1]):
         close(a, b, 1e-5, "two threads vs one")
+
+
+def test_compiled_under_autocast_equals_eager():
+    """torch.compile traces the casts and the operators (their fake implementations give the loop's
+    float32 outputs for a bf16 x) into one graph that computes what eager mode does."""
+    torch.manual_seed(0)
+    m = rnn.LSTM(F_IN, H, batch_first=True, num_layers=2)
+    x = torch.randn(B, T, F_IN)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        eager = m(x)
+        compiled_out = torch.compile(m, fullgraph=True)(x)
+    for a, b in zip([compiled_out[0], *compiled_out[1]], [eager[0], *eager[1]]):
+        assert a.dtype == b.dtype == torch.bfloat16
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -6,9 +6,10 @@ dominates at typical sizes. ``kernels`` builds and loads it; where it cannot be 
 the engine keeps the Python loop.
 
 A float32 loop given x in bfloat16 runs its GEMMs with bf16 operands and float32 sums (bf16
-autocast, see precision.py): by AVX512-BF16 where the CPU has it, else as float32 math on the
-bf16-rounded operands (``bf16_kernel()`` says which; ``RNNKIT_BF16_KERNEL=emulate`` forces the
-second). All it returns is float32, but dx, which has x's dtype.
+autocast, see precision.py): by AMX tiles where the CPU has them, else as float32 math on the
+bf16-rounded operands; ``RNNKIT_BF16_KERNEL=avx512_bf16`` asks for AVX512-BF16's vdpbf16ps and
+``=emulate`` for the float32 math (``bf16_kernel()`` says which runs; recurrence.cpp says why).
+All it returns is float32, but dx, which has x's dtype.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def kernels_blocker(spec: CellSpec, w: Weights, xw: Tensor) -> Optional[str]:
 
 
 def bf16_kernel() -> str:
-    """How the compiled loop multiplies bf16 operands: "avx512_bf16", "emulated", or "" without the loop."""
+    """How the compiled loop multiplies bf16 operands now: "amx", "avx512_bf16", "emulated", or "" without it."""
     module = kernels.load_kernels()
     return module.bf16_kernel() if module is not None else ""
 

@@ -2,9 +2,10 @@
 
 In both cases the engine runs its float32 loop with bf16 GEMMs: the loop receives x as bfloat16
 and everything else as float32, and multiplies each step's input projection and recurrent matmul
-(forward and backward) with both operands rounded to bf16 and float32 sums, by AVX512-BF16 where
-the CPU has it (csrc/packed_gemm.h). The cell state, the gate nonlinearities, the carried
-gradients and the weight-gradient sums stay float32. Without the compiled loop, the input
+(forward and backward) and the weight-gradient products with both operands rounded to bf16 and
+float32 sums, by AMX tiles where the CPU has them (csrc/packed_gemm.h; elsewhere the same math
+in float32 FMAs). The cell state, the gate nonlinearities, the carried gradients and the
+weight-gradient sums stay float32. Without the compiled loop, the input
 projection is one bf16 GEMM by torch and the recurrent weight is rounded to bf16.
 
 The output dtype is torch.nn's: under CPU autocast torch runs ``lstm`` and ``rnn_tanh``/``rnn_relu``

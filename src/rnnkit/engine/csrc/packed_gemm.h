@@ -18,6 +18,11 @@
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
+#if defined(__linux__) && defined(__GNUC__)
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 #define RNNKIT_PACKED_GEMM 1
 #else
 #define RNNKIT_PACKED_GEMM 0
@@ -215,10 +220,12 @@ struct PackedB16 {
   int64_t panels() const { return (N + kPanel - 1) / kPanel; }
 };
 
-// Pack B (K x N), B[k][n] = src[k * sk + n * sn] (float), as bf16 column pairs.
-inline void pack_b_bf16(PackedB16& p, const float* src, int64_t K, int64_t N, int64_t sk, int64_t sn) {
+// Pack B (K x N), B[k][n] = src[k * sk + n * sn] (float), as bf16 column pairs; the pair rows
+// are zero-padded to a multiple of k2_align (AMX multiplies 16 pair rows at a time).
+inline void pack_b_bf16(PackedB16& p, const float* src, int64_t K, int64_t N, int64_t sk, int64_t sn,
+                        int64_t k2_align = 1) {
   p.K = K;
-  p.K2 = (K + 1) / 2;
+  p.K2 = ((K + 1) / 2 + k2_align - 1) / k2_align * k2_align;
   p.N = N;
   p.storage.assign(static_cast<size_t>(p.panels() * p.K2 * 2 * kPanel + 32), 0);
   const auto addr = reinterpret_cast<std::uintptr_t>(p.storage.data());
@@ -372,6 +379,127 @@ inline void outer_accumulate_bf16(const uint32_t* A, int64_t lda, int64_t M, con
   });
 #else
   (void)A; (void)lda; (void)M; (void)B; (void)sb; (void)N; (void)K2; (void)C; (void)ldc;
+#endif
+}
+
+// ------------------------------------------------------------------------------ AMX
+// Where the CPU has AMX (Sapphire Rapids on), a tile instruction multiplies 16 x 32 bf16 by
+// 32 x 16 bf16 into 16 x 16 float sums: 16 times vdpbf16ps's work per instruction, which alone
+// runs no more products per cycle than float FMAs. Linux hands out the tile registers only on
+// request (arch_prctl), once per process.
+inline bool cpu_has_amx_bf16() {
+#if RNNKIT_BF16_KERNEL && defined(__linux__)
+  static const bool has = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+    if (!((d >> 22) & 1u) || !((d >> 24) & 1u)) return false;  // AMX-BF16, AMX-TILE
+    constexpr long kReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+    return cpu_has_avx512_bf16() && syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureXtiledata) == 0;
+  }();
+  return has;
+#else
+  return false;
+#endif
+}
+
+#if RNNKIT_BF16_KERNEL && defined(__linux__)
+#define RNNKIT_AMX_KERNEL 1
+#define RNNKIT_AMX_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,amx-tile,amx-bf16")))
+
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+// Panels [q0, q1) of C (M x N) = init + A @ B. A: Mpad rows (a multiple of 32; those past M are
+// read, not stored) of lda bf16 (a multiple of 32, zero past K); B: panels of K2 pair rows (a
+// multiple of 16) of 64 bf16, panel stride sb, as pack_b_bf16 lays them out. Tiles 0-3 hold a
+// 32 x 32 block of sums, 4-5 two 16-row slices of A, 6-7 two 16-column halves of a panel.
+RNNKIT_AMX_TARGET inline void amx_panels(const uint16_t* A, int64_t lda, int64_t M, int64_t Mpad, const uint16_t* Bd,
+                                         int64_t sb, int64_t K2, int64_t N, int64_t q0, int64_t q1, float* C,
+                                         int64_t ldc, const float* init, int64_t ldi) {
+  TileConfig cfg;
+  for (int t = 0; t < 8; ++t) {
+    cfg.rows[t] = 16;
+    cfg.colsb[t] = 64;
+  }
+  _tile_loadconfig(&cfg);
+  alignas(64) float block[32 * 32];
+  const int64_t kt_n = K2 / 16, a_stride = lda * 2;
+  for (int64_t q = q0; q < q1; ++q) {
+    const uint16_t* panel = Bd + q * sb;
+    const int64_t n0 = q * kPanel, nw = std::min<int64_t>(kPanel, N - n0);
+    const __mmask16 m0 = nw >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << nw) - 1);
+    const __mmask16 m1 = nw >= 32 ? 0xFFFF : (nw <= 16 ? 0 : static_cast<__mmask16>((1u << (nw - 16)) - 1));
+    for (int64_t i = 0; i < Mpad; i += 32) {
+      _tile_zero(0);
+      _tile_zero(1);
+      _tile_zero(2);
+      _tile_zero(3);
+      const uint16_t* a = A + i * lda;
+      for (int64_t kt = 0; kt < kt_n; ++kt) {
+        _tile_loadd(4, a + kt * 32, a_stride);
+        _tile_loadd(5, a + 16 * lda + kt * 32, a_stride);
+        _tile_loadd(6, panel + kt * 16 * 2 * kPanel, 4 * kPanel);
+        _tile_loadd(7, panel + kt * 16 * 2 * kPanel + kPanel, 4 * kPanel);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+      }
+      _tile_stored(0, block, 128);
+      _tile_stored(1, block + 16, 128);
+      _tile_stored(2, block + 16 * 32, 128);
+      _tile_stored(3, block + 16 * 32 + 16, 128);
+      const int64_t rows = std::min<int64_t>(32, M - i);
+      for (int64_t r = 0; r < rows; ++r) {
+        float* c = C + (i + r) * ldc + n0;
+        __m512 v0 = _mm512_load_ps(block + r * 32), v1 = _mm512_load_ps(block + r * 32 + 16);
+        if (init) {
+          const float* in = init + (i + r) * ldi + n0;
+          v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, in));
+          v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, in + 16));
+        }
+        _mm512_mask_storeu_ps(c, m0, v0);
+        _mm512_mask_storeu_ps(c + 16, m1, v1);
+      }
+    }
+  }
+  _tile_release();
+}
+#else
+#define RNNKIT_AMX_KERNEL 0
+#endif
+
+// C (M x N) = init + A @ B by AMX; A, B as amx_panels takes them. Only when cpu_has_amx_bf16().
+inline void gemm_packed_amx(const uint16_t* A, int64_t lda, int64_t M, int64_t Mpad, const PackedB16& B, float* C,
+                            int64_t ldc, const float* init, int64_t ldi) {
+#if RNNKIT_AMX_KERNEL
+  const int64_t work = M * B.K * B.panels() * kPanel / 8;  // a rough guess of AMX's edge
+  const int64_t grain = work < (1 << 18) ? B.panels() : 1;
+  at::parallel_for(0, B.panels(), grain, [&](int64_t q0, int64_t q1) {
+    amx_panels(A, lda, M, Mpad, B.data, B.K2 * 2 * kPanel, B.K2, B.N, q0, q1, C, ldc, init, ldi);
+  });
+#else
+  (void)A; (void)lda; (void)M; (void)Mpad; (void)B; (void)C; (void)ldc; (void)init; (void)ldi;
+#endif
+}
+
+// C (M x N) += At^T-form products by AMX, for weight gradients: At holds M rows (readable up to
+// the next multiple of 32) of K2 row pairs each (lda bf16 per row), B ceil(N / 32) panels of K2
+// pair rows (panel stride sb); K2 a multiple of 16, zero past the rows in use.
+inline void outer_accumulate_amx(const uint16_t* At, int64_t lda, int64_t M, const uint16_t* B, int64_t sb, int64_t N,
+                                 int64_t K2, float* C, int64_t ldc) {
+#if RNNKIT_AMX_KERNEL
+  const int64_t qn = (N + kPanel - 1) / kPanel;
+  const int64_t grain = M * N * K2 < (1 << 20) ? qn : 1;
+  at::parallel_for(0, qn, grain, [&](int64_t q0, int64_t q1) {
+    amx_panels(At, lda, M, (M + 31) / 32 * 32, B, sb, K2, N, q0, q1, C, ldc, C, ldc);
+  });
+#else
+  (void)At; (void)lda; (void)M; (void)B; (void)sb; (void)N; (void)K2; (void)C; (void)ldc;
 #endif
 }
 

@@ -168,15 +168,20 @@ template <typename F> void for_row_range(int64_t b0, int64_t b1, int64_t work_pe
 }
 
 // How a float loop multiplies its GEMM operands: as floats, or (bf16 autocast: the engine then
-// passes x as bfloat16) with both operands rounded to bf16 and float sums, by AVX512-BF16 where
-// the CPU has it, else by the float kernel on the rounded values (packed_gemm.h).
-// RNNKIT_BF16_KERNEL=emulate forces the second way, for tests that hold the two to each other.
-enum GemmMode : int { kFloat = 0, kBf16 = 1, kBf16Emulated = 2 };
+// passes x as bfloat16) with both operands rounded to bf16 and float sums (packed_gemm.h):
+//   kAmx           AMX tiles, where the CPU has them: the default there;
+//   kBf16Emulated  the float kernel on the bf16-rounded operands: the default elsewhere;
+//   kBf16          AVX512-BF16's vdpbf16ps, only on request (RNNKIT_BF16_KERNEL=avx512_bf16):
+//                  it runs no more products per cycle than float FMAs (one port against two),
+//                  and in our runs it was slower than kBf16Emulated (benchmarks/bf16.py --kernels).
+// RNNKIT_BF16_KERNEL=emulate forces kBf16Emulated; tests hold the three to each other.
+enum GemmMode : int { kFloat = 0, kBf16 = 1, kBf16Emulated = 2, kAmx = 3 };
 
 inline int bf16_mode() {
   const char* env = std::getenv("RNNKIT_BF16_KERNEL");
   const bool emulate = env != nullptr && std::strcmp(env, "emulate") == 0;
-  return rnnkit::cpu_has_avx512_bf16() && !emulate ? kBf16 : kBf16Emulated;
+  if (env != nullptr && std::strcmp(env, "avx512_bf16") == 0 && rnnkit::cpu_has_avx512_bf16()) return kBf16;
+  return !emulate && rnnkit::cpu_has_amx_bf16() ? kAmx : kBf16Emulated;
 }
 
 // The caller's slot among `threads` batch-split threads (0 when the loop runs on one).
@@ -200,19 +205,24 @@ struct StepMatrix {
   rnnkit::PackedB16 packed16;
   bool use_packed = false;
   int mode = kFloat, threads = 1;
-  int64_t K = 0, K2p = 0;  // K2p: a bf16 row's length, K rounded up to even
+  // K2p: a bf16 row's length, K rounded up to even (AMX: to 32); rows16: the scratch's rows
+  // (AMX: a multiple of 32, zero past the rows in use).
+  int64_t K = 0, K2p = 0, rows16 = 0;
   mutable std::vector<std::vector<uint16_t>> scratch16;
   mutable std::vector<std::vector<T>> scratch;
 
   explicit StepMatrix(const Tensor& w_kn, int gemm = kFloat, int64_t max_rows = 0, int n_threads = 1)
-      : w(w_kn), threads(n_threads), K(w_kn.size(0)), K2p((w_kn.size(0) + 1) / 2 * 2) {
+      : w(w_kn), threads(n_threads), K(w_kn.size(0)) {
     if constexpr (std::is_same_v<T, float>) {
       mode = gemm;
+      const bool amx = mode == kAmx;
+      K2p = amx ? (K + 31) / 32 * 32 : (K + 1) / 2 * 2;
+      rows16 = amx ? (max_rows + 31) / 32 * 32 : max_rows;
       if (mode == kBf16Emulated) w = w_kn.to(at::kBFloat16).to(at::kFloat);
-      if (mode == kBf16) {
+      if (mode == kBf16 || amx) {
         Tensor c = w.contiguous();
-        rnnkit::pack_b_bf16(packed16, c.data_ptr<float>(), c.size(0), c.size(1), c.size(1), 1);
-        scratch16.assign(threads, std::vector<uint16_t>(static_cast<size_t>(max_rows * K2p)));
+        rnnkit::pack_b_bf16(packed16, c.data_ptr<float>(), c.size(0), c.size(1), c.size(1), 1, amx ? 16 : 1);
+        scratch16.assign(threads, std::vector<uint16_t>(static_cast<size_t>(rows16 * K2p)));
       } else if (RNNKIT_PACKED_GEMM) {
         Tensor c = w.contiguous();
         rnnkit::pack_b(packed, c.data_ptr<float>(), c.size(0), c.size(1), c.size(1), 1);
@@ -226,13 +236,11 @@ struct StepMatrix {
   // init: null (zero), or rows of stride ldi (ldi = 0 broadcasts one row, e.g. a bias).
   void apply(const T* a, int64_t lda, int64_t M, T* out, int64_t ldc, const T* init, int64_t ldi) const {
     if constexpr (std::is_same_v<T, float>) {
-      if (mode == kBf16) {
+      if (mode == kBf16 || mode == kAmx) {
         uint16_t* s = scratch16[thread_slot(threads)].data();
-        for (int64_t r = 0; r < M; ++r) {
+        for (int64_t r = 0; r < M; ++r)  // the columns past K stay zero from the allocation
           for (int64_t k = 0; k < K; ++k) s[r * K2p + k] = rnnkit::to_bf16(a[r * lda + k]);
-          if (K2p > K) s[r * K2p + K] = 0;
-        }
-        rnnkit::gemm_packed_bf16(s, K2p, packed16, M, out, ldc, init, ldi);
+        multiply16(s, M, out, ldc, init, ldi);
         return;
       }
       if (mode == kBf16Emulated) {
@@ -249,17 +257,14 @@ struct StepMatrix {
   // As apply, from rows already in bf16 (the input x under autocast); float loops only.
   void apply_bf16(const uint16_t* a, int64_t lda, int64_t M, T* out, int64_t ldc, const T* init, int64_t ldi) const {
     if constexpr (std::is_same_v<T, float>) {
-      if (mode == kBf16) {
-        if (K2p == K) {  // read in place: every pair lies within its row
-          rnnkit::gemm_packed_bf16(a, lda, packed16, M, out, ldc, init, ldi);
-          return;
-        }
+      if (mode == kBf16 && K2p == K) {  // read in place: every pair lies within its row
+        rnnkit::gemm_packed_bf16(a, lda, packed16, M, out, ldc, init, ldi);
+        return;
+      }
+      if (mode == kBf16 || mode == kAmx) {
         uint16_t* s = scratch16[thread_slot(threads)].data();
-        for (int64_t r = 0; r < M; ++r) {
-          std::memcpy(s + r * K2p, a + r * lda, K * sizeof(uint16_t));
-          s[r * K2p + K] = 0;
-        }
-        rnnkit::gemm_packed_bf16(s, K2p, packed16, M, out, ldc, init, ldi);
+        for (int64_t r = 0; r < M; ++r) std::memcpy(s + r * K2p, a + r * lda, K * sizeof(uint16_t));
+        multiply16(s, M, out, ldc, init, ldi);
         return;
       }
       float* s = scratch[thread_slot(threads)].data();
@@ -272,6 +277,20 @@ struct StepMatrix {
   }
 
  private:
+  // out = init + s @ w from the bf16 scratch rows s (M of them, K2p values each).
+  void multiply16(uint16_t* s, int64_t M, T* out, int64_t ldc, const T* init, int64_t ldi) const {
+    if constexpr (std::is_same_v<T, float>) {
+      if (mode == kAmx) {
+        std::fill(s + M * K2p, s + rows16 * K2p, uint16_t(0));  // whole 32-row blocks, zero past M
+        rnnkit::gemm_packed_amx(s, K2p, M, (M + 31) / 32 * 32, packed16, out, ldc, init, ldi);
+      } else {
+        rnnkit::gemm_packed_bf16(s, K2p, packed16, M, out, ldc, init, ldi);
+      }
+    } else {
+      (void)s; (void)M; (void)out; (void)ldc; (void)init; (void)ldi;
+    }
+  }
+
   void apply_exact(const T* a, int64_t lda, int64_t M, T* out, int64_t ldc, const T* init, int64_t ldi) const {
     if constexpr (std::is_same_v<T, float>) {
       if (use_packed) {
@@ -309,19 +328,22 @@ template <typename T> struct AlignedBuffer {
 // d_row^T v_row: v is a step's input, h_{t-1} or r * h_{t-1}), gathered a step at a time inside
 // the backward loop and multiplied once the chunk is full (outer_sum). For the AVX-512 kernel
 // the rows are stored as zero-padded 32-column panels; otherwise as plain rows for ATen.
-// In the bf16 mode (float, AVX512-BF16) the panels hold rows in pairs as bf16, row 2k's value
-// beside row 2k+1's (packed_gemm.h); emulating, the rows are stored rounded to bf16 values.
+// In the bf16 modes (float; AVX512-BF16 or AMX) the panels hold rows in pairs as bf16, row 2k's
+// value beside row 2k+1's (packed_gemm.h); emulating, the rows are stored rounded to bf16 values.
 template <typename T> struct RowChunk {
   int64_t w = 0, cap = 0, n = 0, P = 0;  // width, capacity in rows, rows held, panel width
   int mode = kFloat;
   AlignedBuffer<T> buf;
-  AlignedBuffer<uint16_t> buf16;  // kBf16: panels of (cap + 1) / 2 pair rows of 64 bf16
+  AlignedBuffer<uint16_t> buf16;  // panels of pair_rows() pair rows of 64 bf16
+  bool pairs() const { return mode == kBf16 || mode == kAmx; }
+  int64_t align() const { return mode == kAmx ? 16 : 1; }  // AMX multiplies 16 pair rows at a time
+  int64_t pair_rows(int64_t rows) const { return ((rows + 1) / 2 + align() - 1) / align() * align(); }
 
   void init(int64_t width, int64_t capacity, int gemm = kFloat) {
     w = width;
     cap = capacity;
     mode = std::is_same_v<T, float> ? gemm : kFloat;
-    if (mode == kBf16) {
+    if (pairs()) {
       P = rnnkit::kPanel;
       buf16.assign(panels() * pair_stride());
       return;
@@ -331,9 +353,9 @@ template <typename T> struct RowChunk {
   }
   bool active() const { return w > 0; }
   int64_t panels() const { return (w + P - 1) / P; }
-  int64_t pair_stride() const { return (cap + 1) / 2 * 2 * rnnkit::kPanel; }  // one panel, in bf16 values
+  int64_t pair_stride() const { return pair_rows(cap) * 2 * rnnkit::kPanel; }  // one panel, in bf16 values
   void push(const T* row) {
-    if (mode == kBf16) {
+    if (pairs()) {
       uint16_t* dst = buf16.data + (n / 2) * 2 * rnnkit::kPanel + (n & 1);
       for (int64_t j = 0; j < w; ++j)
         dst[(j / rnnkit::kPanel) * pair_stride() + 2 * (j % rnnkit::kPanel)] = rnnkit::to_bf16(static_cast<float>(row[j]));
@@ -355,7 +377,7 @@ template <typename T> struct RowChunk {
   }
   // As push, from a bf16 row (the input x under autocast).
   void push_bf16(const uint16_t* row) {
-    if (mode == kBf16) {
+    if (pairs()) {
       uint16_t* dst = buf16.data + (n / 2) * 2 * rnnkit::kPanel + (n & 1);
       for (int64_t j = 0; j < w; ++j) dst[(j / rnnkit::kPanel) * pair_stride() + 2 * (j % rnnkit::kPanel)] = row[j];
       ++n;
@@ -366,21 +388,32 @@ template <typename T> struct RowChunk {
     for (int64_t j = 0; j < w; ++j) dst[(j / P) * stride + j % P] = static_cast<T>(rnnkit::from_bf16(row[j]));
     ++n;
   }
-  // kBf16, before a multiply: an odd last row gets a zero partner (the buffer holds older rows).
+  // Before a multiply: an odd last row gets a zero partner, and (AMX) the pair rows up to the next
+  // multiple of 16 are zero (the buffer holds older rows).
   void close_pairs() {
-    if (mode != kBf16 || n % 2 == 0) return;
-    uint16_t* dst = buf16.data + (n / 2) * 2 * rnnkit::kPanel + 1;
-    for (int64_t j = 0; j < panels() * rnnkit::kPanel; ++j) dst[(j / rnnkit::kPanel) * pair_stride() + 2 * (j % rnnkit::kPanel)] = 0;
+    if (!pairs()) return;
+    const int64_t row = 2 * rnnkit::kPanel;
+    for (int64_t p = 0; p < panels(); ++p) {
+      uint16_t* panel = buf16.data + p * pair_stride();
+      if (n % 2) for (int64_t j = 0; j < rnnkit::kPanel; ++j) panel[(n / 2) * row + 2 * j + 1] = 0;
+      std::fill(panel + (n + 1) / 2 * row, panel + pair_rows(n) * row, uint16_t(0));
+    }
   }
 };
 
 // C (M x v.w, row stride ldc) += sum over the chunk's rows k of a_k^T v_k, where a_k = A + k * lda
 // holds M values and stays readable up to the next multiple of 8 (the kernel reads whole tiles).
 // In the bf16 mode A16 holds the same rows in pairs, (a_2k[m], a_2k+1[m]) at A16[k * lda16 + m].
+// With AMX, A16 holds the rows transposed: pairs (a_2k[m], a_2k+1[m]) at A16[m * lda16 + k].
 template <typename T> void outer_sum(const T* A, int64_t lda, const uint32_t* A16, int64_t lda16, int64_t M,
                                      const RowChunk<T>& v, T* C, int64_t ldc) {
   if (v.n == 0) return;
   if constexpr (std::is_same_v<T, float>) {
+    if (v.mode == kAmx) {
+      rnnkit::outer_accumulate_amx(reinterpret_cast<const uint16_t*>(A16), 2 * lda16, M, v.buf16.data, v.pair_stride(),
+                                   v.w, v.pair_rows(v.n), C, ldc);
+      return;
+    }
     if (v.mode == kBf16) {
       rnnkit::outer_accumulate_bf16(A16, lda16, M, v.buf16.data, v.pair_stride(), v.w, (v.n + 1) / 2, C, ldc);
       return;
@@ -398,6 +431,20 @@ template <typename T> void outer_sum(const T* A, int64_t lda, const uint32_t* A1
 
 // The n rows of a chunk ring (row stride ldx, G values each) as bf16 pairs for outer_sum:
 // out[k * ldo + m] = (row 2k's m-th value, row 2k+1's), a missing last partner zero.
+// transposed (AMX): out[m * ldo + k] instead, zero for k from (n + 1) / 2 up to k2 pairs.
+inline void ring_to_pairs_t(const float* ring, int64_t ldx, int64_t n, int64_t G, uint32_t* out, int64_t ldo,
+                            int64_t k2) {
+  for (int64_t k = 0; 2 * k < n; ++k) {
+    const float* lo = ring + 2 * k * ldx;
+    const float* hi = lo + ldx;
+    const bool pair = 2 * k + 1 < n;
+    for (int64_t m = 0; m < G; ++m)
+      out[m * ldo + k] = static_cast<uint32_t>(rnnkit::to_bf16(lo[m])) |
+                         (pair ? static_cast<uint32_t>(rnnkit::to_bf16(hi[m])) << 16 : 0u);
+  }
+  for (int64_t m = 0; m < G; ++m) std::fill(out + m * ldo + (n + 1) / 2, out + m * ldo + k2, 0u);
+}
+
 inline void ring_to_pairs(const float* ring, int64_t ldx, int64_t n, int64_t G, uint32_t* out, int64_t ldo) {
   for (int64_t k = 0; 2 * k < n; ++k) {
     const float* lo = ring + 2 * k * ldx;
@@ -1084,11 +1131,10 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
   const int64_t ldx = in_loop ? G + 16 : G;
   struct Chunks {
     AlignedBuffer<T> dx, dhw;  // cap x ldx
-    AlignedBuffer<uint32_t> dx16, dhw16;  // kBf16: the same rows as bf16 pairs, (cap + 1) / 2 x ld16
+    AlignedBuffer<uint32_t> dx16, dhw16;  // bf16 modes: the same rows as bf16 pairs (pairs_size)
     RowChunk<T> v_x, v_h, v_r;
     int64_t rows = 0;  // rows held at a flush
   };
-  const int64_t ld16 = G + 16;
   // A chunk holds chunk_steps whole steps of a thread's rows, about 128 rows in all; every
   // thread flushes at the same steps, which the shared flush below relies on. In-process A/B
   // (train steps, 2 threads): 128 rows against 64, LSTM L 1.04x, layer-norm LSTM L 1.02x,
@@ -1100,6 +1146,12 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
     most_rows = std::max(most_rows, rows.second - rows.first);
   }
   const int64_t chunk_steps = std::max<int64_t>(1, 128 / std::max<int64_t>(1, most_rows));
+  // In the bf16 modes the rings are multiplied as bf16 pairs: pair rows of ld16 = G + 16 for
+  // vdpbf16ps; for AMX transposed, G + 32 rows (read in whole 32-row blocks) of ld16 = k2_pad
+  // pairs, a multiple of 16, zero past the rows held.
+  auto k2_pad = [](int64_t rows) { return ((rows + 1) / 2 + 15) / 16 * 16; };
+  const int64_t ld16 = gemm == kAmx ? k2_pad(most_rows * chunk_steps) : G + 16;
+  auto pairs_size = [&](int64_t cap) { return gemm == kAmx ? (G + 32) * ld16 : (cap + 1) / 2 * ld16; };
   // Allocated before any thread starts, so nothing in the loop allocates (or throws: see below).
   std::vector<Chunks> chunks(bt);
   for (int k = 0; in_loop && k < bt; ++k) {
@@ -1108,9 +1160,9 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
     Chunks& ch = chunks[k];
     ch.dx.assign(cap * ldx);
     if (kind == 2) ch.dhw.assign(cap * ldx);
-    if (gemm == kBf16) {
-      ch.dx16.assign((cap + 1) / 2 * ld16);
-      if (kind == 2) ch.dhw16.assign((cap + 1) / 2 * ld16);
+    if (gemm == kBf16 || gemm == kAmx) {
+      ch.dx16.assign(pairs_size(cap));
+      if (kind == 2) ch.dhw16.assign(pairs_size(cap));
     }
     if (want_w_ih) ch.v_x.init(F, cap, gemm);
     if (want_w_hh) ch.v_h.init(H, cap, gemm);
@@ -1120,9 +1172,15 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
   // served the step GEMMs and the bias sums by then): as bf16 pairs, or rounded in place.
   auto prepare = [&](Chunks& ch) {
     if constexpr (std::is_same_v<T, float>) {
+      if (gemm == kAmx) {
+        ring_to_pairs_t(ch.dx.data, ldx, ch.rows, G, ch.dx16.data, ld16, k2_pad(ch.rows));
+        if (kind == 2) ring_to_pairs_t(ch.dhw.data, ldx, ch.rows, G, ch.dhw16.data, ld16, k2_pad(ch.rows));
+      }
       if (gemm == kBf16) {
         ring_to_pairs(ch.dx.data, ldx, ch.rows, G, ch.dx16.data, ld16);
         if (kind == 2) ring_to_pairs(ch.dhw.data, ldx, ch.rows, G, ch.dhw16.data, ld16);
+      }
+      if (gemm == kBf16 || gemm == kAmx) {
         ch.v_x.close_pairs();
         ch.v_h.close_pairs();
         ch.v_r.close_pairs();
@@ -1139,13 +1197,15 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
   // Rows [m0, m1) of the weight gradients from one thread's chunk.
   auto flush_rows = [&](const Chunks& ch, int64_t m0, int64_t m1, T* dw_hh, T* dw_ih) {
     // a's columns [lo, hi) are the gradient rows [lo, hi) of dw (row stride ldc).
-    // a16: the same rows as bf16 pairs (kBf16), else null.
+    // a16: the same rows as bf16 pairs (kBf16, kAmx), else null.
     auto part = [&](const T* a, const uint32_t* a16, int64_t lo, int64_t hi, const RowChunk<T>& v, T* dw, int64_t ldc) {
       const int64_t r0 = std::max(lo, m0), r1 = std::min(hi, m1);
-      if (r0 < r1) outer_sum(a + r0, ldx, a16 ? a16 + r0 : nullptr, ld16, r1 - r0, v, dw + r0 * ldc, ldc);
+      const uint32_t* a16r = !a16 ? nullptr : gemm == kAmx ? a16 + r0 * ld16 : a16 + r0;
+      if (r0 < r1) outer_sum(a + r0, ldx, a16r, ld16, r1 - r0, v, dw + r0 * ldc, ldc);
     };
-    const uint32_t* dx16 = gemm == kBf16 ? ch.dx16.data : nullptr;
-    const uint32_t* dhw16 = gemm == kBf16 && kind == 2 ? ch.dhw16.data : nullptr;
+    const bool pairs = gemm == kBf16 || gemm == kAmx;
+    const uint32_t* dx16 = pairs ? ch.dx16.data : nullptr;
+    const uint32_t* dhw16 = pairs && kind == 2 ? ch.dhw16.data : nullptr;
     if (want_w_ih) part(ch.dx.data, dx16, 0, G, ch.v_x, dw_ih, F);
     if (want_w_hh) {
       if (kind <= 1) part(ch.dx.data, dx16, 0, G, ch.v_h, dw_hh, H);
@@ -1474,8 +1534,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("backward", &backward, "rnnkit recurrence backward (BPTT)", release_gil());
   m.def("step", &step, "one inference step");
   m.def("transpose", &transpose, "contiguous transpose of a matrix, in a cached buffer", release_gil());
-  m.def("bf16_kernel", [] { return bf16_mode() == kBf16 ? "avx512_bf16" : "emulated"; },
-        "how bf16 GEMMs run: AVX512-BF16, or float math on bf16-rounded operands");
+  m.def("bf16_kernel", [] {
+        const int mode = bf16_mode();
+        return mode == kAmx ? "amx" : mode == kBf16 ? "avx512_bf16" : "emulated";
+      }, "how bf16 GEMMs run: AMX, AVX512-BF16, or float math on bf16-rounded operands");
   m.def("pool_release", [] { return rnnkit::BufferPool::get().release(); }, "free the cached buffers");
   m.def("pool_cached_bytes", [] { return rnnkit::BufferPool::get().cached_bytes(); }, "bytes held for reuse");
   pybind11::class_<Stepper>(m, "Stepper")
