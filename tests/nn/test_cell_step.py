@@ -8,6 +8,7 @@ import torch
 
 import rnnkit.nn as rnn
 from rnnkit.cells import RecurrentCell
+from rnnkit.engine import kernels
 
 B, F_IN, H = 4, 6, 7
 CELLS = {
@@ -27,13 +28,19 @@ def steps(cell, xs, state):
     return total
 
 
+@pytest.mark.parametrize("route", ["engine", "torch"])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("kind", list(CELLS))
-def test_fast_path_equals_rnnkit_step_math_in_float64(kind, bias):
+def test_fast_path_equals_rnnkit_step_math_in_float64(kind, bias, route, monkeypatch):
+    """Both kernels of the fast path: the engine's one-step operator (LSTM, GRU) and torch's."""
     ours_cls, _, options = CELLS[kind]
     torch.manual_seed(0)
     cell = ours_cls(F_IN, H, bias=bias, dtype=torch.float64, **options)
     assert cell._kernel_key is not None
+    if route == "torch":
+        monkeypatch.setattr(kernels, "_module", None)
+    elif cell._step_code is None or kernels._module is None:
+        pytest.skip("the engine's step covers LSTM and GRU, with the C++ loop built")
     xs = torch.randn(5, B, F_IN, dtype=torch.float64, requires_grad=True)
     h0 = torch.randn(B, H, dtype=torch.float64, requires_grad=True)
     c0 = torch.randn(B, H, dtype=torch.float64, requires_grad=True)
@@ -92,3 +99,37 @@ def test_a_step_makes_no_more_python_calls_than_torch(kind, dtype):
         train_step()  # warm: first calls resolve lazily
         counts[name] = python_calls(train_step)
     assert counts["ours"] <= counts["torch"], counts
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_float32_engine_step_matches_torch(kind):
+    """In float32 the engine's step (its own exp) agrees with torch's cell to float32 rounding."""
+    ours_cls, torch_cls, options = CELLS[kind]
+    torch.manual_seed(0)
+    ref = torch_cls(F_IN, H)
+    ours = ours_cls(F_IN, H)
+    ours.load_state_dict(ref.state_dict())
+    xs = torch.randn(6, B, F_IN)
+    h = torch.randn(B, H)
+    state = (h, torch.randn(B, H)) if kind == "lstm" else h
+    results = []
+    for cell in (ours, ref):
+        cell.zero_grad()
+        total = steps(cell, xs, state)
+        total.backward()
+        results.append([total.detach(), *(p.grad for p in cell.parameters())])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_cells_under_autocast_return_torchs_dtype():
+    x = torch.randn(B, F_IN)
+    for kind in ("lstm", "gru"):
+        ours_cls, torch_cls, options = CELLS[kind]
+        ours, ref = ours_cls(F_IN, H), torch_cls(F_IN, H)
+        h = torch.zeros(B, H)
+        state = (h, h) if kind == "lstm" else h
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            a, b = ours(x, state), ref(x, state)
+        a, b = (a, b) if kind == "lstm" else ((a,), (b,))
+        assert [t.dtype for t in a] == [t.dtype for t in b]

@@ -1513,6 +1513,107 @@ Tensor transpose(const Tensor& x) {
   return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_transpose", [&] { return transpose_impl<scalar_t>(x); });
 }
 
+// ------------------------------------------------------------------- one step under autograd
+// For cells stepped by hand in Python (rnnkit.nn.LSTMCell/GRUCell, float32/float64 on the CPU):
+// the step's GEMMs through ATen, one pass of the loop's row kernels, and one autograd node whose
+// backward is the loop's own row kernels and four GEMMs, where torch's composite lstm_cell and
+// gru_cell record a dozen nodes, each a kernel launch forward and back. Kinds 1 (LSTM, sigmoid
+// and tanh) and 2 (GRU reset-after); the same math as rnnkit/ops, tested equal to it.
+struct CellStep : public torch::autograd::Function<CellStep> {
+  using Ctx = torch::autograd::AutogradContext;
+  using List = torch::autograd::variable_list;
+
+  static List forward(Ctx* ctx, int64_t kind, const Tensor& x, const Tensor& h, const Tensor& c, const Tensor& w_ih,
+                      const Tensor& w_hh, const Tensor& b_ih, const Tensor& b_hh) {
+    // Autocast would turn the GEMMs into bf16; the step runs in its inputs' dtype, as torch's cells.
+    c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+    const int64_t B = x.size(0), H = h.size(1);
+    Tensor gates = b_ih.defined() ? at::addmm(b_ih, x, w_ih.t()) : at::mm(x, w_ih.t());  // (B, G)
+    Tensor hn = at::empty({B, H}, h.options());
+    const Codes codes{kind, 0, 1};
+    return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_cell_step", [&] {
+      if (kind == 1) {
+        gates.addmm_(h, w_hh.t());
+        if (b_hh.defined()) gates.add_(b_hh);
+        Tensor cn = at::empty({B, H}, h.options()), tanh_c = at::empty({B, H}, h.options());
+        const Tensor cc = c.contiguous();
+        for (int64_t b = 0; b < B; ++b)
+          lstm_row<scalar_t>(codes, gates.data_ptr<scalar_t>() + b * 4 * H, cc.data_ptr<scalar_t>() + b * H,
+                             cn.data_ptr<scalar_t>() + b * H, tanh_c.data_ptr<scalar_t>() + b * H,
+                             hn.data_ptr<scalar_t>() + b * H, H, LstmOpts<scalar_t>{}, 0);
+        ctx->save_for_backward({x, h, cc, w_ih, w_hh, gates, tanh_c});
+        ctx->saved_data["kind"] = kind;
+        ctx->saved_data["biases"] = b_ih.defined();
+        return List{hn, cn};
+      }
+      Tensor hw = b_hh.defined() ? at::addmm(b_hh, h, w_hh.t()) : at::mm(h, w_hh.t());
+      Tensor g = at::empty_like(gates), hn_cache = at::empty({B, H}, h.options());
+      const Tensor hc = h.contiguous();
+      for (int64_t b = 0; b < B; ++b)
+        gru_after_row<scalar_t>(codes, g.data_ptr<scalar_t>() + b * 3 * H, gates.data_ptr<scalar_t>() + b * 3 * H,
+                                hw.data_ptr<scalar_t>() + b * 3 * H, hn_cache.data_ptr<scalar_t>() + b * H,
+                                hc.data_ptr<scalar_t>() + b * H, hn.data_ptr<scalar_t>() + b * H, H);
+      ctx->save_for_backward({x, hc, Tensor(), w_ih, w_hh, g, hn_cache});
+      ctx->saved_data["kind"] = kind;
+      ctx->saved_data["biases"] = b_ih.defined();
+      return List{hn};
+    });
+  }
+
+  static List backward(Ctx* ctx, List grads) {
+    c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+    const auto saved = ctx->get_saved_variables();
+    const Tensor &x = saved[0], &h = saved[1], &c = saved[2], &w_ih = saved[3], &w_hh = saved[4], &g = saved[5],
+                 &cache = saved[6];
+    const int64_t kind = ctx->saved_data["kind"].toInt();
+    const bool biases = ctx->saved_data["biases"].toBool();
+    const int64_t B = x.size(0), H = h.size(1), G = g.size(1);
+    const Codes codes{kind, 0, 1};
+    Tensor dh_n = grads[0].defined() ? grads[0].contiguous() : at::zeros({B, H}, h.options());
+    Tensor dxw = at::empty({B, G}, h.options());                   // d(x W_ih^T + b_ih)
+    Tensor dhw = kind == 2 ? at::empty({B, G}, h.options()) : dxw;  // d(h W_hh^T + b_hh)
+    Tensor dh_direct = at::zeros({B, H}, h.options());              // GRU: z * dh, LSTM: dc_{t-1}
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_cell_step_backward", [&] {
+      if (kind == 1) {
+        Tensor dc_n = grads[1].defined() ? grads[1].contiguous() : at::zeros({B, H}, h.options());
+        std::vector<scalar_t> scratch(H);
+        for (int64_t b = 0; b < B; ++b)
+          lstm_back_row<scalar_t>(codes, g.data_ptr<scalar_t>() + b * G, cache.data_ptr<scalar_t>() + b * H,
+                                  c.data_ptr<scalar_t>() + b * H, dh_n.data_ptr<scalar_t>() + b * H,
+                                  dc_n.data_ptr<scalar_t>() + b * H, dh_direct.data_ptr<scalar_t>() + b * H,
+                                  dxw.data_ptr<scalar_t>() + b * G, scratch.data(), H, LstmOpts<scalar_t>{}, 0,
+                                  nullptr, nullptr);
+      } else {
+        for (int64_t b = 0; b < B; ++b)
+          gru_back_row<scalar_t>(codes, g.data_ptr<scalar_t>() + b * G, cache.data_ptr<scalar_t>() + b * H,
+                                 h.data_ptr<scalar_t>() + b * H, dh_n.data_ptr<scalar_t>() + b * H,
+                                 dh_direct.data_ptr<scalar_t>() + b * H, dxw.data_ptr<scalar_t>() + b * G,
+                                 dhw.data_ptr<scalar_t>() + b * G, H);
+      }
+    });
+    // Inputs: kind, x, h, c, w_ih, w_hh, b_ih, b_hh; only the tensors have edges (x is edge 0).
+    auto wants = [&](int i) { return ctx->needs_input_grad(i - 1); };
+    Tensor dx = wants(1) ? at::mm(dxw, w_ih) : Tensor();
+    Tensor dh;
+    if (wants(2)) dh = kind == 2 ? dh_direct.addmm_(dhw, w_hh) : at::mm(dhw, w_hh);
+    Tensor dc = kind == 1 && wants(3) ? dh_direct : Tensor();
+    Tensor dw_ih = wants(4) ? at::mm(dxw.t(), x) : Tensor();
+    Tensor dw_hh = wants(5) ? at::mm(dhw.t(), h) : Tensor();
+    Tensor db_ih = biases && wants(6) ? dxw.sum(0) : Tensor();
+    Tensor db_hh = biases && wants(7) ? dhw.sum(0) : Tensor();
+    return {Tensor(), dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh};
+  }
+};
+
+// -> (h', c') for an LSTM (kind 1), (h',) for a GRU reset-after (kind 2); c and the biases may be None.
+std::vector<Tensor> cell_step(int64_t kind, const Tensor& x, const Tensor& h, const c10::optional<Tensor>& c,
+                              const Tensor& w_ih, const Tensor& w_hh, const c10::optional<Tensor>& b_ih,
+                              const c10::optional<Tensor>& b_hh) {
+  TORCH_CHECK(kind == 1 || kind == 2, "rnnkit cell_step: kind must be 1 (LSTM) or 2 (GRU), got ", kind);
+  return CellStep::apply(kind, x.contiguous(), h.contiguous(), opt_or_undef(c), w_ih.contiguous(), w_hh.contiguous(),
+                         opt_or_undef(b_ih), opt_or_undef(b_hh));
+}
+
 // The step's weights bound once, so a streaming loop passes only x and the state.
 struct Stepper {
   int64_t kind, act, ract;
@@ -1533,6 +1634,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &forward, "rnnkit recurrence forward", release_gil());
   m.def("backward", &backward, "rnnkit recurrence backward (BPTT)", release_gil());
   m.def("step", &step, "one inference step");
+  m.def("cell_step", &cell_step, "one LSTM / GRU step under autograd, for cells stepped by hand");
   m.def("transpose", &transpose, "contiguous transpose of a matrix, in a cached buffer", release_gil());
   m.def("bf16_kernel", [] {
         const int mode = bf16_mode();
