@@ -133,3 +133,18 @@ def test_cells_under_autocast_return_torchs_dtype():
             a, b = ours(x, state), ref(x, state)
         a, b = (a, b) if kind == "lstm" else ((a,), (b,))
         assert [t.dtype for t in a] == [t.dtype for t in b]
+
+
+def test_tracers_see_torchs_kernel():
+    """torch.compile (fullgraph), torch.export and jit tracing step the cell through torch's kernel,
+    which they can trace, and compute what eager mode does."""
+    torch.manual_seed(0)
+    cell = rnn.LSTMCell(F_IN, H)
+    x, h, c = torch.randn(B, F_IN), torch.randn(B, H), torch.randn(B, H)
+    eager = cell(x, (h, c))
+    compiled = torch.compile(cell, fullgraph=True)(x, (h, c))
+    traced = torch.jit.trace(cell, (x, (h, c)))(x, (h, c))
+    exported = torch.export.export(cell, (x, (h, c))).module()(x, (h, c))
+    for result in (compiled, traced, exported):
+        for a, b in zip(result, eager):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

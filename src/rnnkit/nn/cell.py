@@ -24,15 +24,17 @@ import torch
 from torch import Tensor
 
 from ..cells import RecurrentCell
-from ..engine import kernels
+from ..engine import kernels, library
 from ..engine.stream import step
 from ..fused import CELL_KERNELS, cell_kernel_key
 from ._checks import check_bool, check_features, check_float_tensor, check_nonlinearity, check_state_shape
 
-# The fast path's conditions for the C++ step (read at every call, so kept to attribute reads):
-# torch.compile and jit tracing must see torch's kernel, which they can trace.
+# The fast path's conditions for the C++ step (read at every call, so kept to attribute reads and
+# C calls): torch.compile, jit tracing and dispatch modes (fake tensors, flop counters) must see
+# torch's kernel, which they can trace; engine.library.traced asks the same, in more calls.
 _dynamo_compiling = torch.compiler.is_dynamo_compiling
 _tracing_state = torch._C._get_tracing_state
+_dispatch_modes = torch._C._len_torch_dispatch_stack
 _CXX_DTYPES = (torch.float32, torch.float64)
 
 
@@ -100,7 +102,7 @@ class RNNCellBase(RecurrentCell):
         lstm = self.spec.kind == "lstm"
         module = kernels._module
         if (self._step_code is not None and module is not None and x.dtype in _CXX_DTYPES and x.device.type == "cpu"
-                and not _dynamo_compiling() and _tracing_state() is None):
+                and not library.traced(x)):
             return tuple(module.cell_step(self._step_code, x, state[0], state[1] if lstm else None, self.weight_ih,
                                           self.weight_hh, self.bias_ih, self.bias_hh))
         kernel = CELL_KERNELS[self._kernel_key]
@@ -196,7 +198,7 @@ class LSTMCell(RNNCellBase):
                     and input.shape[1] == self.input_size and h.shape == c.shape == (input.shape[0], self.hidden_size)):
                 module = kernels._module
                 if (module is not None and input.dtype in _CXX_DTYPES and input.device.type == "cpu"
-                        and not _dynamo_compiling() and _tracing_state() is None):
+                        and not _dynamo_compiling() and _tracing_state() is None and not _dispatch_modes()):
                     return tuple(module.cell_step(1, input, h, c, w_ih, self.weight_hh, self.bias_ih, self.bias_hh))
                 return CELL_KERNELS[key](input, hx, w_ih, self.weight_hh, self.bias_ih, self.bias_hh)
         if hx is not None and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
@@ -241,7 +243,7 @@ class GRUCell(RNNCellBase):
                     and hx.shape == (input.shape[0], self.hidden_size)):
                 module = kernels._module  # the engine's step where it applies, as in LSTMCell.forward
                 if (module is not None and input.dtype in _CXX_DTYPES and input.device.type == "cpu"
-                        and not _dynamo_compiling() and _tracing_state() is None):
+                        and not _dynamo_compiling() and _tracing_state() is None and not _dispatch_modes()):
                     return module.cell_step(2, input, hx, None, w_ih, self.weight_hh, self.bias_ih, self.bias_hh)[0]
                 return CELL_KERNELS[key](input, hx, w_ih, self.weight_hh, self.bias_ih, self.bias_hh)
         (h,) = self._step(input, None if hx is None else (hx,))

@@ -1523,10 +1523,12 @@ struct CellStep : public torch::autograd::Function<CellStep> {
   using Ctx = torch::autograd::AutogradContext;
   using List = torch::autograd::variable_list;
 
+  // c, b_ih and b_hh may be empty (0,) placeholders: apply() refuses undefined tensors.
   static List forward(Ctx* ctx, int64_t kind, const Tensor& x, const Tensor& h, const Tensor& c, const Tensor& w_ih,
-                      const Tensor& w_hh, const Tensor& b_ih, const Tensor& b_hh) {
+                      const Tensor& w_hh, const Tensor& b_ih_in, const Tensor& b_hh_in) {
     // Autocast would turn the GEMMs into bf16; the step runs in its inputs' dtype, as torch's cells.
     c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+    const Tensor b_ih = b_ih_in.numel() ? b_ih_in : Tensor(), b_hh = b_hh_in.numel() ? b_hh_in : Tensor();
     const int64_t B = x.size(0), H = h.size(1);
     Tensor gates = b_ih.defined() ? at::addmm(b_ih, x, w_ih.t()) : at::mm(x, w_ih.t());  // (B, G)
     Tensor hn = at::empty({B, H}, h.options());
@@ -1610,8 +1612,9 @@ std::vector<Tensor> cell_step(int64_t kind, const Tensor& x, const Tensor& h, co
                               const Tensor& w_ih, const Tensor& w_hh, const c10::optional<Tensor>& b_ih,
                               const c10::optional<Tensor>& b_hh) {
   TORCH_CHECK(kind == 1 || kind == 2, "rnnkit cell_step: kind must be 1 (LSTM) or 2 (GRU), got ", kind);
-  return CellStep::apply(kind, x.contiguous(), h.contiguous(), opt_or_undef(c), w_ih.contiguous(), w_hh.contiguous(),
-                         opt_or_undef(b_ih), opt_or_undef(b_hh));
+  auto given = [&](const c10::optional<Tensor>& t) { return t.has_value() ? t->contiguous() : x.new_empty({0}); };
+  return CellStep::apply(kind, x.contiguous(), h.contiguous(), given(c), w_ih.contiguous(), w_hh.contiguous(),
+                         given(b_ih), given(b_hh));
 }
 
 // The step's weights bound once, so a streaming loop passes only x and the state.
