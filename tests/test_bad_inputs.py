@@ -83,6 +83,13 @@ def fit(x: Any, y: Any, model: Any = None, **kw: Any) -> Any:
     return model.fit(x, y, epochs=1, verbose=0, **kw)
 
 
+def batches_then(bad: np.ndarray) -> Any:
+    """A generator of (x, y) batches of 2 whose third batch takes its x from ``bad``."""
+    good = seq()
+    for i in range(3):
+        yield (bad if i == 2 else good)[:2], np.zeros(2)
+
+
 def with_nan(a: np.ndarray, value: float = np.nan) -> np.ndarray:
     a = a.copy()
     a.reshape(-1)[7] = value
@@ -226,6 +233,29 @@ CASES = [
          "distributed=True", "processes started by torchrun"),
     Case("fit", "`resume=True` without a checkpoint_dir", lambda: fit(seq(), np.zeros(4), resume=True), ValueError,
          "resume=True", "needs `checkpoint_dir`"),
+    Case("fit", "a generator whose batch 2 has 5 features where batch 0 had 3",
+         lambda: compiled().fit(batches_then(seq(F=5)), steps_per_epoch=3, verbose=0), ValueError, "x",
+         "batch 2 x must be float of shape (B, T, 3) like batch 0's"),
+    Case("fit", "a generator whose batch 2 holds integers where batch 0 held floats",
+         lambda: compiled().fit(batches_then(seq().astype("int64")), steps_per_epoch=3, verbose=0), ValueError, "x",
+         "batch 2 x must be float of shape (B, T, 3) like batch 0's, got integer"),
+    Case("fit", "a DataLoader whose items are single tensors, not (x, y) pairs",
+         lambda: compiled().fit(torch.utils.data.DataLoader(torch.zeros(4, 5, 3), batch_size=2), verbose=0), TypeError,
+         "x", "must be a tuple (x, y) or (x, y, sample_weight)"),
+    Case("fit", "`validation_split` with a generator", lambda: compiled().fit(batches_then(seq()), validation_split=0.2),
+         ValueError, "validation_split", "only supported for arrays"),
+    Case("fit", "`sample_weight` with the wrong length", lambda: fit(seq(), np.zeros(4), sample_weight=np.ones(3)),
+         ValueError, "sample_weight", "one weight per sample, shape (4,)"),
+    Case("fit", "a negative `sample_weight`", lambda: fit(seq(), np.zeros(4), sample_weight=-np.ones(4)), ValueError,
+         "sample_weight", "finite weights >= 0"),
+    Case("fit", "a NaN `sample_weight`", lambda: fit(seq(), np.zeros(4), sample_weight=np.array([1.0, np.nan, 1.0, 1.0])),
+         ValueError, "sample_weight", "contains NaN or inf values"),
+    Case("fit", "`class_weight` with a key that is not a class",
+         lambda: fit(seq(), np.array([0, 1, 2, 0]), compiled("sparse_categorical_crossentropy", units=3),
+                     class_weight={5: 2.0}), ValueError, "class_weight", "keys must be in [0, 3)"),
+    Case("fit", "`class_weight` with a key that is not an integer",
+         lambda: fit(seq(), np.array([0, 1, 2, 0]), compiled("sparse_categorical_crossentropy", units=3),
+                     class_weight={"cat": 2.0}), ValueError, "class_weight", "integer class indices as keys"),
     # datasets
     Case("datasets", "`load_sentiment(neutral_band=5)`", lambda: datasets.load_sentiment(neutral_band=5), ValueError,
          "neutral_band", "must be a number in [0, 4)"),

@@ -245,3 +245,15 @@ def test_the_default_threads_leave_busy_cores_out(monkeypatch):
     assert cli.default_threads() == (2, "")
     monkeypatch.setattr(cli, "idle_cores", lambda seconds=0.2: None)
     assert cli.default_threads() == (2, "")
+
+
+def test_build_under_the_require_flag_reports_without_a_traceback(monkeypatch, capsys):
+    from rnnkit.engine import kernels
+
+    def unavailable():
+        raise kernels.KernelsUnavailableError("the C++ kernels failed to build: no compiler")
+
+    monkeypatch.setattr(kernels, "load_kernels", unavailable)
+    assert main(["build"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == "rnnkit build: the C++ kernels failed to build: no compiler"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from compiled_loop import require_compiled_loop
 from reference import ref_run
 
 from rnnkit import engine
@@ -283,8 +284,7 @@ def test_fused_rejects_bad_arguments_like_the_engine():
 def test_auto_follows_the_measured_rule(monkeypatch, kind, B, H, grad, fused):
     from rnnkit import recurrent
 
-    if engine.compiled.load_kernels() is None:
-        pytest.skip("without the C++ loop auto always prefers torch's kernels")
+    require_compiled_loop()  # without it, auto always prefers torch's kernels
     calls = []
     real = recurrent.run_fused
     monkeypatch.setattr(recurrent, "run_fused", lambda *a, **k: calls.append(1) or real(*a, **k))

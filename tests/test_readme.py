@@ -26,6 +26,13 @@ def test_ci_runs_the_readme_test_command():
     assert test_command in ci_lines
 
 
+def test_ci_requires_the_compiled_loop_before_testing():
+    # A C++ build failure must fail CI, not quietly leave the Python loop (engine/kernels.py).
+    lines = [l.strip() for l in (ROOT / ".ci" / "run").read_text().splitlines()]
+    test_line = lines.index(_bash_blocks((ROOT / "README.md").read_text())[1])
+    assert "export RNNKIT_REQUIRE_KERNELS=1" in lines[:test_line]
+
+
 def test_install_commands_use_the_cpu_constraints():
     blocks = _bash_blocks((ROOT / "README.md").read_text())
     for command in blocks[:2]:

@@ -249,7 +249,11 @@ def _build(args: argparse.Namespace) -> int:
     from .engine import kernels
 
     start = time.perf_counter()
-    module = kernels.load_kernels()
+    try:
+        module = kernels.load_kernels()
+    except kernels.KernelsUnavailableError as exc:  # RNNKIT_REQUIRE_KERNELS=1: no Python loop to fall back on
+        print(f"rnnkit build: {exc}", file=sys.stderr)
+        return 1
     if module is None:
         print(f"rnnkit build: the C++ time loop is unavailable ({kernels._load_error}); rnnkit will use its "
               "Python loop (same results, slower)", file=sys.stderr)

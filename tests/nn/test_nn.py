@@ -305,10 +305,25 @@ def test_cell_equals_torch(kind, bias, dtype):
         assert_same(ref, ref, ours, ours, build, TOL[dtype], f"batched={batched} hx={hx_given}")
 
 
-def test_torch_cell_loads_our_state_dict():
-    for torch_cls, our_cls, options in CELLS.values():
-        ref = torch_cls(F_IN, H, **options)
-        ref.load_state_dict(our_cls(F_IN, H, **options).state_dict())
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("kind", list(CELLS))
+def test_torch_cell_loads_our_state_dict(kind, bias):
+    # Our randomly initialised weights, loaded into torch's cell, give our outputs.
+    torch_cls, our_cls, options = CELLS[kind]
+    torch.manual_seed(1)
+    ours = our_cls(F_IN, H, bias=bias, dtype=torch.float64, **options)
+    torch.manual_seed(2)  # another seed: nothing below can pass by equal initialisation
+    ref = torch_cls(F_IN, H, bias=bias, dtype=torch.float64, **options)
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(B, F_IN, generator=gen, dtype=torch.float64)
+    hx = torch.randn(B, H, generator=gen, dtype=torch.float64)
+    hx = (hx, torch.randn(B, H, generator=gen, dtype=torch.float64)) if kind == "lstm" else hx
+    before = ref(x, hx)
+    ref.load_state_dict(ours.state_dict())
+    got, expected = ref(x, hx), ours(x, hx)
+    for g, e, b in zip(*(o if isinstance(o, tuple) else (o,) for o in (got, expected, before))):
+        torch.testing.assert_close(g, e, rtol=1e-12, atol=1e-12)
+        assert not torch.allclose(b, e), "torch's own initial weights already gave our outputs"
 
 
 def test_cell_extras_match_the_layer_on_one_step():

@@ -4,7 +4,10 @@ The extension is built on first use with ``torch.utils.cpp_extension`` (needs a 
 compiler and ninja) and cached per (sources, flags, torch, python). When it cannot be
 built, ``load_kernels`` warns once and returns None, and the engine keeps its Python loop.
 
-Set ``RNNKIT_KERNELS=python`` to force the Python loop.
+Set ``RNNKIT_KERNELS=python`` to force the Python loop. Set ``RNNKIT_REQUIRE_KERNELS=1`` (CI does)
+to make a failed build an error instead: a run that silently fell back to the Python loop would
+otherwise pass every test while the compiled loop is broken. With that flag ``load_kernels``
+never returns None (setting both flags is an error too).
 """
 
 from __future__ import annotations
@@ -61,18 +64,43 @@ def _import_built(name: str, so: Path):
     return module
 
 
+def kernels_required() -> bool:
+    """Whether a failed build is an error (``RNNKIT_REQUIRE_KERNELS`` set to 1/true/yes).
+
+    Only this flag, not the ``CI`` variable that every hosted CI sets: a project that depends on
+    rnnkit and tests on a runner without a compiler should keep the Python loop, not fail.
+    """
+    return os.environ.get("RNNKIT_REQUIRE_KERNELS", "").strip().lower() in ("1", "true", "yes")
+
+
+class KernelsUnavailableError(RuntimeError):
+    """The C++ kernels are unavailable while ``RNNKIT_REQUIRE_KERNELS`` requires them."""
+
+
+def _required_error(error: str) -> KernelsUnavailableError:
+    return KernelsUnavailableError(
+        f"rnnkit: the C++ kernels are unavailable ({error}) and RNNKIT_REQUIRE_KERNELS is set; "
+        "unset it to fall back to the Python time loop, or fix the build (`rnnkit build` shows it)")
+
+
 def load_kernels():
     """The compiled module, building it on first use; None (with one warning) if that fails.
+
+    With ``RNNKIT_REQUIRE_KERNELS=1`` a failed build raises ``KernelsUnavailableError`` instead,
+    on this and every later call, so that no caller can carry on with the Python loop.
 
     A module already built for these sources is imported directly: torch's ``load`` takes
     a file lock on every call, and a process killed while holding it (a SIGKILLed training
     run, say) would leave every later process waiting on the lock forever.
     """
     global _module, _load_error
-    if _module is not None or _load_error is not None:
+    if _module is not None:
         return _module
-    if os.environ.get("RNNKIT_KERNELS", "").lower() == "python":
+    if _load_error is None and os.environ.get("RNNKIT_KERNELS", "").lower() == "python":
         _load_error = "disabled by RNNKIT_KERNELS=python"
+    if _load_error is not None:
+        if kernels_required():
+            raise _required_error(_load_error)
         return None
     # -fopenmp first: ATen's parallel_for is a header template that runs serially unless the
     # extension itself is built with OpenMP (the loader then binds libgomp.so.1 to the copy
@@ -86,6 +114,8 @@ def load_kernels():
         except Exception as exc:  # a missing compiler or ninja must not break the library
             error = f"{type(exc).__name__}: {exc}".splitlines()[0]
     _load_error = error
+    if kernels_required():
+        raise _required_error(error)
     warnings.warn(f"rnnkit: C++ kernels unavailable ({_load_error}); using the Python time loop, "
                   "which gives the same results more slowly", RuntimeWarning, stacklevel=3)
     return None

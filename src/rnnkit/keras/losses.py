@@ -195,11 +195,20 @@ class Loss:
 
 
 def reduce_values(values: Tensor, sample_weight: Optional[Tensor] = None, mask: Optional[Tensor] = None) -> Tensor:
-    """Mean of per-sample values; a mask that fits ``values`` drops its False entries from the mean."""
+    """Keras 3's "sum over batch size": sum(w * l) / count, count the number of values, or of
+    unmasked values when a mask fits ``values`` (its False entries leave the sum and the count).
+
+    ``sample_weight`` (B,), (B, 1) or (B, T) multiplies the values it lines up with.
+    """
     if values.dim() == 0:
+        if sample_weight is not None:
+            raise ValueError("The loss returned a scalar, so `sample_weight`/`class_weight` cannot weight its "
+                             "samples; make it return one value per sample (B,) or per step (B, T)")
         return values
     if sample_weight is not None:
         sw = torch.as_tensor(sample_weight, dtype=values.dtype, device=values.device)
+        if sw.dim() == values.dim() + 1 and sw.shape[-1] == 1:
+            sw = sw.squeeze(-1)
         while sw.dim() < values.dim():
             sw = sw.unsqueeze(-1)
         values = values * sw

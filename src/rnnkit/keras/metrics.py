@@ -50,7 +50,8 @@ class Metric:
     def __init__(self, name: Optional[str] = None) -> None:
         self.name = name or type(self).__name__.lower()
 
-    def update_state(self, y_true: Tensor, y_pred: Tensor, mask: Optional[Tensor] = None) -> None:
+    def update_state(self, y_true: Tensor, y_pred: Tensor, mask: Optional[Tensor] = None,
+                     sample_weight: Optional[Tensor] = None) -> None:
         raise NotImplementedError
 
     def result(self) -> float:
@@ -64,15 +65,23 @@ class Metric:
 
 
 class Mean(Metric):
-    """Weighted running mean of per-sample values; a fitting mask drops masked entries."""
+    """Weighted running mean of per-sample values; a fitting mask drops masked entries.
+
+    With ``sample_weight`` (B,), (B, 1) or (B, T), as Keras: total += sum(W * v),
+    count += sum(W), where W is the weight broadcast over the values times the mask.
+    """
 
     def __init__(self, name: str = "mean") -> None:
         super().__init__(name)
         self.total = 0.0
         self.count = 0.0
 
-    def update_values(self, values: Tensor, mask: Optional[Tensor] = None, weight: Optional[float] = None) -> None:
+    def update_values(self, values: Tensor, mask: Optional[Tensor] = None, weight: Optional[float] = None,
+                      sample_weight: Optional[Tensor] = None) -> None:
         values = values.detach()
+        if sample_weight is not None:
+            self._update_weighted(values, mask, sample_weight)
+            return
         if weight is not None:
             self.total += float(values.sum()) * weight / max(values.numel(), 1)
             self.count += weight
@@ -88,8 +97,26 @@ class Mean(Metric):
             self.total += float(values.sum())
             self.count += values.numel()
 
-    def update_state(self, y_true: Tensor, y_pred: Tensor, mask: Optional[Tensor] = None) -> None:
-        self.update_values(y_pred, mask)
+    def _update_weighted(self, values: Tensor, mask: Optional[Tensor], sample_weight: Tensor) -> None:
+        w = sample_weight.detach().to(values.dtype)
+        if values.dim() == 0:
+            values = values.reshape(1).expand(w.shape[0])
+        if w.dim() == values.dim() + 1 and w.shape[-1] == 1:
+            w = w.squeeze(-1)
+        while w.dim() < values.dim():
+            w = w.unsqueeze(-1)
+        w = w.expand_as(values)
+        if mask is not None and values.dim() >= mask.dim() and mask.shape == values.shape[: mask.dim()]:
+            m = mask.to(values.dtype)
+            while m.dim() < values.dim():
+                m = m.unsqueeze(-1)
+            w = w * m
+        self.total += float((values * w).sum())
+        self.count += float(w.sum())
+
+    def update_state(self, y_true: Tensor, y_pred: Tensor, mask: Optional[Tensor] = None,
+                     sample_weight: Optional[Tensor] = None) -> None:
+        self.update_values(y_pred, mask, sample_weight=sample_weight)
 
     def result(self) -> float:
         return self.total / self.count if self.count else float("nan")
@@ -105,9 +132,10 @@ class MeanMetricWrapper(Mean):
         super().__init__(name or getattr(fn, "__name__", "metric"))
         self.fn, self.kwargs = fn, kwargs
 
-    def update_state(self, y_true: Tensor, y_pred: Tensor, mask: Optional[Tensor] = None) -> None:
+    def update_state(self, y_true: Tensor, y_pred: Tensor, mask: Optional[Tensor] = None,
+                     sample_weight: Optional[Tensor] = None) -> None:
         with torch.no_grad():
-            self.update_values(self.fn(y_true, y_pred, **self.kwargs), mask)
+            self.update_values(self.fn(y_true, y_pred, **self.kwargs), mask, sample_weight=sample_weight)
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, **self.kwargs}
@@ -119,9 +147,10 @@ class RootMeanSquaredError(Mean):
     def __init__(self, name: str = "root_mean_squared_error") -> None:
         super().__init__(name)
 
-    def update_state(self, y_true: Tensor, y_pred: Tensor, mask: Optional[Tensor] = None) -> None:
+    def update_state(self, y_true: Tensor, y_pred: Tensor, mask: Optional[Tensor] = None,
+                     sample_weight: Optional[Tensor] = None) -> None:
         with torch.no_grad():
-            self.update_values(losses_mod.mean_squared_error(y_true, y_pred), mask)
+            self.update_values(losses_mod.mean_squared_error(y_true, y_pred), mask, sample_weight=sample_weight)
 
     def result(self) -> float:
         return math.sqrt(super().result()) if self.count else float("nan")
@@ -189,35 +218,51 @@ def get(identifier: MetricLike, y_true: Optional[Tensor] = None, y_pred: Optiona
 
 
 class MetricList:
-    """The compiled metrics of a model: resolved lazily at the first batch."""
+    """The compiled metrics of a model: resolved lazily at the first batch.
 
-    def __init__(self, identifiers: Optional[Sequence[MetricLike]], loss: Optional[losses_mod.Loss]) -> None:
+    ``weighted=True`` is compile's ``weighted_metrics``: they also take the sample
+    weights (and class weights) of each batch. As in Keras, one whose name is taken by
+    an unweighted metric (``taken``) is reported as ``weighted_<name>``.
+    """
+
+    def __init__(self, identifiers: Optional[Sequence[MetricLike]], loss: Optional[losses_mod.Loss],
+                 weighted: bool = False, taken: Sequence[str] = (), argument: str = "metrics") -> None:
         if identifiers is None:
             identifiers = []
         elif isinstance(identifiers, (str, Metric)) or callable(identifiers):
             identifiers = [identifiers]
         elif isinstance(identifiers, dict):
-            raise TypeError("Argument `metrics` must be a list; per-output dicts need a multi-output model, which rnnkit does not have")
+            raise TypeError(f"Argument `{argument}` must be a list; per-output dicts need a multi-output model, which rnnkit does not have")
         for m in identifiers:
             check(m)
         self.identifiers = list(identifiers)
         self.loss = loss
+        self.weighted = weighted
+        self.taken = set(taken)
         self.metrics: Optional[list[Metric]] = None
+
+    def _report_name(self, name: str) -> str:
+        return f"weighted_{name}" if self.weighted and name in self.taken else name
 
     @property
     def names(self) -> list[str]:
         if self.metrics is not None:
-            return [m.name for m in self.metrics]
-        return [m if isinstance(m, str) else getattr(m, "name", getattr(m, "__name__", "metric")) for m in self.identifiers]
+            return [self._report_name(m.name) for m in self.metrics]
+        return [self._report_name(m if isinstance(m, str) else getattr(m, "name", getattr(m, "__name__", "metric")))
+                for m in self.identifiers]
 
-    def update(self, y_true: Tensor, y_pred: Tensor, mask: Optional[Tensor] = None) -> None:
+    def update(self, y_true: Tensor, y_pred: Tensor, mask: Optional[Tensor] = None,
+               sample_weight: Optional[Tensor] = None) -> None:
         if self.metrics is None:
             self.metrics = [get(m, y_true, y_pred, self.loss) for m in self.identifiers]
         for m in self.metrics:
-            m.update_state(y_true, y_pred, mask)
+            if sample_weight is None:
+                m.update_state(y_true, y_pred, mask)
+            else:
+                m.update_state(y_true, y_pred, mask, sample_weight=sample_weight)
 
     def results(self) -> dict[str, float]:
-        return {m.name: m.result() for m in self.metrics or []}
+        return {self._report_name(m.name): m.result() for m in self.metrics or []}
 
     def reset(self) -> None:
         for m in self.metrics or []:

@@ -190,7 +190,7 @@ def _compile_from(model: Any, data: dict[str, Any]) -> None:
 
     clip = {k: data[k] for k in ("clipnorm", "clipvalue", "global_clipnorm") if k in data}
     model.compile(optimizer=optimizers.deserialize(data["optimizer"]), loss=losses.deserialize(data["loss"]),
-                  metrics=data.get("metrics"), **clip)
+                  metrics=data.get("metrics"), weighted_metrics=data.get("weighted_metrics"), **clip)
 
 
 def _check_fit(model: torch.nn.Module, tensors: dict[str, torch.Tensor], filepath: PathLike) -> None:

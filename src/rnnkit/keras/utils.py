@@ -9,6 +9,10 @@ import numpy as np
 import torch
 
 from .preprocessing.sequence import pad_sequences as pad_sequences
+from .training.data_adapters import PyDataset as PyDataset
+from .training.data_adapters import Sequence as Sequence
+from .training.data_adapters import pack_x_y_sample_weight as pack_x_y_sample_weight
+from .training.data_adapters import unpack_x_y_sample_weight as unpack_x_y_sample_weight
 
 
 def to_categorical(y: Any, num_classes: Optional[int] = None, dtype: Any = "float32") -> np.ndarray:
@@ -45,4 +49,5 @@ def set_random_seed(seed: int) -> None:
     torch.manual_seed(int(seed))
 
 
-__all__ = ["pad_sequences", "set_random_seed", "to_categorical"]
+__all__ = ["PyDataset", "Sequence", "pack_x_y_sample_weight", "pad_sequences", "set_random_seed", "to_categorical",
+           "unpack_x_y_sample_weight"]

@@ -179,7 +179,7 @@ class Model(nn.Module):
 
     def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: Optional[Sequence[Any]] = None,
                 clipnorm: Optional[float] = None, clipvalue: Optional[float] = None,
-                global_clipnorm: Optional[float] = None) -> None:
+                global_clipnorm: Optional[float] = None, weighted_metrics: Optional[Sequence[Any]] = None) -> None:
         """Set the optimizer, loss and metrics (see ``rnnkit.optimizers/losses/metrics`` for names).
 
         This is Keras's compile; it shadows ``torch.nn.Module.compile`` (use ``torch.compile(model)``).
@@ -187,8 +187,12 @@ class Model(nn.Module):
         Clipping (Keras semantics, at most one): ``clipnorm`` per parameter tensor,
         ``global_clipnorm`` over all gradients, ``clipvalue`` elementwise. It may be set
         here or on a ``rnnkit.optimizers`` optimizer, not both.
+
+        ``weighted_metrics`` are metrics that also take fit's/evaluate's ``sample_weight``
+        (or ``class_weight``); one named like a plain metric is reported as ``weighted_<name>``.
         """
-        self._trainer = Trainer(self, optimizer, loss, metrics, clipnorm, clipvalue, global_clipnorm)
+        self._trainer = Trainer(self, optimizer, loss, metrics, clipnorm, clipvalue, global_clipnorm,
+                                weighted_metrics)
 
     @_Default
     def optimizer(self) -> Any:
@@ -215,15 +219,26 @@ class Model(nn.Module):
 
     def fit(self, x: Any = None, y: Any = None, batch_size: Optional[int] = None, epochs: int = 1,
             verbose: Union[str, int] = "auto", callbacks: Optional[Sequence[Any]] = None,
-            validation_split: float = 0.0, validation_data: Optional[tuple[Any, Any]] = None, shuffle: bool = True,
-            initial_epoch: int = 0, validation_batch_size: Optional[int] = None, validation_freq: int = 1,
+            validation_split: float = 0.0, validation_data: Any = None, shuffle: bool = True,
+            class_weight: Optional[dict[int, float]] = None, sample_weight: Any = None,
+            initial_epoch: int = 0, steps_per_epoch: Optional[int] = None, validation_steps: Optional[int] = None,
+            validation_batch_size: Optional[int] = None, validation_freq: int = 1,
             tbptt: Optional[int] = None, max_bad_steps: int = 10, checkpoint_dir: Any = None,
             checkpoint_every: Optional[int] = None, resume: bool = False, distributed: Optional[bool] = None) -> Any:
         """Train for ``epochs`` epochs; returns a ``History``.
 
         Args:
-            x: (B, T, F) floats or (B, T) token ids (numpy or torch); a list of arrays for multi-input models.
-            y: targets, (B, ...) matching the model's output (sparse labels: (B,) or (B, T) ints).
+            x: (B, T, F) floats or (B, T) token ids (numpy or torch); a list, tuple or dict of arrays for
+                multi-input models (passed to the model with that structure); or a generator, a
+                ``keras.utils.PyDataset``, or a torch ``Dataset``/``IterableDataset``/``DataLoader`` giving
+                ``(x, y)`` or ``(x, y, sample_weight)`` (see ``rnnkit.keras.training.data_adapters``).
+            y: targets, (B, ...) matching the model's output (sparse labels: (B,) or (B, T) ints); only with arrays.
+            shuffle: shuffle arrays each epoch (and a PyDataset's batch order); other kinds keep their order.
+            class_weight: {class index: weight}, turned into per-sample (per-step for sequence labels) weights.
+            sample_weight: (B,), or (B, T) to weight each time step of sequence outputs; only with arrays.
+            steps_per_epoch: batches per epoch; the data continues across epochs (needed for endless generators).
+            validation_data: (x_val, y_val), (x_val, y_val, val_sample_weight), or any of the kinds ``x`` takes.
+            validation_steps: batches per validation run.
             tbptt: truncated BPTT window: each batch is cut into windows of ``tbptt`` time steps,
                 one optimizer step per window, the recurrent state carried (detached) between the
                 windows of a batch and reset at each new batch. When y has no time axis
@@ -249,30 +264,40 @@ class Model(nn.Module):
                         shuffle=shuffle, initial_epoch=initial_epoch, validation_batch_size=validation_batch_size,
                         validation_freq=validation_freq, tbptt=tbptt, max_bad_steps=max_bad_steps,
                         checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume,
-                        distributed=distributed)
+                        distributed=distributed, class_weight=class_weight, sample_weight=sample_weight,
+                        steps_per_epoch=steps_per_epoch, validation_steps=validation_steps)
 
     def evaluate(self, x: Any = None, y: Any = None, batch_size: Optional[int] = None,
-                 verbose: Union[str, int] = "auto", callbacks: Optional[Sequence[Any]] = None,
-                 return_dict: bool = False) -> Any:
-        """Loss (a float) when no metrics were compiled, else [loss, *metrics] (or a dict)."""
+                 verbose: Union[str, int] = "auto", sample_weight: Any = None, steps: Optional[int] = None,
+                 callbacks: Optional[Sequence[Any]] = None, return_dict: bool = False) -> Any:
+        """Loss (a float) when no metrics were compiled, else [loss, *metrics] (or a dict).
+
+        ``x`` takes what ``fit`` takes; ``steps`` limits the batches read.
+        """
         trainer = self._require_compiled("evaluate")
-        logs = loop.evaluate(self, trainer, x, y, batch_size=batch_size, verbose=verbose, callbacks=callbacks)
+        logs = loop.evaluate(self, trainer, x, y, batch_size=batch_size, verbose=verbose, callbacks=callbacks,
+                             sample_weight=sample_weight, steps=steps)
         return loop.format_results(logs, trainer, return_dict)
 
     def predict(self, x: Any, batch_size: Optional[int] = None, verbose: Union[str, int] = "auto",
-                callbacks: Optional[Sequence[Any]] = None) -> Any:
-        """Outputs as numpy, computed in eval mode without gradients, ``batch_size`` samples at a time."""
-        return loop.predict(self, x, batch_size=batch_size, verbose=verbose, callbacks=callbacks)
+                steps: Optional[int] = None, callbacks: Optional[Sequence[Any]] = None) -> Any:
+        """Outputs as numpy, computed in eval mode without gradients, ``batch_size`` samples at a time.
 
-    def train_on_batch(self, x: Any, y: Any, reset_metrics: bool = True, return_dict: bool = False) -> Any:
+        ``x`` takes what ``fit`` takes (items may be x alone; a y in them is ignored).
+        """
+        return loop.predict(self, x, batch_size=batch_size, verbose=verbose, callbacks=callbacks, steps=steps)
+
+    def train_on_batch(self, x: Any, y: Any, reset_metrics: bool = True, return_dict: bool = False,
+                       sample_weight: Any = None, class_weight: Optional[dict[int, float]] = None) -> Any:
         """One optimizer step on (x, y); returns the loss or [loss, *metrics] like ``evaluate``."""
         trainer = self._require_compiled("train_on_batch")
-        logs = loop.train_on_batch(self, trainer, x, y, reset_metrics)
+        logs = loop.train_on_batch(self, trainer, x, y, reset_metrics, sample_weight, class_weight)
         return loop.format_results(logs, trainer, return_dict)
 
-    def test_on_batch(self, x: Any, y: Any, reset_metrics: bool = True, return_dict: bool = False) -> Any:
+    def test_on_batch(self, x: Any, y: Any, reset_metrics: bool = True, return_dict: bool = False,
+                      sample_weight: Any = None) -> Any:
         trainer = self._require_compiled("test_on_batch")
-        logs = loop.test_on_batch(self, trainer, x, y, reset_metrics)
+        logs = loop.test_on_batch(self, trainer, x, y, reset_metrics, sample_weight)
         return loop.format_results(logs, trainer, return_dict)
 
     def predict_on_batch(self, x: Any) -> Any:

@@ -42,7 +42,7 @@ import torch
 from torch import Tensor
 
 from .. import saving
-from .data import Data, num_samples, take
+from .data import Data, flatten, num_samples, take
 from .tbptt import recurrent_modules, reset_states
 
 FILENAME = "checkpoint.safetensors"
@@ -253,7 +253,8 @@ class Checkpointer:
     # -- start ------------------------------------------------------------------------------
 
     def start(self, model: Any, trainer: Any, callbacks_: Any, history: Any, xd: Data, yd: Data, *, batch_size: int,
-              shuffle: bool, tbptt: Optional[int], group: Any, progress: Progress) -> Progress:
+              shuffle: bool, tbptt: Optional[int], group: Any, progress: Progress,
+              sample_weight: Optional[Tensor] = None) -> Progress:
         """Bind to this fit; when resuming from an existing checkpoint, restore it and return its position."""
         self.model, self.trainer, self.callbacks, self.history, self.group = model, trainer, callbacks_, history, group
         self.xd, self.yd = xd, yd
@@ -261,6 +262,8 @@ class Checkpointer:
         self.fingerprint = {"samples": num_samples(xd), "batch_size": batch_size, "shuffle": bool(shuffle),
                             "tbptt": tbptt, "processes": 1 if group is None else group.world,
                             "data_sha256": _data_digest(xd, yd)}
+        if sample_weight is not None:  # part of the data (absent from older checkpoints' fingerprints)
+            self.fingerprint["data_sha256"] = _data_digest(xd, yd, sample_weight)
         if self.writer:
             self.directory.mkdir(parents=True, exist_ok=True)
             for stale in self.directory.glob(f".{FILENAME}.*.tmp"):  # left by a kill during a write
@@ -506,7 +509,7 @@ def _set_rng(torch_state: Tensor, other: dict[str, Any], where: str) -> None:
 def _data_digest(*datas: Data) -> str:
     h = hashlib.sha256()
     for d in datas:
-        for t in d if isinstance(d, tuple) else (d,):
+        for _, t in flatten(d):
             t = t.detach().cpu().contiguous()
             h.update(f"{t.dtype}{tuple(t.shape)}".encode())
             h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())

@@ -1,9 +1,13 @@
 """Turn fit/evaluate/predict arguments into checked tensors, and cut them into batches.
 
-Inputs are numpy arrays, torch tensors or nested lists of numbers; a list or tuple
-of arrays is the input of a multi-input model. Floating data becomes the model's
-dtype (numpy's float64 default is not a request for float64 weights), integers
-become int64 (embedding indices, sparse labels), bools become floats.
+Inputs are numpy arrays, torch tensors or nested lists of numbers; a list, tuple or
+dict of arrays is the input of a multi-input model, and reaches the model with the
+same structure. Floating data becomes the model's dtype (numpy's float64 default is
+not a request for float64 weights), integers become int64 (embedding indices, sparse
+labels), bools become floats.
+
+Data that is not arrays (generators, datasets, DataLoaders) goes through
+``data_adapters``, which uses the helpers here batch by batch.
 """
 
 from __future__ import annotations
@@ -14,7 +18,30 @@ import numpy as np
 import torch
 from torch import Tensor
 
-Data = Union[Tensor, tuple[Tensor, ...]]
+# One tensor, or a (nested) tuple, list or dict of tensors.
+Data = Union[Tensor, tuple, list, dict]
+
+
+def is_nested(d: Any) -> bool:
+    return isinstance(d, (tuple, list, dict))
+
+
+def map_tree(fn: Any, d: Any) -> Any:
+    """``fn`` applied to every tensor of a nested tuple/list/dict; the structure is kept."""
+    if isinstance(d, dict):
+        return {k: map_tree(fn, v) for k, v in d.items()}
+    if isinstance(d, (tuple, list)):
+        return type(d)(map_tree(fn, v) for v in d)
+    return fn(d)
+
+
+def flatten(d: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """(path, leaf) pairs in order; paths read like ``[0]`` or ``["ids"]`` for messages."""
+    if isinstance(d, dict):
+        return [item for k, v in d.items() for item in flatten(v, f"{prefix}[{k!r}]")]
+    if isinstance(d, (tuple, list)):
+        return [item for i, v in enumerate(d) for item in flatten(v, f"{prefix}[{i}]")]
+    return [(prefix, d)]
 
 
 def to_tensor(a: Any, argument: str, float_dtype: torch.dtype) -> Tensor:
@@ -66,48 +93,51 @@ def as_data(a: Any, argument: str, float_dtype: torch.dtype, multi_input: bool =
     """
     if a is None:
         raise ValueError(f"Argument `{argument}` is required, got None")
+    if multi_input and isinstance(a, dict):
+        if not a:
+            raise ValueError(f"Argument `{argument}` is an empty dict; expected a dict of input arrays")
+        return {k: to_tensor(e, f"{argument}[{k!r}]", float_dtype) for k, e in a.items()}
     if multi_input and isinstance(a, (list, tuple)) and a and all(isinstance(e, (np.ndarray, Tensor)) for e in a):
-        parts = tuple(to_tensor(e, f"{argument}[{i}]", float_dtype) for i, e in enumerate(a))
-        return parts[0] if len(parts) == 1 else parts
+        parts = [to_tensor(e, f"{argument}[{i}]", float_dtype) for i, e in enumerate(a)]
+        return parts[0] if len(parts) == 1 else type(a)(parts)
     if isinstance(a, (list, tuple)) and a and all(isinstance(e, Tensor) for e in a):
         a = torch.stack([e.detach() for e in a])
     return to_tensor(a, argument, float_dtype)
 
 
 def num_samples(d: Data) -> int:
-    return d[0].shape[0] if isinstance(d, tuple) else d.shape[0]
+    return flatten(d)[0][1].shape[0] if is_nested(d) else d.shape[0]
 
 
 def check_same_length(x: Data, y: Data, x_name: str = "x", y_name: str = "y") -> None:
-    sizes = {f"{x_name}[{i}]" if isinstance(x, tuple) else x_name: num_samples(t) for i, t in
-             enumerate(x if isinstance(x, tuple) else (x,))}
-    sizes[y_name] = num_samples(y)
+    sizes = {f"{x_name}{path}": num_samples(t) for path, t in flatten(x)}
+    sizes.update({f"{y_name}{path}": num_samples(t) for path, t in flatten(y)})
     if len(set(sizes.values())) > 1:
         detail = ", ".join(f"{k} has {v}" for k, v in sizes.items())
         raise ValueError(f"Arguments `{x_name}` and `{y_name}` must have the same number of samples; {detail}")
 
 
 def take(d: Data, index: Union[Tensor, slice]) -> Data:
-    if isinstance(d, tuple):
-        return tuple(t[index] for t in d)
+    if is_nested(d):
+        return map_tree(lambda t: t[index], d)
     return d[index]
 
 
 def to_device(d: Data, device: torch.device) -> Data:
-    if isinstance(d, tuple):
-        return tuple(t.to(device) for t in d)
+    if is_nested(d):
+        return map_tree(lambda t: t.to(device), d)
     return d.to(device)
 
 
 def time_slice(d: Data, start: int, stop: int) -> Data:
     """Columns [start, stop) of the time axis (axis 1)."""
-    if isinstance(d, tuple):
-        return tuple(t[:, start:stop] for t in d)
+    if is_nested(d):
+        return map_tree(lambda t: t[:, start:stop], d)
     return d[:, start:stop]
 
 
 def time_steps(d: Data) -> int:
-    t = d[0] if isinstance(d, tuple) else d
+    t = flatten(d)[0][1] if is_nested(d) else d
     if t.dim() < 2:
         raise ValueError(f"tbptt needs inputs with a time axis, (B, T, ...), got shape {tuple(t.shape)}")
     return t.shape[1]
@@ -152,16 +182,20 @@ def num_batches(n: int, batch_size: int) -> int:
 def to_numpy(out: Any) -> Any:
     if isinstance(out, Tensor):
         return out.detach().cpu().numpy()
+    if isinstance(out, dict):
+        return {k: to_numpy(v) for k, v in out.items()}
     if isinstance(out, (list, tuple)):
         return type(out)(to_numpy(o) for o in out)
     return out
 
 
 def concat(chunks: list[Any]) -> Any:
-    """Concatenate per-batch outputs along the batch axis (tuples elementwise)."""
+    """Concatenate per-batch outputs along the batch axis (tuples and dicts elementwise)."""
     first = chunks[0]
     if isinstance(first, Tensor):
         return torch.cat(chunks, 0)
+    if isinstance(first, dict):
+        return {k: concat([c[k] for c in chunks]) for k in first}
     if isinstance(first, (list, tuple)):
         return type(first)(concat([c[i] for c in chunks]) for i in range(len(first)))
     raise TypeError(f"predict: the model returned {type(first).__name__}; expected tensors or tuples of tensors")

@@ -115,9 +115,9 @@ class Group:
 
     def reduce_metrics(self, trainer: Any) -> None:
         """Sum the epoch's running totals over the processes, so results describe the global batches."""
-        holders = [trainer.loss_tracker] + [m for m in trainer.metrics.metrics or [] if _is_mean(m)]
-        n_metrics = len(trainer.metrics.identifiers)
-        values = torch.zeros(2 * (1 + n_metrics), dtype=torch.float64)
+        holders = [trainer.loss_tracker] + [m for m in (trainer.metrics.metrics or [])
+                                            + (trainer.weighted_metrics.metrics or []) if _is_mean(m)]
+        values = torch.zeros(2 * len(holders), dtype=torch.float64)
         for i, m in enumerate(holders):
             values[2 * i], values[2 * i + 1] = float(m.total), float(m.count)
         dist.all_reduce(values)

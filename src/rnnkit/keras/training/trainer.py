@@ -23,6 +23,7 @@ from . import clipping
 from ..layers.base import is_built
 from .data import Data, num_samples, take, time_slice, time_steps
 from .tbptt import recurrent_modules, reset_states, windows
+from .weighting import ClassWeight, check_against_output
 
 
 @dataclass
@@ -39,7 +40,8 @@ class Trainer:
     """The compiled state of a model: optimizer, loss, metrics, clipping, guard counters."""
 
     def __init__(self, model: nn.Module, optimizer: Any, loss: Any, metrics: Any,
-                 clipnorm: Optional[float], clipvalue: Optional[float], global_clipnorm: Optional[float]) -> None:
+                 clipnorm: Optional[float], clipvalue: Optional[float], global_clipnorm: Optional[float],
+                 weighted_metrics: Any = None) -> None:
         self.model = model
         self.optimizer = optimizers_mod.get(optimizer)
         if loss is None:
@@ -47,6 +49,10 @@ class Trainer:
                              "'sparse_categorical_crossentropy', a rnnkit.losses.Loss, or a callable")
         self.loss = losses_mod.get(loss)
         self.metrics = metrics_mod.MetricList(metrics, self.loss)
+        self.weighted_metrics = metrics_mod.MetricList(weighted_metrics, self.loss, weighted=True,
+                                                       taken=self.metrics.names, argument="weighted_metrics")
+        # Set by fit(class_weight=...): a table that turns each batch's labels into sample weights.
+        self.class_weight: Optional[ClassWeight] = None
         self.loss_tracker = metrics_mod.Mean("loss")
         compile_clip = (clipnorm, clipvalue, global_clipnorm)
         optimizers_mod.check_clipping(*compile_clip)
@@ -93,22 +99,39 @@ class Trainer:
 
     # -- one batch ------------------------------------------------------------------------
 
-    def compute_loss(self, y: Tensor, y_pred: Any, mask: Optional[Tensor]) -> Tensor:
+    def compute_loss(self, y: Tensor, y_pred: Any, mask: Optional[Tensor],
+                     sample_weight: Optional[Tensor] = None) -> Tensor:
         if not isinstance(y_pred, Tensor):
             raise TypeError(f"The model returned {type(y_pred).__name__}; compile/fit need a single output tensor "
                             "(drop return_state=True from the last layer, or subclass Model and return one tensor)")
-        return self.loss(y, y_pred, mask=mask)
+        if sample_weight is None:
+            return self.loss(y, y_pred, mask=mask)
+        return self.loss(y, y_pred, sample_weight=sample_weight, mask=mask)
+
+    def _weights(self, y: Any, y_pred: Any, sample_weight: Optional[Tensor]) -> Optional[Tensor]:
+        """This batch's sample weights: given, from class_weight, or None."""
+        if self.class_weight is not None and isinstance(y_pred, Tensor):
+            if sample_weight is not None:
+                raise ValueError("Argument `class_weight` cannot be used with data that yields (x, y, sample_weight): "
+                                 "pass one of them, as in Keras")
+            return self.class_weight.sample_weight(y, y_pred)
+        if sample_weight is not None:
+            where = f"Argument `sample_weight` (epoch {self.epoch} step {self.step})" if self.epoch is not None \
+                else "Argument `sample_weight`"
+            check_against_output(sample_weight, y_pred, where)
+        return sample_weight
 
     def _call(self, x: Data) -> tuple[Any, Optional[Tensor]]:
         return (self.forward or self.model._call_with_mask)(x)
 
-    def train_step(self, x: Data, y: Tensor) -> StepOutcome:
+    def train_step(self, x: Data, y: Tensor, sample_weight: Optional[Tensor] = None) -> StepOutcome:
         y_pred, mask = self._call(x)
         outcome = StepOutcome()
-        self._optimize(y, y_pred, mask, float(num_samples(x)), outcome)
+        self._optimize(y, y_pred, mask, float(num_samples(x)), outcome, sample_weight)
         return outcome
 
-    def train_step_tbptt(self, x: Data, y: Tensor, k: int, modules: list[nn.Module]) -> StepOutcome:
+    def train_step_tbptt(self, x: Data, y: Tensor, k: int, modules: list[nn.Module],
+                         sample_weight: Optional[Tensor] = None) -> StepOutcome:
         """One batch as windows of ``k`` steps: one optimizer step per window (many-to-many),
         or only on the last window when y has no time axis (many-to-one)."""
         reset_states(modules)
@@ -130,17 +153,22 @@ class Trainer:
                     and y_pred.dim() >= 2 and y_pred.shape[1] == stop - start
                 )
             if self.sequence_target:
-                self._optimize(time_slice(y, start, stop), y_pred, mask, B * (stop - start) / T, outcome)
+                sw = sample_weight
+                if sw is not None and sw.dim() >= 2 and sw.shape[1] == T:
+                    sw = time_slice(sw, start, stop)  # per-step weights follow their window
+                self._optimize(time_slice(y, start, stop), y_pred, mask, B * (stop - start) / T, outcome, sw)
             elif last:
-                self._optimize(y, y_pred, mask, B, outcome)
+                self._optimize(y, y_pred, mask, B, outcome, sample_weight)
         return outcome
 
-    def _optimize(self, y: Tensor, y_pred: Any, mask: Optional[Tensor], weight: float, outcome: StepOutcome) -> None:
+    def _optimize(self, y: Tensor, y_pred: Any, mask: Optional[Tensor], weight: float, outcome: StepOutcome,
+                  sample_weight: Optional[Tensor] = None) -> None:
         self.step += 1
         outcome.steps += 1
         opt = self.optimizer
         opt.zero_grad()
-        loss = self.compute_loss(y, y_pred, mask)
+        sample_weight = self._weights(y, y_pred, sample_weight)
+        loss = self.compute_loss(y, y_pred, mask, sample_weight)
         loss_value = float(loss.detach())
         finite, share = math.isfinite(loss_value), 1.0
         if self.shard is not None:
@@ -167,6 +195,8 @@ class Trainer:
             return  # a placeholder sample on a process with no share of this batch
         self.loss_tracker.update_values(loss.detach(), weight=weight)
         self.metrics.update(y, y_pred.detach(), mask)
+        if self.weighted_metrics.identifiers:
+            self.weighted_metrics.update(y, y_pred.detach(), mask, sample_weight)
 
     def _bad_step(self, what: str, outcome: StepOutcome) -> None:
         outcome.skipped += 1
@@ -182,39 +212,46 @@ class Trainer:
                 RuntimeWarning, stacklevel=2,
             )
 
-    def test_step(self, x: Data, y: Tensor) -> None:
+    def test_step(self, x: Data, y: Tensor, sample_weight: Optional[Tensor] = None) -> None:
         with torch.no_grad():
             y_pred, mask = self.model._call_with_mask(x)
-            loss = self.compute_loss(y, y_pred, mask)
+            if sample_weight is not None:  # class_weight is for training only, as in Keras
+                check_against_output(sample_weight, y_pred, "Argument `sample_weight`")
+            loss = self.compute_loss(y, y_pred, mask, sample_weight)
         self.loss_tracker.update_values(loss, weight=float(num_samples(x)))
         self.metrics.update(y, y_pred, mask)
+        if self.weighted_metrics.identifiers:
+            self.weighted_metrics.update(y, y_pred, mask, sample_weight)
 
     # -- results --------------------------------------------------------------------------
 
     def results(self) -> dict[str, float]:
-        return {"loss": self.loss_tracker.result(), **self.metrics.results()}
+        return {"loss": self.loss_tracker.result(), **self.metrics.results(), **self.weighted_metrics.results()}
 
     def reset_metrics(self) -> None:
         self.loss_tracker.reset_state()
         self.metrics.reset()
+        self.weighted_metrics.reset()
 
     @property
     def metrics_names(self) -> list[str]:
-        return ["loss", *self.metrics.names]
+        return ["loss", *self.metrics.names, *self.weighted_metrics.names]
 
     def compile_config(self) -> Optional[dict[str, Any]]:
         """JSON-safe compile arguments, or None when a part is user code that cannot be saved."""
         opt = optimizers_mod.serialize(self.optimizer)
         loss = losses_mod.serialize(self.loss)
         metrics = self.metrics.serializable()
-        if opt is None or loss is None or metrics is None:
+        weighted = self.weighted_metrics.serializable()
+        if opt is None or loss is None or metrics is None or weighted is None:
             return None
         if self.optimizer.has_clipping:
             clip = {}
         else:
             clip = {k: v for k, v in (("clipnorm", self.clipnorm), ("clipvalue", self.clipvalue),
                                       ("global_clipnorm", self.global_clipnorm)) if v is not None}
-        return {"optimizer": opt, "loss": loss, "metrics": metrics, **clip}
+        extra = {"weighted_metrics": weighted} if weighted else {}
+        return {"optimizer": opt, "loss": loss, "metrics": metrics, **extra, **clip}
 
 
 def _nan_last(v: float) -> float:
