@@ -5,8 +5,9 @@
 
 One training step = T calls of the cell on (B, F) inputs, the sum of every h as the loss, and its
 backward; float32 and float64, interleaved with torch.nn's cell on the same weights. Prints medians
-and ratio = torch time / rnnkit time (goal >= 1.0). Timings drift with load, so it also prints the
-Python function calls per step (sys.setprofile), which do not.
+and ratio = torch time / rnnkit time (goal >= 1.0), and the time of rnnkit's cell made to take
+torch's one-step kernel ("via torch": what the engine's own step adds). Timings drift with load,
+so it also prints the Python function calls per step (sys.setprofile), which do not.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Callable
 import torch
 
 import rnnkit.nn
+from rnnkit.engine import kernels
 
 CELLS = {"lstm": (rnnkit.nn.LSTMCell, torch.nn.LSTMCell), "gru": (rnnkit.nn.GRUCell, torch.nn.GRUCell),
          "rnn": (rnnkit.nn.RNNCell, torch.nn.RNNCell)}
@@ -38,6 +40,19 @@ def train_step(cell: torch.nn.Module, xs: torch.Tensor, lstm: bool) -> Callable[
         loss.backward()
 
     return step
+
+
+def via_torch_kernel(fn: Callable[[], None]) -> Callable[[], None]:
+    """fn with the C++ module hidden, so that rnnkit's cells take torch's one-step kernel."""
+
+    def run() -> None:
+        module, kernels._module = kernels._module, None
+        try:
+            fn()
+        finally:
+            kernels._module = module
+
+    return run
 
 
 def python_calls(fn: Callable[[], None]) -> int:
@@ -75,20 +90,23 @@ def main() -> None:
             ours = ours_cls(args.features, args.hidden, dtype=dtype)
             ours.load_state_dict(ref.state_dict())
             xs = torch.randn(args.T, args.batch, args.features, dtype=dtype)
-            fns = {"torch": train_step(ref, xs, kind == "lstm"), "rnnkit": train_step(ours, xs, kind == "lstm")}
+            fns = {"torch": train_step(ref, xs, kind == "lstm"), "rnnkit": train_step(ours, xs, kind == "lstm"),
+                   "via torch": via_torch_kernel(train_step(ours, xs, kind == "lstm"))}
             for fn in fns.values():  # warm up
                 fn()
                 fn()
             times: dict[str, list[float]] = {name: [] for name in fns}
+            names = list(fns)
             for i in range(args.reps):
-                for name in (("torch", "rnnkit") if i % 2 == 0 else ("rnnkit", "torch")):
+                for name in names[i % 3:] + names[: i % 3]:
                     start = time.perf_counter()
                     fns[name]()
                     times[name].append(time.perf_counter() - start)
             med = {name: statistics.median(t) for name, t in times.items()}
-            calls = {name: python_calls(fn) / args.T for name, fn in fns.items()}
+            calls = {name: python_calls(fns[name]) / args.T for name in ("torch", "rnnkit")}
             print(f"{kind.upper():4s} {str(dtype).split('.')[-1]:8s} torch {med['torch'] * 1e3:8.2f} ms  "
                   f"rnnkit {med['rnnkit'] * 1e3:8.2f} ms  ratio x{med['torch'] / med['rnnkit']:.2f} (goal 1.0)  "
+                  f"via torch {med['via torch'] * 1e3:8.2f} ms  "
                   f"Python calls per step: torch {calls['torch']:.1f}, rnnkit {calls['rnnkit']:.1f}")
 
 
