@@ -143,3 +143,25 @@ def run_fused(
     if reverse:
         out = reverse_padded(out, lengths)
     return out, tuple(h.squeeze(0) for h in hx)
+
+
+# torch's one-step kernels, by (kind, activation), as torch.nn.LSTMCell/GRUCell/RNNCell call them:
+# each is one ATen call whose backward autograd derives. kernel(x (B, F), hx, weight_ih, weight_hh,
+# bias_ih, bias_hh) -> h' (B, H), or (h', c') for an LSTM with hx = (h, c); the biases may be None.
+# A dict, read directly, since a cell stepped by hand pays for every Python call per step.
+CELL_KERNELS = {
+    ("lstm", "tanh"): torch._VF.lstm_cell,
+    ("gru", "tanh"): torch._VF.gru_cell,
+    ("rnn", "tanh"): torch._VF.rnn_tanh_cell,
+    ("rnn", "relu"): torch._VF.rnn_relu_cell,
+}
+
+
+def cell_kernel_key(spec: CellSpec, weights: Weights) -> Optional[tuple[str, str]]:
+    """The key in ``CELL_KERNELS`` of torch's one-step kernel that computes exactly this cell, or None.
+
+    A key rather than the function, so that a module can keep it and still pickle as plain data.
+    """
+    if fuse_blocker(spec, weights) is not None or weights.weight_hr is not None:
+        return None
+    return (spec.kind, spec.activation)

@@ -4,6 +4,12 @@ The C++ loop does the same math as ``rnnkit.ops`` step by step (tests hold the
 two paths to the same reference), minus Python's per-op dispatch cost, which
 dominates at typical sizes. ``kernels`` builds and loads it; where it cannot be built
 the engine keeps the Python loop.
+
+A float32 loop given x in bfloat16 runs its GEMMs with bf16 operands and float32 sums (bf16
+autocast, see precision.py): by AMX tiles where the CPU has them, else as float32 math on the
+bf16-rounded operands; ``RNNKIT_BF16_KERNEL=avx512_bf16`` asks for AVX512-BF16's vdpbf16ps and
+``=emulate`` for the float32 math (``bf16_kernel()`` says which runs; recurrence.cpp says why).
+All it returns is float32, but dx, which has x's dtype.
 """
 
 from __future__ import annotations
@@ -24,9 +30,18 @@ def kernels_blocker(spec: CellSpec, w: Weights, xw: Tensor) -> Optional[str]:
     """Why the compiled loop cannot run this configuration (``xw``: any input tensor), or None."""
     if w.weight_hr is not None:
         return "an LSTM projection (proj_size) runs in the Python loop"
-    if xw.device.type != "cpu" or xw.dtype not in (torch.float32, torch.float64):
+    dtype = w.weight_hh.dtype
+    if xw.device.type != "cpu" or dtype not in (torch.float32, torch.float64):
         return "the compiled loop is for float32/float64 on the CPU"
+    if xw.dtype != dtype and not (xw.dtype == torch.bfloat16 and dtype == torch.float32):
+        return "the compiled loop takes x in the weights' dtype, or in bfloat16 with float32 weights"
     return kernels.load_error() or None
+
+
+def bf16_kernel() -> str:
+    """How the compiled loop multiplies bf16 operands now: "amx", "avx512_bf16", "emulated", or "" without it."""
+    module = kernels.load_kernels()
+    return module.bf16_kernel() if module is not None else ""
 
 
 def _c(t: Optional[Tensor]) -> Optional[Tensor]:
@@ -39,7 +54,9 @@ def inference_step(spec: CellSpec, w: Weights, x: Tensor, state: tuple[Tensor, .
     x (B, F), state ((B, H),) or ((B, H), (B, H)) -> new state. For streaming inference,
     where the Python step's dozen small torch ops cost more than the arithmetic.
     """
-    if w.peephole is not None or w.ln_gamma is not None or kernels_blocker(spec, w, x) is not None:
+    if w.peephole is not None or w.ln_gamma is not None or x.dtype != w.weight_hh.dtype:
+        return None
+    if kernels_blocker(spec, w, x) is not None:
         return None
     codes = (kind_code(spec), ACT_CODES[spec.activation], ACT_CODES[spec.recurrent_activation])
     c = state[1] if len(state) == 2 else None
@@ -116,7 +133,7 @@ def _grads_from_histories(kind: int, dxw: Tensor, dhw: Optional[Tensor], h_hist:
     else:
         dw_hh = weight_grad(d2, hin)
     d_in = matmul(d2, w_ih).reshape(T, B, -1) if wants["x"] else None
-    dw_ih = weight_grad(d2, x) if wants["weight_ih"] else None
+    dw_ih = weight_grad(d2, x.to(d2.dtype)) if wants["weight_ih"] else None  # x may be bf16 (exact in float)
     return d_in, dw_hh, dw_ih
 
 
@@ -163,6 +180,8 @@ def backward_call(spec: CellSpec, tbptt: Optional[int], want_norms: bool, wants:
         shares_grads(*sizes))
     if not in_loop:  # d_in, dw_hh are the histories d(xw) and d(W_hh h + b_hh) (GRU); GEMMs over all steps
         d_in, dw_hh, dw_ih = _grads_from_histories(codes[0], d_in, dw_hh, h_hist, hin_all, extra, x, w_ih, wants)
+    if d_in is not None:
+        d_in = d_in.to(x.dtype)  # bf16 when x is (autograd and the operator want x's dtype)
     grads = {"weight_hh": dw_hh, "bias_hh": db_h, "weight_ih": dw_ih, "bias_ih": db_x}
     if lstm:
         grads.update(_lstm_option_grads(opt_sums, lstm_w, h_hist.shape[-1]))

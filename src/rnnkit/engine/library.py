@@ -120,11 +120,12 @@ def compiled_forward(
     w = Weights(weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, peephole, ln_gamma, ln_beta, ln_cell_gamma,
                 ln_cell_beta)
     res = compiled.forward_call(spec, x, (h0, c0), w, (keep_h, keep_c), out_mask, rdm, need_cache)
+    # Every output has the state's dtype: x may be bf16 (autocast; see engine/precision.py).
+    T, x = x.shape[0], h0
     if not need_cache:
         out, h_n, *c_n = res
         return (out, h_n, c_n[0] if c_n else _empty(x), *(_empty(x) for _ in range(9)))
     out, h_hist, c_hist, gates, *rest = res
-    T = x.shape[0]
     if _gates_are_h(spec, keep_h):
         gates = None  # a view of h_hist: an operator's outputs may not alias each other
     c_n = c_hist[T].clone() if c_hist is not None else None
@@ -144,6 +145,7 @@ def _(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, peephole, ln
     T, B = x.shape[:2]
     G, H = weight_hh.shape
     lstm = kind == "lstm"
+    x = h0  # the outputs' dtype (x may be bf16)
     e = _empty(x)
     state = x.new_empty(B, H)
     c_n = x.new_empty(B, H) if lstm else e
@@ -190,7 +192,9 @@ def compiled_backward(
     d_in, d_state0, grads, norms = compiled.backward_call(
         spec, tbptt or None, want_norms, want, saved, x, w, (keep_h, keep_c), out_mask, rdm, d_out, d_h, d_c)
     d_weights = _weight_grads(w, grads, want)
-    outputs = (_fill(d_in, x), d_state0[0], d_state0[1] if lstm else _empty(x), *d_weights, _fill(norms, x))
+    # Placeholders as the fake's (d_out's dtype; x may be bf16).
+    outputs = (_fill(d_in, d_out), d_state0[0], d_state0[1] if lstm else _empty(d_out), *d_weights,
+               _fill(norms, d_out))
     return _unaliased(outputs)  # the C++ loop allocates every output: none can be an input
 
 
@@ -366,7 +370,7 @@ def _make_backward(backward_op):
         wants = [needs[_X], *needs[_W : _W + N_WEIGHTS]]
         if d_out is None:
             T, B = x.shape[:2]
-            d_out = x.new_zeros(T, B, inputs[_H0].shape[1])
+            d_out = inputs[_H0].new_zeros(T, B, inputs[_H0].shape[1])
         res = backward_op(d_out, d_h, d_c, x, *inputs[_W:_PROBE], *histories, kind, activation, recurrent_activation,
                           reset_after, tbptt, ctx.has_probe, wants)
         d_x, dh0, dc0, *d_weights, norms = res

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from ..ops import CellSpec, Weights
-from . import library
+from . import library, precision
 from .blas import project
 from .recurrence import run_recurrence, uses_compiled_loop
 
@@ -69,7 +69,8 @@ def state_sizes(weights: Weights) -> tuple[int, ...]:
 
 
 def default_state(spec: CellSpec, weights: Weights, x: Tensor) -> tuple[Tensor, ...]:
-    return tuple(x.new_zeros(x.shape[0], n) for n in state_sizes(weights)[: spec.n_states])
+    dtype = weights.weight_hh.dtype  # x may be bf16 under autocast (see precision.py)
+    return tuple(x.new_zeros(x.shape[0], n, dtype=dtype) for n in state_sizes(weights)[: spec.n_states])
 
 
 def check_state0(spec: CellSpec, weights: Weights, state0: Sequence[Tensor], B: int) -> tuple[Tensor, ...]:
@@ -120,8 +121,34 @@ def run(
             ``engine.compiled``), "python" forces the Python loop; both compute the same.
     Returns:
         out (B, T, P) and the final state tuple.
+
+    Under ``torch.autocast("cpu", dtype=torch.bfloat16)``, or with bf16 weights and input, the
+    GEMMs run in bf16 and the rest in float32; the outputs then have torch.nn's dtype (precision.py).
     """
-    check_input(x, weights.weight_ih.shape[1], dtype=weights.weight_ih.dtype)
+    kw = dict(mask=mask, lengths=lengths, reverse=reverse, tbptt=tbptt, recurrent_mask=recurrent_mask,
+              zoneout=zoneout, probe=probe, backend=backend)
+    out_dtype = precision.bf16_output(spec, x, weights)
+    if out_dtype is None:
+        return _run(spec, x, weights, state0, bf16=False, **kw)
+    # The loop takes x in bf16 and the rest in float32 (casts that autograd differentiates), and
+    # runs without autocast, which would otherwise turn its float32 step math into bf16.
+    weights = Weights(*(precision.as_float(w) for w in weights))
+    if state0 is not None and isinstance(state0, (tuple, list)):
+        state0 = tuple(precision.as_float(s) for s in state0)
+    kw["recurrent_mask"] = precision.as_float(recurrent_mask)
+    if zoneout is not None:
+        kw["zoneout"] = [precision.as_float(z) for z in zoneout]
+    with torch.autocast("cpu", enabled=False):
+        out, final = _run(spec, x.to(torch.bfloat16), weights, state0, bf16=True, **kw)
+    return out.to(out_dtype), tuple(s.to(out_dtype) for s in final)
+
+
+def _run(spec: CellSpec, x: Tensor, weights: Weights, state0: Optional[Sequence[Tensor]], *, bf16: bool,
+         mask: Optional[Tensor], lengths: Optional[Tensor], reverse: bool, tbptt: Optional[int],
+         recurrent_mask: Optional[Tensor], zoneout: Optional[Sequence[Optional[Tensor]]], probe: Optional[Tensor],
+         backend: str) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """``run`` itself; with ``bf16``, x is bfloat16 and the weights float32 (see ``run``)."""
+    check_input(x, weights.weight_ih.shape[1], dtype=None if bf16 else weights.weight_ih.dtype)
     if backend not in ("auto", "python"):
         raise ValueError(f"Argument `backend` must be 'auto' or 'python', got {backend!r}")
     B, T, _ = x.shape
@@ -159,19 +186,24 @@ def run(
         xw = time_major(x)  # projected step by step inside the compiled loop
     else:
         # One GEMM over all steps; a tracer sees torch's own linear (Projection's backward calls the C++ module).
-        linear = torch.nn.functional.linear if traced else project
-        xw = linear(time_major(x), weights.weight_ih, bias).contiguous()  # (T, B, G)
+        if bf16:  # one bf16 GEMM by torch (oneDNN), float32 out; the recurrent weight rounded to bf16
+            low = lambda t: None if t is None else t.to(torch.bfloat16)  # noqa: E731
+            xw = torch.nn.functional.linear(time_major(x), low(weights.weight_ih), low(bias)).float().contiguous()
+            inner = inner._replace(weight_hh=low(weights.weight_hh).float())
+        else:
+            linear = torch.nn.functional.linear if traced else project
+            xw = linear(time_major(x), weights.weight_ih, bias).contiguous()  # (T, B, G)
         inner = inner._replace(weight_ih=None, bias_ih=None)
 
     out_mask = None
     keeps: list[Optional[Tensor]] = [None] * n_state
     if mask is not None:
-        m = time_major(mask.to(x.dtype))[..., None]  # (T, B, 1)
+        m = time_major(mask.to(state0[0].dtype))[..., None]  # (T, B, 1), in the state's dtype
         out_mask = m
         keeps = [1 - m for _ in range(n_state)]
     for i, z in enumerate(zoneout):
         if z is not None:
-            z = time_major(z.to(x.dtype))
+            z = time_major(z.to(state0[0].dtype))
             keeps[i] = z if out_mask is None else 1 - out_mask * (1 - z)
 
     if probe is not None:

@@ -27,6 +27,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <mutex>
@@ -166,21 +167,68 @@ template <typename F> void for_row_range(int64_t b0, int64_t b1, int64_t work_pe
   });
 }
 
+// How a float loop multiplies its GEMM operands: as floats, or (bf16 autocast: the engine then
+// passes x as bfloat16) with both operands rounded to bf16 and float sums (packed_gemm.h):
+//   kAmx           AMX tiles, where the CPU has them: the default there;
+//   kBf16Emulated  the float kernel on the bf16-rounded operands: the default elsewhere;
+//   kBf16          AVX512-BF16's vdpbf16ps, only on request (RNNKIT_BF16_KERNEL=avx512_bf16):
+//                  it runs no more products per cycle than float FMAs (one port against two),
+//                  and in our runs it was slower than kBf16Emulated (benchmarks/bf16.py --kernels).
+// RNNKIT_BF16_KERNEL=emulate forces kBf16Emulated; tests hold the three to each other.
+enum GemmMode : int { kFloat = 0, kBf16 = 1, kBf16Emulated = 2, kAmx = 3 };
+
+inline int bf16_mode() {
+  const char* env = std::getenv("RNNKIT_BF16_KERNEL");
+  const bool emulate = env != nullptr && std::strcmp(env, "emulate") == 0;
+  if (env != nullptr && std::strcmp(env, "avx512_bf16") == 0 && rnnkit::cpu_has_avx512_bf16()) return kBf16;
+  return !emulate && rnnkit::cpu_has_amx_bf16() ? kAmx : kBf16Emulated;
+}
+
+// The caller's slot among `threads` batch-split threads (0 when the loop runs on one).
+inline int thread_slot(int threads) {
+#if defined(_OPENMP)
+  return threads > 1 ? omp_get_thread_num() : 0;
+#else
+  (void)threads;
+  return 0;
+#endif
+}
+
 // A right-hand matrix (K x N) used at every step: packed once for the AVX-512
 // kernel when the scalar type is float, otherwise multiplied through ATen.
+// In a bf16 mode (float only) the left-hand rows are rounded to bf16 on the way in, into one
+// scratch slab per batch-split thread allocated here, so nothing in a loop allocates.
 template <typename T>
 struct StepMatrix {
-  Tensor w;  // (K, N), any strides
+  Tensor w;  // (K, N), any strides; rounded to bf16 values when emulating
   rnnkit::PackedB packed;
+  rnnkit::PackedB16 packed16;
   bool use_packed = false;
+  int mode = kFloat, threads = 1;
+  // K2p: a bf16 row's length, K rounded up to even (AMX: to 32); rows16: the scratch's rows
+  // (AMX: a multiple of 32, zero past the rows in use).
+  int64_t K = 0, K2p = 0, rows16 = 0;
+  mutable std::vector<std::vector<uint16_t>> scratch16;
+  mutable std::vector<std::vector<T>> scratch;
 
-  explicit StepMatrix(const Tensor& w_kn) : w(w_kn) {
+  explicit StepMatrix(const Tensor& w_kn, int gemm = kFloat, int64_t max_rows = 0, int n_threads = 1)
+      : w(w_kn), threads(n_threads), K(w_kn.size(0)) {
     if constexpr (std::is_same_v<T, float>) {
-      if (RNNKIT_PACKED_GEMM) {
-        Tensor c = w_kn.contiguous();
+      mode = gemm;
+      const bool amx = mode == kAmx;
+      K2p = amx ? (K + 31) / 32 * 32 : (K + 1) / 2 * 2;
+      rows16 = amx ? (max_rows + 31) / 32 * 32 : max_rows;
+      if (mode == kBf16Emulated) w = w_kn.to(at::kBFloat16).to(at::kFloat);
+      if (mode == kBf16 || amx) {
+        Tensor c = w.contiguous();
+        rnnkit::pack_b_bf16(packed16, c.data_ptr<float>(), c.size(0), c.size(1), c.size(1), 1, amx ? 16 : 1);
+        scratch16.assign(threads, std::vector<uint16_t>(static_cast<size_t>(rows16 * K2p)));
+      } else if (RNNKIT_PACKED_GEMM) {
+        Tensor c = w.contiguous();
         rnnkit::pack_b(packed, c.data_ptr<float>(), c.size(0), c.size(1), c.size(1), 1);
         use_packed = true;
       }
+      if (mode == kBf16Emulated) scratch.assign(threads, std::vector<T>(static_cast<size_t>(max_rows * K)));
     }
   }
 
@@ -188,12 +236,69 @@ struct StepMatrix {
   // init: null (zero), or rows of stride ldi (ldi = 0 broadcasts one row, e.g. a bias).
   void apply(const T* a, int64_t lda, int64_t M, T* out, int64_t ldc, const T* init, int64_t ldi) const {
     if constexpr (std::is_same_v<T, float>) {
+      if (mode == kBf16 || mode == kAmx) {
+        uint16_t* s = scratch16[thread_slot(threads)].data();
+        for (int64_t r = 0; r < M; ++r)  // the columns past K stay zero from the allocation
+          for (int64_t k = 0; k < K; ++k) s[r * K2p + k] = rnnkit::to_bf16(a[r * lda + k]);
+        multiply16(s, M, out, ldc, init, ldi);
+        return;
+      }
+      if (mode == kBf16Emulated) {
+        float* s = scratch[thread_slot(threads)].data();
+        for (int64_t r = 0; r < M; ++r)
+          for (int64_t k = 0; k < K; ++k) s[r * K + k] = rnnkit::round_bf16(a[r * lda + k]);
+        a = s;
+        lda = K;
+      }
+    }
+    apply_exact(a, lda, M, out, ldc, init, ldi);
+  }
+
+  // As apply, from rows already in bf16 (the input x under autocast); float loops only.
+  void apply_bf16(const uint16_t* a, int64_t lda, int64_t M, T* out, int64_t ldc, const T* init, int64_t ldi) const {
+    if constexpr (std::is_same_v<T, float>) {
+      if (mode == kBf16 && K2p == K) {  // read in place: every pair lies within its row
+        rnnkit::gemm_packed_bf16(a, lda, packed16, M, out, ldc, init, ldi);
+        return;
+      }
+      if (mode == kBf16 || mode == kAmx) {
+        uint16_t* s = scratch16[thread_slot(threads)].data();
+        for (int64_t r = 0; r < M; ++r) std::memcpy(s + r * K2p, a + r * lda, K * sizeof(uint16_t));
+        multiply16(s, M, out, ldc, init, ldi);
+        return;
+      }
+      float* s = scratch[thread_slot(threads)].data();
+      for (int64_t r = 0; r < M; ++r)
+        for (int64_t k = 0; k < K; ++k) s[r * K + k] = rnnkit::from_bf16(a[r * lda + k]);
+      apply_exact(s, K, M, out, ldc, init, ldi);
+    } else {
+      (void)a; (void)lda; (void)M; (void)out; (void)ldc; (void)init; (void)ldi;
+    }
+  }
+
+ private:
+  // out = init + s @ w from the bf16 scratch rows s (M of them, K2p values each).
+  void multiply16(uint16_t* s, int64_t M, T* out, int64_t ldc, const T* init, int64_t ldi) const {
+    if constexpr (std::is_same_v<T, float>) {
+      if (mode == kAmx) {
+        std::fill(s + M * K2p, s + rows16 * K2p, uint16_t(0));  // whole 32-row blocks, zero past M
+        rnnkit::gemm_packed_amx(s, K2p, M, (M + 31) / 32 * 32, packed16, out, ldc, init, ldi);
+      } else {
+        rnnkit::gemm_packed_bf16(s, K2p, packed16, M, out, ldc, init, ldi);
+      }
+    } else {
+      (void)s; (void)M; (void)out; (void)ldc; (void)init; (void)ldi;
+    }
+  }
+
+  void apply_exact(const T* a, int64_t lda, int64_t M, T* out, int64_t ldc, const T* init, int64_t ldi) const {
+    if constexpr (std::is_same_v<T, float>) {
       if (use_packed) {
         rnnkit::gemm_packed(a, lda, packed, M, out, ldc, init, ldi);
         return;
       }
     }
-    const int64_t K = w.size(0), N = w.size(1);
+    const int64_t N = w.size(1);
     auto opts = w.options();
     Tensor A = at::from_blob(const_cast<T*>(a), {M, K}, {lda, 1}, opts);
     Tensor C = at::from_blob(out, {M, N}, {ldc, 1}, opts);
@@ -223,36 +328,96 @@ template <typename T> struct AlignedBuffer {
 // d_row^T v_row: v is a step's input, h_{t-1} or r * h_{t-1}), gathered a step at a time inside
 // the backward loop and multiplied once the chunk is full (outer_sum). For the AVX-512 kernel
 // the rows are stored as zero-padded 32-column panels; otherwise as plain rows for ATen.
+// In the bf16 modes (float; AVX512-BF16 or AMX) the panels hold rows in pairs as bf16, row 2k's
+// value beside row 2k+1's (packed_gemm.h); emulating, the rows are stored rounded to bf16 values.
 template <typename T> struct RowChunk {
   int64_t w = 0, cap = 0, n = 0, P = 0;  // width, capacity in rows, rows held, panel width
+  int mode = kFloat;
   AlignedBuffer<T> buf;
+  AlignedBuffer<uint16_t> buf16;  // panels of pair_rows() pair rows of 64 bf16
+  bool pairs() const { return mode == kBf16 || mode == kAmx; }
+  int64_t align() const { return mode == kAmx ? 16 : 1; }  // AMX multiplies 16 pair rows at a time
+  int64_t pair_rows(int64_t rows) const { return ((rows + 1) / 2 + align() - 1) / align() * align(); }
 
-  void init(int64_t width, int64_t capacity) {
+  void init(int64_t width, int64_t capacity, int gemm = kFloat) {
     w = width;
     cap = capacity;
+    mode = std::is_same_v<T, float> ? gemm : kFloat;
+    if (pairs()) {
+      P = rnnkit::kPanel;
+      buf16.assign(panels() * pair_stride());
+      return;
+    }
     P = RNNKIT_PACKED_GEMM && std::is_same_v<T, float> ? rnnkit::kPanel : width;
     buf.assign(panels() * cap * P);
   }
   bool active() const { return w > 0; }
   int64_t panels() const { return (w + P - 1) / P; }
+  int64_t pair_stride() const { return pair_rows(cap) * 2 * rnnkit::kPanel; }  // one panel, in bf16 values
   void push(const T* row) {
+    if (pairs()) {
+      uint16_t* dst = buf16.data + (n / 2) * 2 * rnnkit::kPanel + (n & 1);
+      for (int64_t j = 0; j < w; ++j)
+        dst[(j / rnnkit::kPanel) * pair_stride() + 2 * (j % rnnkit::kPanel)] = rnnkit::to_bf16(static_cast<float>(row[j]));
+      ++n;
+      return;
+    }
     T* dst = buf.data + n * P;
     const int64_t full = w / P, stride = cap * P;
-    if (P == rnnkit::kPanel) {  // a fixed-size copy compiles to two vector moves, not a memcpy call
+    if (mode == kBf16Emulated) {
+      for (int64_t j = 0; j < w; ++j) dst[(j / P) * stride + j % P] = static_cast<T>(rnnkit::round_bf16(static_cast<float>(row[j])));
+    } else if (P == rnnkit::kPanel) {  // a fixed-size copy compiles to two vector moves, not a memcpy call
       for (int64_t p = 0; p < full; ++p) std::memcpy(dst + p * stride, row + p * rnnkit::kPanel, rnnkit::kPanel * sizeof(T));
+      if (full * P < w) std::memcpy(dst + full * stride, row + full * P, (w - full * P) * sizeof(T));
     } else {
       for (int64_t p = 0; p < full; ++p) std::memcpy(dst + p * stride, row + p * P, P * sizeof(T));
+      if (full * P < w) std::memcpy(dst + full * stride, row + full * P, (w - full * P) * sizeof(T));
     }
-    if (full * P < w) std::memcpy(dst + full * stride, row + full * P, (w - full * P) * sizeof(T));
     ++n;
+  }
+  // As push, from a bf16 row (the input x under autocast).
+  void push_bf16(const uint16_t* row) {
+    if (pairs()) {
+      uint16_t* dst = buf16.data + (n / 2) * 2 * rnnkit::kPanel + (n & 1);
+      for (int64_t j = 0; j < w; ++j) dst[(j / rnnkit::kPanel) * pair_stride() + 2 * (j % rnnkit::kPanel)] = row[j];
+      ++n;
+      return;
+    }
+    T* dst = buf.data + n * P;
+    const int64_t stride = cap * P;
+    for (int64_t j = 0; j < w; ++j) dst[(j / P) * stride + j % P] = static_cast<T>(rnnkit::from_bf16(row[j]));
+    ++n;
+  }
+  // Before a multiply: an odd last row gets a zero partner, and (AMX) the pair rows up to the next
+  // multiple of 16 are zero (the buffer holds older rows).
+  void close_pairs() {
+    if (!pairs()) return;
+    const int64_t row = 2 * rnnkit::kPanel;
+    for (int64_t p = 0; p < panels(); ++p) {
+      uint16_t* panel = buf16.data + p * pair_stride();
+      if (n % 2) for (int64_t j = 0; j < rnnkit::kPanel; ++j) panel[(n / 2) * row + 2 * j + 1] = 0;
+      std::fill(panel + (n + 1) / 2 * row, panel + pair_rows(n) * row, uint16_t(0));
+    }
   }
 };
 
 // C (M x v.w, row stride ldc) += sum over the chunk's rows k of a_k^T v_k, where a_k = A + k * lda
 // holds M values and stays readable up to the next multiple of 8 (the kernel reads whole tiles).
-template <typename T> void outer_sum(const T* A, int64_t lda, int64_t M, const RowChunk<T>& v, T* C, int64_t ldc) {
+// In the bf16 mode A16 holds the same rows in pairs, (a_2k[m], a_2k+1[m]) at A16[k * lda16 + m].
+// With AMX, A16 holds the rows transposed: pairs (a_2k[m], a_2k+1[m]) at A16[m * lda16 + k].
+template <typename T> void outer_sum(const T* A, int64_t lda, const uint32_t* A16, int64_t lda16, int64_t M,
+                                     const RowChunk<T>& v, T* C, int64_t ldc) {
   if (v.n == 0) return;
   if constexpr (std::is_same_v<T, float>) {
+    if (v.mode == kAmx) {
+      rnnkit::outer_accumulate_amx(reinterpret_cast<const uint16_t*>(A16), 2 * lda16, M, v.buf16.data, v.pair_stride(),
+                                   v.w, v.pair_rows(v.n), C, ldc);
+      return;
+    }
+    if (v.mode == kBf16) {
+      rnnkit::outer_accumulate_bf16(A16, lda16, M, v.buf16.data, v.pair_stride(), v.w, (v.n + 1) / 2, C, ldc);
+      return;
+    }
     if (RNNKIT_PACKED_GEMM) {
       rnnkit::outer_accumulate(A, lda, M, v.buf.data, v.cap * v.P, v.w, v.n, C, ldc);
       return;
@@ -262,6 +427,36 @@ template <typename T> void outer_sum(const T* A, int64_t lda, int64_t M, const R
   Tensor a = at::from_blob(const_cast<T*>(A), {v.n, M}, {lda, 1}, opts);
   Tensor vm = at::from_blob(v.buf.data, {v.n, v.w}, opts);
   at::from_blob(C, {M, v.w}, {ldc, 1}, opts).addmm_(a.t(), vm);
+}
+
+// The n rows of a chunk ring (row stride ldx, G values each) as bf16 pairs for outer_sum:
+// out[k * ldo + m] = (row 2k's m-th value, row 2k+1's), a missing last partner zero.
+// transposed (AMX): out[m * ldo + k] instead, zero for k from (n + 1) / 2 up to k2 pairs.
+inline void ring_to_pairs_t(const float* ring, int64_t ldx, int64_t n, int64_t G, uint32_t* out, int64_t ldo,
+                            int64_t k2) {
+  for (int64_t k = 0; 2 * k < n; ++k) {
+    const float* lo = ring + 2 * k * ldx;
+    const float* hi = lo + ldx;
+    const bool pair = 2 * k + 1 < n;
+    for (int64_t m = 0; m < G; ++m)
+      out[m * ldo + k] = static_cast<uint32_t>(rnnkit::to_bf16(lo[m])) |
+                         (pair ? static_cast<uint32_t>(rnnkit::to_bf16(hi[m])) << 16 : 0u);
+  }
+  for (int64_t m = 0; m < G; ++m) std::fill(out + m * ldo + (n + 1) / 2, out + m * ldo + k2, 0u);
+}
+
+inline void ring_to_pairs(const float* ring, int64_t ldx, int64_t n, int64_t G, uint32_t* out, int64_t ldo) {
+  for (int64_t k = 0; 2 * k < n; ++k) {
+    const float* lo = ring + 2 * k * ldx;
+    const float* hi = lo + ldx;
+    uint32_t* o = out + k * ldo;
+    if (2 * k + 1 < n) {
+      for (int64_t m = 0; m < G; ++m)
+        o[m] = static_cast<uint32_t>(rnnkit::to_bf16(lo[m])) | (static_cast<uint32_t>(rnnkit::to_bf16(hi[m])) << 16);
+    } else {
+      for (int64_t m = 0; m < G; ++m) o[m] = rnnkit::to_bf16(lo[m]);
+    }
+  }
 }
 
 struct Codes {
@@ -483,7 +678,7 @@ std::vector<Tensor> forward_impl(const Codes& c, const Tensor& x, const Tensor& 
   const int64_t T_ = x.size(0), B = x.size(1), G = w_hh.size(0), H = h0.size(1), BH = B * H;
   const int64_t kind = c.kind;
   const bool lstm = kind == 1;
-  auto opts = x.options();
+  auto opts = h0.options();  // x is bfloat16 under autocast; everything the loop keeps is T
   LstmOpts<T> lo = lstm_opts<T>(lstm_w);
   using rnnkit::pooled_empty;
   Tensor a_hat = lo.ln_g ? pooled_empty({T_, B, G}, opts) : Tensor(), rstd = lo.ln_g ? at::empty({T_, B, 4}, opts) : Tensor();
@@ -511,15 +706,19 @@ std::vector<Tensor> forward_impl(const Codes& c, const Tensor& x, const Tensor& 
   // GRU reset-after keeps the input's n part apart from W_hn h, so its projection goes to a
   // step buffer; the other cells project straight into the step's gate block.
   std::vector<T> xstep(kind == 2 ? B * G : 0);
-  const StepMatrix<T> w_x(w_ih.t());
+  const bool x16 = x.scalar_type() == at::kBFloat16;
+  const int gemm = x16 ? bf16_mode() : kFloat;
+  const int bt = batch_threads(B, H, G);
+  const StepMatrix<T> w_x(w_ih.t(), gemm, B, bt);
   const T* BX = b_x.defined() ? b_x.data_ptr<T>() : nullptr;
   const int64_t x_t = x.stride(0), x_b = x.stride(1);
   // kind 3 multiplies by the r, z rows and the n rows separately; the others by all of W_hh.
-  StepMatrix<T> w_main(kind == 3 ? w_hh.narrow(0, 0, 2 * H).t() : w_hh.t());
-  StepMatrix<T> w_n(kind == 3 ? w_hh.narrow(0, 2 * H, H).t() : w_hh.narrow(0, 0, 1).t());
+  StepMatrix<T> w_main(kind == 3 ? w_hh.narrow(0, 0, 2 * H).t() : w_hh.t(), gemm, B, bt);
+  StepMatrix<T> w_n(kind == 3 ? w_hh.narrow(0, 2 * H, H).t() : w_hh.narrow(0, 0, 1).t(), gemm, B, bt);
   const int64_t khw = keep_h.defined() ? keep_h.size(2) : 0, kcw = keep_c.defined() ? keep_c.size(2) : 0;
 
-  const T* XIN = x.data_ptr<T>();
+  const T* XIN = x16 ? nullptr : x.data_ptr<T>();
+  const uint16_t* XIN16 = x16 ? reinterpret_cast<const uint16_t*>(x.data_ptr<at::BFloat16>()) : nullptr;
   T* HH = h_hist.data_ptr<T>();
   T* CH = lstm ? c_hist.data_ptr<T>() : nullptr;
   T* GT = gates.data_ptr<T>();
@@ -549,7 +748,11 @@ std::vector<Tensor> forward_impl(const Codes& c, const Tensor& x, const Tensor& 
       T* g_keep = GT + t * g_step;
       T* g = staged ? stage.data : g_keep;
       T* xp = kind == 2 ? xstep.data() : g;  // where the step's projected inputs go, row stride G
-      w_x.apply(XIN + t * x_t + b0 * x_b, x_b, nb, xp + b0 * G, G, BX, 0);
+      if (x16) {
+        w_x.apply_bf16(XIN16 + t * x_t + b0 * x_b, x_b, nb, xp + b0 * G, G, BX, 0);
+      } else {
+        w_x.apply(XIN + t * x_t + b0 * x_b, x_b, nb, xp + b0 * G, G, BX, 0);
+      }
       T* ex = EX ? EX + t * ex_step : nullptr;
       const T* hin = hp;
       if (RDM) {
@@ -592,7 +795,6 @@ std::vector<Tensor> forward_impl(const Codes& c, const Tensor& x, const Tensor& 
       });
     }
   };
-  const int bt = batch_threads(B, H, G);
   if (bt > 1) {
     // The workers run ATen calls (the double GEMMs): give them the caller's thread-local
     // state (grad mode above all), as ATen's own parallel_for does.
@@ -880,9 +1082,13 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
   Tensor dxw_hist = in_loop ? Tensor() : pooled_empty({T_, B, G}, opts);
   Tensor dhw_hist = !in_loop && kind == 2 ? pooled_empty({T_, B, G}, opts) : Tensor();
   Tensor d_in = want_dx ? pooled_empty({T_, B, F}, opts) : Tensor();
+  const bool x16 = x.scalar_type() == at::kBFloat16;
+  const int gemm = x16 ? bf16_mode() : kFloat;
+  const int bt = batch_threads(B, H, G);
   std::optional<StepMatrix<T>> w_in;
-  if (want_dx) w_in.emplace(w_ih);
-  const T* XIN = x.data_ptr<T>();
+  if (want_dx) w_in.emplace(w_ih, gemm, B, bt);
+  const T* XIN = x16 ? nullptr : x.data_ptr<T>();
+  const uint16_t* XIN16 = x16 ? reinterpret_cast<const uint16_t*>(x.data_ptr<at::BFloat16>()) : nullptr;
   const int64_t x_t = x.stride(0), x_b = x.stride(1);
   // The LSTM options' weight gradients are sums over every step and row; each thread adds up
   // its rows while a step's gradients are still in cache, so no (T, B, 4H) history of them is
@@ -894,8 +1100,8 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
   Tensor dc = lstm ? d_cT.clone() : Tensor();
   Tensor norms = want_norms ? at::zeros({T_, lstm ? 2 : 1}, opts.dtype(at::kDouble)) : Tensor();
   std::vector<T> dnew(BH), dcn(lstm ? BH : 0), dhin(BH), drh(kind == 3 ? BH : 0), scratch(BH);
-  StepMatrix<T> w_back(kind == 3 ? w_hh.narrow(0, 0, 2 * H) : w_hh);
-  StepMatrix<T> w_n(kind == 3 ? w_hh.narrow(0, 2 * H, H) : w_hh.narrow(0, 0, 1));
+  StepMatrix<T> w_back(kind == 3 ? w_hh.narrow(0, 0, 2 * H) : w_hh, gemm, B, bt);
+  StepMatrix<T> w_n(kind == 3 ? w_hh.narrow(0, 2 * H, H) : w_hh.narrow(0, 0, 1), gemm, B, bt);
   const int64_t khw = keep_h.defined() ? keep_h.size(2) : 0, kcw = keep_c.defined() ? keep_c.size(2) : 0;
 
   T* DH = dh.data_ptr<T>();
@@ -925,9 +1131,10 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
   const int64_t ldx = in_loop ? G + 16 : G;
   struct Chunks {
     AlignedBuffer<T> dx, dhw;  // cap x ldx
+    AlignedBuffer<uint32_t> dx16, dhw16;  // bf16 modes: the same rows as bf16 pairs (pairs_size)
     RowChunk<T> v_x, v_h, v_r;
+    int64_t rows = 0;  // rows held at a flush
   };
-  const int bt = batch_threads(B, H, G);
   // A chunk holds chunk_steps whole steps of a thread's rows, about 128 rows in all; every
   // thread flushes at the same steps, which the shared flush below relies on. In-process A/B
   // (train steps, 2 threads): 128 rows against 64, LSTM L 1.04x, layer-norm LSTM L 1.02x,
@@ -939,6 +1146,12 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
     most_rows = std::max(most_rows, rows.second - rows.first);
   }
   const int64_t chunk_steps = std::max<int64_t>(1, 128 / std::max<int64_t>(1, most_rows));
+  // In the bf16 modes the rings are multiplied as bf16 pairs: pair rows of ld16 = G + 16 for
+  // vdpbf16ps; for AMX transposed, G + 32 rows (read in whole 32-row blocks) of ld16 = k2_pad
+  // pairs, a multiple of 16, zero past the rows held.
+  auto k2_pad = [](int64_t rows) { return ((rows + 1) / 2 + 15) / 16 * 16; };
+  const int64_t ld16 = gemm == kAmx ? k2_pad(most_rows * chunk_steps) : G + 16;
+  auto pairs_size = [&](int64_t cap) { return gemm == kAmx ? (G + 32) * ld16 : (cap + 1) / 2 * ld16; };
   // Allocated before any thread starts, so nothing in the loop allocates (or throws: see below).
   std::vector<Chunks> chunks(bt);
   for (int k = 0; in_loop && k < bt; ++k) {
@@ -947,24 +1160,59 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
     Chunks& ch = chunks[k];
     ch.dx.assign(cap * ldx);
     if (kind == 2) ch.dhw.assign(cap * ldx);
-    if (want_w_ih) ch.v_x.init(F, cap);
-    if (want_w_hh) ch.v_h.init(H, cap);
-    if (want_w_hh && kind == 3) ch.v_r.init(H, cap);
+    if (gemm == kBf16 || gemm == kAmx) {
+      ch.dx16.assign(pairs_size(cap));
+      if (kind == 2) ch.dhw16.assign(pairs_size(cap));
+    }
+    if (want_w_ih) ch.v_x.init(F, cap, gemm);
+    if (want_w_hh) ch.v_h.init(H, cap, gemm);
+    if (want_w_hh && kind == 3) ch.v_r.init(H, cap, gemm);
   }
+  // A thread's own chunk, once full, in the form the bf16 modes multiply (the ring's rows have
+  // served the step GEMMs and the bias sums by then): as bf16 pairs, or rounded in place.
+  auto prepare = [&](Chunks& ch) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (gemm == kAmx) {
+        ring_to_pairs_t(ch.dx.data, ldx, ch.rows, G, ch.dx16.data, ld16, k2_pad(ch.rows));
+        if (kind == 2) ring_to_pairs_t(ch.dhw.data, ldx, ch.rows, G, ch.dhw16.data, ld16, k2_pad(ch.rows));
+      }
+      if (gemm == kBf16) {
+        ring_to_pairs(ch.dx.data, ldx, ch.rows, G, ch.dx16.data, ld16);
+        if (kind == 2) ring_to_pairs(ch.dhw.data, ldx, ch.rows, G, ch.dhw16.data, ld16);
+      }
+      if (gemm == kBf16 || gemm == kAmx) {
+        ch.v_x.close_pairs();
+        ch.v_h.close_pairs();
+        ch.v_r.close_pairs();
+      } else if (gemm == kBf16Emulated) {
+        for (float* ring : {ch.dx.data, kind == 2 ? ch.dhw.data : nullptr}) {
+          for (int64_t r = 0; ring && r < ch.rows; ++r)
+            for (int64_t m = 0; m < G; ++m) ring[r * ldx + m] = rnnkit::round_bf16(ring[r * ldx + m]);
+        }
+      }
+    } else {
+      (void)ch;
+    }
+  };
   // Rows [m0, m1) of the weight gradients from one thread's chunk.
   auto flush_rows = [&](const Chunks& ch, int64_t m0, int64_t m1, T* dw_hh, T* dw_ih) {
     // a's columns [lo, hi) are the gradient rows [lo, hi) of dw (row stride ldc).
-    auto part = [&](const T* a, int64_t lo, int64_t hi, const RowChunk<T>& v, T* dw, int64_t ldc) {
+    // a16: the same rows as bf16 pairs (kBf16, kAmx), else null.
+    auto part = [&](const T* a, const uint32_t* a16, int64_t lo, int64_t hi, const RowChunk<T>& v, T* dw, int64_t ldc) {
       const int64_t r0 = std::max(lo, m0), r1 = std::min(hi, m1);
-      if (r0 < r1) outer_sum(a + r0, ldx, r1 - r0, v, dw + r0 * ldc, ldc);
+      const uint32_t* a16r = !a16 ? nullptr : gemm == kAmx ? a16 + r0 * ld16 : a16 + r0;
+      if (r0 < r1) outer_sum(a + r0, ldx, a16r, ld16, r1 - r0, v, dw + r0 * ldc, ldc);
     };
-    if (want_w_ih) part(ch.dx.data, 0, G, ch.v_x, dw_ih, F);
+    const bool pairs = gemm == kBf16 || gemm == kAmx;
+    const uint32_t* dx16 = pairs ? ch.dx16.data : nullptr;
+    const uint32_t* dhw16 = pairs && kind == 2 ? ch.dhw16.data : nullptr;
+    if (want_w_ih) part(ch.dx.data, dx16, 0, G, ch.v_x, dw_ih, F);
     if (want_w_hh) {
-      if (kind <= 1) part(ch.dx.data, 0, G, ch.v_h, dw_hh, H);
-      if (kind == 2) part(ch.dhw.data, 0, G, ch.v_h, dw_hh, H);
+      if (kind <= 1) part(ch.dx.data, dx16, 0, G, ch.v_h, dw_hh, H);
+      if (kind == 2) part(ch.dhw.data, dhw16, 0, G, ch.v_h, dw_hh, H);
       if (kind == 3) {  // W_hh's r, z rows multiply h_{t-1}; its n rows r * h_{t-1}
-        part(ch.dx.data, 0, 2 * H, ch.v_h, dw_hh, H);
-        part(ch.dx.data, 2 * H, G, ch.v_r, dw_hh, H);
+        part(ch.dx.data, dx16, 0, 2 * H, ch.v_h, dw_hh, H);
+        part(ch.dx.data, dx16, 2 * H, G, ch.v_r, dw_hh, H);
       }
     }
   };
@@ -987,6 +1235,7 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
     dw_out[2 * k + 1] = dw_out[2 * k] + n_hh;
   }
   auto flush = [&](int id) {
+    prepare(chunks[id]);
     if (shared_dw) {
 #pragma omp barrier
       const auto mine = row_share(G, id, bt);
@@ -1104,7 +1353,13 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
           const T* dw = dhw + b * ldx;
           for (int64_t i = 0; i < G; ++i) acc[G + i] += dw[i];
         }
-        if (ch.v_x.active()) ch.v_x.push(XIN + t * x_t + b * x_b);
+        if (ch.v_x.active()) {
+          if (x16) {
+            ch.v_x.push_bf16(XIN16 + t * x_t + b * x_b);
+          } else {
+            ch.v_x.push(XIN + t * x_t + b * x_b);
+          }
+        }
         if (ch.v_h.active()) ch.v_h.push(hin + b * H);
         if (ch.v_r.active()) ch.v_r.push(ex + b * H);
       }
@@ -1112,6 +1367,7 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
       for (int64_t i = 0; i < n_opt; ++i) opt[i] += acc[n_bias + i];
       filled += nb;
       if (t == 0 || filled + nb > cap) {
+        ch.rows = filled;
         flush(id);
         filled = 0;
       }
@@ -1183,7 +1439,9 @@ std::vector<Tensor> forward(int64_t kind, int64_t act, int64_t ract, const Tenso
   // input seen time-major); w_ih (G, F).
   Tensor x = xw.stride(2) == 1 ? xw : xw.contiguous();
   TORCH_CHECK(h0.is_contiguous(), "rnnkit kernel: h0 must be contiguous");
-  return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_forward", [&] {
+  TORCH_CHECK(x.scalar_type() == h0.scalar_type() || (x.scalar_type() == at::kBFloat16 && h0.scalar_type() == at::kFloat),
+              "rnnkit kernel: x must have the state's dtype, or be bfloat16 with a float32 state");
+  return AT_DISPATCH_FLOATING_TYPES(h0.scalar_type(), "rnnkit_forward", [&] {
     return forward_impl<scalar_t>(Codes{kind, act, ract}, x, h0, opt_or_undef(c0), w_hh, opt_or_undef(b_hh),
                                   opt_or_undef(keep_h), opt_or_undef(keep_c), opt_or_undef(out_mask),
                                   opt_or_undef(rdm), lstm_w, need_cache, w_ih.contiguous(), opt_or_undef(b_x));
@@ -1199,6 +1457,8 @@ std::vector<Tensor> backward(int64_t kind, int64_t act, int64_t ract, const Tens
                              const c10::optional<Tensor>& rdm, const OptList& lstm_w, const OptList& ln_cache,
                              int64_t tbptt, bool want_norms, const Tensor& x, const Tensor& w_ih, bool want_dx,
                              bool want_w_hh, bool want_w_ih, bool in_loop, bool share_dw) {
+  TORCH_CHECK(x.scalar_type() == gates.scalar_type() || (x.scalar_type() == at::kBFloat16 && gates.scalar_type() == at::kFloat),
+              "rnnkit kernel: x must have the state's dtype, or be bfloat16 with a float32 state");
   return AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "rnnkit_backward", [&] {
     return backward_impl<scalar_t>(Codes{kind, act, ract}, d_out, d_hT, opt_or_undef(d_cT), h_hist, opt_or_undef(c_hist),
                                    gates, opt_or_undef(extra), opt_or_undef(hin_all), w_hh,
@@ -1253,6 +1513,110 @@ Tensor transpose(const Tensor& x) {
   return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_transpose", [&] { return transpose_impl<scalar_t>(x); });
 }
 
+// ------------------------------------------------------------------- one step under autograd
+// For cells stepped by hand in Python (rnnkit.nn.LSTMCell/GRUCell, float32/float64 on the CPU):
+// the step's GEMMs through ATen, one pass of the loop's row kernels, and one autograd node whose
+// backward is the loop's own row kernels and four GEMMs, where torch's composite lstm_cell and
+// gru_cell record a dozen nodes, each a kernel launch forward and back. Kinds 1 (LSTM, sigmoid
+// and tanh) and 2 (GRU reset-after); the same math as rnnkit/ops, tested equal to it.
+struct CellStep : public torch::autograd::Function<CellStep> {
+  using Ctx = torch::autograd::AutogradContext;
+  using List = torch::autograd::variable_list;
+
+  // c, b_ih and b_hh may be empty (0,) placeholders: apply() refuses undefined tensors.
+  static List forward(Ctx* ctx, int64_t kind, const Tensor& x, const Tensor& h, const Tensor& c, const Tensor& w_ih,
+                      const Tensor& w_hh, const Tensor& b_ih_in, const Tensor& b_hh_in) {
+    // Autocast would turn the GEMMs into bf16; the step runs in its inputs' dtype, as torch's cells.
+    c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+    const Tensor b_ih = b_ih_in.numel() ? b_ih_in : Tensor(), b_hh = b_hh_in.numel() ? b_hh_in : Tensor();
+    const int64_t B = x.size(0), H = h.size(1);
+    Tensor gates = b_ih.defined() ? at::addmm(b_ih, x, w_ih.t()) : at::mm(x, w_ih.t());  // (B, G)
+    Tensor hn = at::empty({B, H}, h.options());
+    const Codes codes{kind, 0, 1};
+    return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_cell_step", [&] {
+      if (kind == 1) {
+        gates.addmm_(h, w_hh.t());
+        if (b_hh.defined()) gates.add_(b_hh);
+        Tensor cn = at::empty({B, H}, h.options()), tanh_c = at::empty({B, H}, h.options());
+        const Tensor cc = c.contiguous();
+        for (int64_t b = 0; b < B; ++b)
+          lstm_row<scalar_t>(codes, gates.data_ptr<scalar_t>() + b * 4 * H, cc.data_ptr<scalar_t>() + b * H,
+                             cn.data_ptr<scalar_t>() + b * H, tanh_c.data_ptr<scalar_t>() + b * H,
+                             hn.data_ptr<scalar_t>() + b * H, H, LstmOpts<scalar_t>{}, 0);
+        ctx->save_for_backward({x, h, cc, w_ih, w_hh, gates, tanh_c});
+        ctx->saved_data["kind"] = kind;
+        ctx->saved_data["biases"] = b_ih.defined();
+        return List{hn, cn};
+      }
+      Tensor hw = b_hh.defined() ? at::addmm(b_hh, h, w_hh.t()) : at::mm(h, w_hh.t());
+      Tensor g = at::empty_like(gates), hn_cache = at::empty({B, H}, h.options());
+      const Tensor hc = h.contiguous();
+      for (int64_t b = 0; b < B; ++b)
+        gru_after_row<scalar_t>(codes, g.data_ptr<scalar_t>() + b * 3 * H, gates.data_ptr<scalar_t>() + b * 3 * H,
+                                hw.data_ptr<scalar_t>() + b * 3 * H, hn_cache.data_ptr<scalar_t>() + b * H,
+                                hc.data_ptr<scalar_t>() + b * H, hn.data_ptr<scalar_t>() + b * H, H);
+      ctx->save_for_backward({x, hc, Tensor(), w_ih, w_hh, g, hn_cache});
+      ctx->saved_data["kind"] = kind;
+      ctx->saved_data["biases"] = b_ih.defined();
+      return List{hn};
+    });
+  }
+
+  static List backward(Ctx* ctx, List grads) {
+    c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+    const auto saved = ctx->get_saved_variables();
+    const Tensor &x = saved[0], &h = saved[1], &c = saved[2], &w_ih = saved[3], &w_hh = saved[4], &g = saved[5],
+                 &cache = saved[6];
+    const int64_t kind = ctx->saved_data["kind"].toInt();
+    const bool biases = ctx->saved_data["biases"].toBool();
+    const int64_t B = x.size(0), H = h.size(1), G = g.size(1);
+    const Codes codes{kind, 0, 1};
+    Tensor dh_n = grads[0].defined() ? grads[0].contiguous() : at::zeros({B, H}, h.options());
+    Tensor dxw = at::empty({B, G}, h.options());                   // d(x W_ih^T + b_ih)
+    Tensor dhw = kind == 2 ? at::empty({B, G}, h.options()) : dxw;  // d(h W_hh^T + b_hh)
+    Tensor dh_direct = at::zeros({B, H}, h.options());              // GRU: z * dh, LSTM: dc_{t-1}
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_cell_step_backward", [&] {
+      if (kind == 1) {
+        Tensor dc_n = grads[1].defined() ? grads[1].contiguous() : at::zeros({B, H}, h.options());
+        std::vector<scalar_t> scratch(H);
+        for (int64_t b = 0; b < B; ++b)
+          lstm_back_row<scalar_t>(codes, g.data_ptr<scalar_t>() + b * G, cache.data_ptr<scalar_t>() + b * H,
+                                  c.data_ptr<scalar_t>() + b * H, dh_n.data_ptr<scalar_t>() + b * H,
+                                  dc_n.data_ptr<scalar_t>() + b * H, dh_direct.data_ptr<scalar_t>() + b * H,
+                                  dxw.data_ptr<scalar_t>() + b * G, scratch.data(), H, LstmOpts<scalar_t>{}, 0,
+                                  nullptr, nullptr);
+      } else {
+        for (int64_t b = 0; b < B; ++b)
+          gru_back_row<scalar_t>(codes, g.data_ptr<scalar_t>() + b * G, cache.data_ptr<scalar_t>() + b * H,
+                                 h.data_ptr<scalar_t>() + b * H, dh_n.data_ptr<scalar_t>() + b * H,
+                                 dh_direct.data_ptr<scalar_t>() + b * H, dxw.data_ptr<scalar_t>() + b * G,
+                                 dhw.data_ptr<scalar_t>() + b * G, H);
+      }
+    });
+    // Inputs: kind, x, h, c, w_ih, w_hh, b_ih, b_hh; only the tensors have edges (x is edge 0).
+    auto wants = [&](int i) { return ctx->needs_input_grad(i - 1); };
+    Tensor dx = wants(1) ? at::mm(dxw, w_ih) : Tensor();
+    Tensor dh;
+    if (wants(2)) dh = kind == 2 ? dh_direct.addmm_(dhw, w_hh) : at::mm(dhw, w_hh);
+    Tensor dc = kind == 1 && wants(3) ? dh_direct : Tensor();
+    Tensor dw_ih = wants(4) ? at::mm(dxw.t(), x) : Tensor();
+    Tensor dw_hh = wants(5) ? at::mm(dhw.t(), h) : Tensor();
+    Tensor db_ih = biases && wants(6) ? dxw.sum(0) : Tensor();
+    Tensor db_hh = biases && wants(7) ? dhw.sum(0) : Tensor();
+    return {Tensor(), dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh};
+  }
+};
+
+// -> (h', c') for an LSTM (kind 1), (h',) for a GRU reset-after (kind 2); c and the biases may be None.
+std::vector<Tensor> cell_step(int64_t kind, const Tensor& x, const Tensor& h, const c10::optional<Tensor>& c,
+                              const Tensor& w_ih, const Tensor& w_hh, const c10::optional<Tensor>& b_ih,
+                              const c10::optional<Tensor>& b_hh) {
+  TORCH_CHECK(kind == 1 || kind == 2, "rnnkit cell_step: kind must be 1 (LSTM) or 2 (GRU), got ", kind);
+  auto given = [&](const c10::optional<Tensor>& t) { return t.has_value() ? t->contiguous() : x.new_empty({0}); };
+  return CellStep::apply(kind, x.contiguous(), h.contiguous(), given(c), w_ih.contiguous(), w_hh.contiguous(),
+                         given(b_ih), given(b_hh));
+}
+
 // The step's weights bound once, so a streaming loop passes only x and the state.
 struct Stepper {
   int64_t kind, act, ract;
@@ -1273,7 +1637,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &forward, "rnnkit recurrence forward", release_gil());
   m.def("backward", &backward, "rnnkit recurrence backward (BPTT)", release_gil());
   m.def("step", &step, "one inference step");
+  m.def("cell_step", &cell_step, "one LSTM / GRU step under autograd, for cells stepped by hand");
   m.def("transpose", &transpose, "contiguous transpose of a matrix, in a cached buffer", release_gil());
+  m.def("bf16_kernel", [] {
+        const int mode = bf16_mode();
+        return mode == kAmx ? "amx" : mode == kBf16 ? "avx512_bf16" : "emulated";
+      }, "how bf16 GEMMs run: AMX, AVX512-BF16, or float math on bf16-rounded operands");
   m.def("pool_release", [] { return rnnkit::BufferPool::get().release(); }, "free the cached buffers");
   m.def("pool_cached_bytes", [] { return rnnkit::BufferPool::get().cached_bytes(); }, "bytes held for reuse");
   pybind11::class_<Stepper>(m, "Stepper")
