@@ -137,6 +137,7 @@ def _fit_epochs(model: Any, trainer: Trainer, xd: Data, yd: Data, val: Optional[
     params = {"epochs": epochs, "steps": steps, "verbose": verbose, "batch_size": batch_size, "samples": n,
               "mode": "fit"}
     callbacks_ = _callback_list(model, callbacks, verbose, params, history)
+    batch_begin = callbacks_.has("on_train_batch_begin")
     model.stop_training = False
     callbacks_.call("on_train_begin", {})
     progress = Progress(initial_epoch)
@@ -153,11 +154,13 @@ def _fit_epochs(model: Any, trainer: Trainer, xd: Data, yd: Data, val: Optional[
             order = epoch_order(n, shuffle)
             progress = Progress(epoch, order=group.same_order(order) if group is not None else order)
         trainer.epoch, trainer.step = epoch + 1, progress.step
-        with _mode(model, True), (carrying_state(model) if tbptt else contextlib.nullcontext()) as modules:
+        with _mode(model, True), trainer.targets_once(yd), \
+                (carrying_state(model) if tbptt else contextlib.nullcontext()) as modules:
             for batch, index in enumerate(batches(progress.order, batch_size)):
                 if batch < progress.batch:
                     continue  # done before the checkpoint this run resumed from
-                callbacks_.call("on_train_batch_begin", batch, {"batch": batch, "size": len(index)})
+                if batch_begin:
+                    callbacks_.call("on_train_batch_begin", batch, {"batch": batch, "size": len(index)})
                 if group is not None:
                     index = group.shard(index)  # this process's part of the global batch
                 xb, yb = to_device(take(xd, index), device), take(yd, index).to(device)
@@ -196,11 +199,14 @@ def _run_test(model: Any, trainer: Trainer, x: Data, y: Data, batch_size: int, c
     device = model._device()
     trainer.reset_metrics()
     callbacks_.call("on_test_begin", {})
-    with _mode(model, False):
+    batch_begin, batch_end = callbacks_.has("on_test_batch_begin"), callbacks_.has("on_test_batch_end")
+    with _mode(model, False), trainer.targets_once(y):
         for batch, index in enumerate(batch_indices(num_samples(x), batch_size, shuffle=False)):
-            callbacks_.call("on_test_batch_begin", batch, {})
+            if batch_begin:
+                callbacks_.call("on_test_batch_begin", batch, {})
             trainer.test_step(to_device(take(x, index), device), take(y, index).to(device))
-            callbacks_.call("on_test_batch_end", batch, trainer.results())
+            if batch_end:
+                callbacks_.call("on_test_batch_end", batch, trainer.results())
     logs = trainer.results()
     callbacks_.call("on_test_end", logs)
     return logs
@@ -230,12 +236,15 @@ def predict(model: Any, x: Any, *, batch_size: Optional[int], verbose: Union[str
     callbacks_ = _callback_list(model, callbacks, verbose, params)
     callbacks_.call("on_predict_begin", {})
     chunks = []
+    batch_begin, batch_end = callbacks_.has("on_predict_batch_begin"), callbacks_.has("on_predict_batch_end")
     with _mode(model, False), torch.no_grad():
         for batch, index in enumerate(batch_indices(n, batch_size, shuffle=False)):
-            callbacks_.call("on_predict_batch_begin", batch, {})
+            if batch_begin:
+                callbacks_.call("on_predict_batch_begin", batch, {})
             out = model(to_device(take(xd, index), device))
             chunks.append(out)
-            callbacks_.call("on_predict_batch_end", batch, {"outputs": out})
+            if batch_end:
+                callbacks_.call("on_predict_batch_end", batch, {"outputs": out})
     callbacks_.call("on_predict_end", {})
     return to_numpy(concat(chunks))
 

@@ -4,14 +4,25 @@ A training step: forward -> loss -> backward -> global gradient norm ||G|| (befo
 clipping) -> NaN/inf guard -> clipping -> optimizer step. The guard skips the
 step when the loss or ||G|| is not finite, warns, counts it, and after
 ``max_bad_steps`` bad steps in a row sets ``model.stop_training = True``.
+
+What a step costs besides the model's own work. Everything the step needs to know on the
+host (the loss value, ||G|| and the per-tensor norms, clipvalue's max |g|, the loss's
+logits-in-a-probability-loss probe, and the sums of every running-mean metric) is computed
+where the tensors live and read back in one transfer (one device sync) per optimizer step.
+The trade-off: the guard reads the loss after the backward pass rather than before it, so
+a step with a non-finite loss still runs its backward (its gradients are then dropped;
+only bad steps pay). With ``fit(distributed=True)`` the processes must agree before the
+backward (its all-reduce), so there the loss is read first, as before. Label values are
+checked once per ``fit``/``evaluate`` over all targets (``Loss.check_targets``), not per batch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import torch
 from torch import Tensor, nn
@@ -66,6 +77,10 @@ class Trainer:
         # shard that makes all processes agree on skipping and weight their part of the batch.
         self.forward: Optional[Any] = None
         self.shard: Optional[Any] = None
+        # All the targets of the running fit/evaluate, for one check of the label values
+        # (targets_once); without them each batch's labels are checked.
+        self.targets: Optional[Data] = None
+        self.targets_checked = False
 
     # -- building -------------------------------------------------------------------------
 
@@ -93,11 +108,26 @@ class Trainer:
 
     # -- one batch ------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def targets_once(self, y: Data) -> Iterator[None]:
+        """Within: check the label values of all of ``y`` at the first batch, then no more."""
+        saved = self.targets, self.targets_checked
+        self.targets, self.targets_checked = y, False
+        try:
+            yield
+        finally:
+            self.targets, self.targets_checked = saved
+
     def compute_loss(self, y: Tensor, y_pred: Any, mask: Optional[Tensor]) -> Tensor:
+        """The scalar loss. Its range probe (``Loss.range_probe``) is the caller's to read."""
         if not isinstance(y_pred, Tensor):
             raise TypeError(f"The model returned {type(y_pred).__name__}; compile/fit need a single output tensor "
                             "(drop return_state=True from the last layer, or subclass Model and return one tensor)")
-        return self.loss(y, y_pred, mask=mask)
+        if not self.targets_checked:
+            every = self.targets if isinstance(self.targets, Tensor) else None
+            self.loss.check_targets(y if every is None else every, y_pred)
+            self.targets_checked = every is not None
+        return self.loss(y, y_pred, mask=mask, checked=True)
 
     def _call(self, x: Data) -> tuple[Any, Optional[Tensor]]:
         return (self.forward or self.model._call_with_mask)(x)
@@ -141,32 +171,57 @@ class Trainer:
         opt = self.optimizer
         opt.zero_grad()
         loss = self.compute_loss(y, y_pred, mask)
-        loss_value = float(loss.detach())
-        finite, share = math.isfinite(loss_value), 1.0
+        share = 1.0
         if self.shard is not None:
-            finite, share, weight = self.shard.agree(finite, y_pred, mask, weight)
-        if not finite:
-            self._bad_step(f"non-finite loss (loss={loss_value:g})", outcome)
-            outcome.grad_norm = max(outcome.grad_norm, float("nan"), key=_nan_last)
-            return
+            # All processes agree on skipping before the backward, whose all-reduce they share.
+            loss_value = float(loss.detach())
+            finite, share, weight = self.shard.agree(math.isfinite(loss_value), y_pred, mask, weight)
+            if not finite:
+                self._bad_step(f"non-finite loss (loss={loss_value:g})", outcome)
+                outcome.grad_norm = max(outcome.grad_norm, float("nan"), key=_nan_last)
+                return
         (loss * share if share != 1.0 else loss).backward()
         params = [p for g in opt.torch_optimizer.param_groups for p in g["params"]]
         grads = clipping.gradients(params)
         per_tensor = clipping.norms(grads)
-        norm = clipping.global_norm(per_tensor)
+        y_pred = y_pred.detach()
+        # The one read-back of the step (see the module docstring): [loss, ||G||, per-tensor
+        # norms, (max |g| per tensor), (range probe), (metric sums)].
+        parts = [loss.detach().reshape(1), clipping.global_norm_tensor(per_tensor).reshape(1), per_tensor]
+        largest_at = len(grads) + 2
+        if self.clipvalue is not None:
+            parts.append(clipping.max_abs(grads))
+        probe = self.loss.range_probe(y_pred)
+        if probe is not None:
+            parts.append(probe)
+        sums = self.metrics.batch_sums(y, y_pred, mask) if share != 0.0 else []
+        host = _read_back(parts, sums)
+        loss_value, norm, norms = host[0], host[1], host[2:largest_at]
+        at = largest_at
+        largest = None
+        if self.clipvalue is not None:
+            largest, at = host[at:at + len(grads)], at + len(grads)
+        if probe is not None:
+            self.loss.check_range(host[at], host[at + 1])
+            at += 2
+        if not math.isfinite(loss_value):
+            self._bad_step(f"non-finite loss (loss={loss_value:g})", outcome)
+            outcome.grad_norm = max(outcome.grad_norm, float("nan"), key=_nan_last)
+            opt.zero_grad()
+            return
         outcome.grad_norm = max(outcome.grad_norm, norm, key=_nan_last)
         if not math.isfinite(norm):
             self._bad_step(f"non-finite gradient (norm={norm:g})", outcome)
             opt.zero_grad()
             return
-        outcome.clipped |= clipping.clip_(grads, per_tensor, clipnorm=self.clipnorm, clipvalue=self.clipvalue,
-                                          global_clipnorm=self.global_clipnorm)
+        outcome.clipped |= clipping.clip_(grads, norms, clipnorm=self.clipnorm, clipvalue=self.clipvalue,
+                                          global_clipnorm=self.global_clipnorm, total=norm, largest=largest)
         opt.step()
         self.consecutive_bad = 0
         if share == 0.0:
             return  # a placeholder sample on a process with no share of this batch
-        self.loss_tracker.update_values(loss.detach(), weight=weight)
-        self.metrics.update(y, y_pred.detach(), mask)
+        self.loss_tracker.add(loss_value * weight, weight)
+        self.metrics.add(host[at:], y, y_pred, mask)
 
     def _bad_step(self, what: str, outcome: StepOutcome) -> None:
         outcome.skipped += 1
@@ -186,8 +241,14 @@ class Trainer:
         with torch.no_grad():
             y_pred, mask = self.model._call_with_mask(x)
             loss = self.compute_loss(y, y_pred, mask)
-        self.loss_tracker.update_values(loss, weight=float(num_samples(x)))
-        self.metrics.update(y, y_pred, mask)
+            probe = self.loss.range_probe(y_pred)
+            sums = self.metrics.batch_sums(y, y_pred, mask)
+        host = _read_back([loss.reshape(1)] + ([] if probe is None else [probe]), sums)
+        if probe is not None:
+            self.loss.check_range(host[1], host[2])
+        weight = float(num_samples(x))
+        self.loss_tracker.add(host[0] * weight, weight)
+        self.metrics.add(host[3 if probe is not None else 1:], y, y_pred, mask)
 
     # -- results --------------------------------------------------------------------------
 
@@ -215,6 +276,17 @@ class Trainer:
             clip = {k: v for k, v in (("clipnorm", self.clipnorm), ("clipvalue", self.clipvalue),
                                       ("global_clipnorm", self.global_clipnorm)) if v is not None}
         return {"optimizer": opt, "loss": loss, "metrics": metrics, **clip}
+
+
+def _read_back(parts: list[Tensor], sums: list[Any]) -> list[Any]:
+    """``parts`` (1-D tensors) then ``sums`` (0-dim tensors or numbers) as Python floats, read
+    from the device in one transfer. float64 holds every float32/int value exactly."""
+    scalars = [t for t in sums if isinstance(t, Tensor)]
+    values = torch.cat([*parts, torch.stack(scalars)] if scalars else parts).to(torch.float64).tolist()
+    if len(scalars) == len(sums):
+        return values
+    tail = iter(values[len(values) - len(scalars):])
+    return values[:len(values) - len(scalars)] + [next(tail) if isinstance(t, Tensor) else t for t in sums]
 
 
 def _nan_last(v: float) -> float:
