@@ -179,7 +179,8 @@ class Model(nn.Module):
 
     def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: Optional[Sequence[Any]] = None,
                 clipnorm: Optional[float] = None, clipvalue: Optional[float] = None,
-                global_clipnorm: Optional[float] = None) -> None:
+                global_clipnorm: Optional[float] = None, jit_compile: Union[bool, str] = "auto",
+                steps_per_execution: int = 1) -> None:
         """Set the optimizer, loss and metrics (see ``rnnkit.optimizers/losses/metrics`` for names).
 
         This is Keras's compile; it shadows ``torch.nn.Module.compile`` (use ``torch.compile(model)``).
@@ -187,8 +188,15 @@ class Model(nn.Module):
         Clipping (Keras semantics, at most one): ``clipnorm`` per parameter tensor,
         ``global_clipnorm`` over all gradients, ``clipvalue`` elementwise. It may be set
         here or on a ``rnnkit.optimizers`` optimizer, not both.
+
+        ``jit_compile=True`` runs the forward, loss and metrics of each train, test and predict
+        step as one ``torch.compile`` graph (see ``rnnkit.keras.training.jit``); where that is
+        impossible the steps run eagerly after one warning. "auto" means False, as in Keras's
+        torch backend. ``steps_per_execution=N`` calls the per-batch callback hooks once every
+        N batches (the optimizer still steps every batch; see ``fit``).
         """
-        self._trainer = Trainer(self, optimizer, loss, metrics, clipnorm, clipvalue, global_clipnorm)
+        self._trainer = Trainer(self, optimizer, loss, metrics, clipnorm, clipvalue, global_clipnorm,
+                                jit_compile=jit_compile, steps_per_execution=steps_per_execution)
 
     @_Default
     def optimizer(self) -> Any:

@@ -12,6 +12,7 @@ import torch
 from .. import callbacks as cb
 from .data import (Data, as_data, batch_indices, batches, check_batch_size, check_same_length, concat, epoch_order,
                    num_batches, num_samples, split_validation, take, to_device, to_numpy)
+from ..layers.base import is_built
 from .tbptt import carrying_state, check_tbptt
 from .trainer import StepOutcome, Trainer
 
@@ -138,6 +139,8 @@ def _fit_epochs(model: Any, trainer: Trainer, xd: Data, yd: Data, val: Optional[
               "mode": "fit"}
     callbacks_ = _callback_list(model, callbacks, verbose, params, history)
     batch_begin = callbacks_.has("on_train_batch_begin")
+    # steps_per_execution=N: the batch hooks run once per N batches, logs over those N steps.
+    every, pending = trainer.steps_per_execution, None
     model.stop_training = False
     callbacks_.call("on_train_begin", {})
     progress = Progress(initial_epoch)
@@ -159,7 +162,7 @@ def _fit_epochs(model: Any, trainer: Trainer, xd: Data, yd: Data, val: Optional[
             for batch, index in enumerate(batches(progress.order, batch_size)):
                 if batch < progress.batch:
                     continue  # done before the checkpoint this run resumed from
-                if batch_begin:
+                if batch_begin and (pending is None or every == 1):
                     callbacks_.call("on_train_batch_begin", batch, {"batch": batch, "size": len(index)})
                 if group is not None:
                     index = group.shard(index)  # this process's part of the global batch
@@ -168,9 +171,13 @@ def _fit_epochs(model: Any, trainer: Trainer, xd: Data, yd: Data, val: Optional[
                                         else trainer.train_step(xb, yb))
                 progress.clip_events += int(outcome.clipped)
                 progress.skipped += outcome.skipped
-                logs = {**trainer.results(), "grad_norm": outcome.grad_norm, "clipped": outcome.clipped,
-                        "skipped_steps": progress.skipped}
-                callbacks_.call("on_train_batch_end", batch, logs)
+                if every > 1:
+                    pending = outcome = outcome if pending is None else pending.merge(outcome)
+                if every == 1 or (batch + 1) % every == 0 or batch + 1 == steps or model.stop_training:
+                    logs = {**trainer.results(), "grad_norm": outcome.grad_norm, "clipped": outcome.clipped,
+                            "skipped_steps": progress.skipped}
+                    callbacks_.call("on_train_batch_end", batch, logs)
+                    pending = None
                 progress.batch, progress.step = batch + 1, trainer.step
                 if model.stop_training:
                     break
@@ -237,11 +244,18 @@ def predict(model: Any, x: Any, *, batch_size: Optional[int], verbose: Union[str
     callbacks_.call("on_predict_begin", {})
     chunks = []
     batch_begin, batch_end = callbacks_.has("on_predict_batch_begin"), callbacks_.has("on_predict_batch_end")
+    jit = getattr(getattr(model, "_trainer", None), "jit", None)
+    jit = jit if jit is not None and is_built(model) else None  # an unbuilt model builds eagerly
     with _mode(model, False), torch.no_grad():
         for batch, index in enumerate(batch_indices(n, batch_size, shuffle=False)):
             if batch_begin:
                 callbacks_.call("on_predict_batch_begin", batch, {})
-            out = model(to_device(take(xd, index), device))
+            xb = to_device(take(xd, index), device)
+            out = jit.predict(xb) if jit is not None and jit.usable() else None
+            if out is None:
+                out = model(xb)
+                if jit is not None:
+                    jit.settle()
             chunks.append(out)
             if batch_end:
                 callbacks_.call("on_predict_batch_end", batch, {"outputs": out})

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
-from . import clipping
+from . import clipping, jit as jit_mod
 from ..layers.base import is_built
 from .data import Data, num_samples, take, time_slice, time_steps
 from .tbptt import recurrent_modules, reset_states, windows
@@ -45,13 +45,24 @@ class StepOutcome:
     skipped: int = 0        # steps skipped by the NaN/inf guard
     steps: int = 0          # optimizer steps attempted
 
+    def merge(self, later: "StepOutcome") -> "StepOutcome":
+        """This and a later batch's outcome as one (steps_per_execution)."""
+        return StepOutcome(max(self.grad_norm, later.grad_norm, key=_nan_last), self.clipped or later.clipped,
+                           self.skipped + later.skipped, self.steps + later.steps)
+
 
 class Trainer:
     """The compiled state of a model: optimizer, loss, metrics, clipping, guard counters."""
 
     def __init__(self, model: nn.Module, optimizer: Any, loss: Any, metrics: Any,
-                 clipnorm: Optional[float], clipvalue: Optional[float], global_clipnorm: Optional[float]) -> None:
+                 clipnorm: Optional[float], clipvalue: Optional[float], global_clipnorm: Optional[float],
+                 jit_compile: jit_mod.JitCompile = False, steps_per_execution: int = 1) -> None:
         self.model = model
+        self.jit = jit_mod.JitSteps(self) if jit_mod.resolve(jit_compile) else None
+        if isinstance(steps_per_execution, bool) or not isinstance(steps_per_execution, int) or steps_per_execution < 1:
+            raise ValueError("Received an invalid value for argument `steps_per_execution`, expected a positive integer, "
+                             f"got {steps_per_execution!r}")
+        self.steps_per_execution = steps_per_execution
         self.optimizer = optimizers_mod.get(optimizer)
         if loss is None:
             raise ValueError("Argument `loss` is required to train: pass a name such as 'mse' or "
@@ -81,6 +92,7 @@ class Trainer:
         # (targets_once); without them each batch's labels are checked.
         self.targets: Optional[Data] = None
         self.targets_checked = False
+        self._pred_like: Optional[Tensor] = None  # (0, ..., C) on "meta": the output's shape, for label checks
 
     # -- building -------------------------------------------------------------------------
 
@@ -123,24 +135,45 @@ class Trainer:
         if not isinstance(y_pred, Tensor):
             raise TypeError(f"The model returned {type(y_pred).__name__}; compile/fit need a single output tensor "
                             "(drop return_state=True from the last layer, or subclass Model and return one tensor)")
+        self._check_targets(y, y_pred)
+        if self._pred_like is None:
+            self._pred_like = torch.empty((0, *y_pred.shape[1:]), dtype=y_pred.dtype, device="meta")
+        return self.loss(y, y_pred, mask=mask, checked=True)
+
+    def _check_targets(self, y: Tensor, y_pred: Tensor) -> None:
         if not self.targets_checked:
             every = self.targets if isinstance(self.targets, Tensor) else None
             self.loss.check_targets(y if every is None else every, y_pred)
             self.targets_checked = every is not None
-        return self.loss(y, y_pred, mask=mask, checked=True)
+
+    def _compiled(self, x: Data, y: Tensor, train: bool) -> Optional[tuple[Any, ...]]:
+        """(loss, y_pred, mask, range probe, metric sums) from the jit_compile graph, or None: run eagerly."""
+        jit = self.jit
+        if jit is None or self._pred_like is None or self.metrics.metrics is None:
+            return None  # the first step runs eagerly: it builds, picks the metrics, learns the output's shape
+        why = "fit(distributed=True) runs the forward through DistributedDataParallel" if self.forward is not None or self.shard is not None else None
+        if not jit.usable(why):
+            return None
+        self._check_targets(y, self._pred_like)
+        return jit.train(x, y) if train else jit.test(x, y)
 
     def _call(self, x: Data) -> tuple[Any, Optional[Tensor]]:
         return (self.forward or self.model._call_with_mask)(x)
 
     def train_step(self, x: Data, y: Tensor) -> StepOutcome:
-        y_pred, mask = self._call(x)
         outcome = StepOutcome()
-        self._optimize(y, y_pred, mask, float(num_samples(x)), outcome)
+        graph = self._compiled(x, y, train=True)
+        y_pred, mask = self._call(x) if graph is None else graph[1:3]
+        self._optimize(y, y_pred, mask, float(num_samples(x)), outcome, graph)
+        if self.jit is not None:
+            self.jit.settle()
         return outcome
 
     def train_step_tbptt(self, x: Data, y: Tensor, k: int, modules: list[nn.Module]) -> StepOutcome:
         """One batch as windows of ``k`` steps: one optimizer step per window (many-to-many),
         or only on the last window when y has no time axis (many-to-one)."""
+        if self.jit is not None:
+            self.jit.usable("truncated BPTT (fit(tbptt=...)) carries the state between windows in Python")
         reset_states(modules)
         T = time_steps(x)
         spans = windows(T, k)
@@ -165,12 +198,14 @@ class Trainer:
                 self._optimize(y, y_pred, mask, B, outcome)
         return outcome
 
-    def _optimize(self, y: Tensor, y_pred: Any, mask: Optional[Tensor], weight: float, outcome: StepOutcome) -> None:
+    def _optimize(self, y: Tensor, y_pred: Any, mask: Optional[Tensor], weight: float, outcome: StepOutcome,
+                  graph: Optional[tuple[Any, ...]] = None) -> None:
+        """``graph``: what the jit_compile graph computed (see ``_compiled``), else None."""
         self.step += 1
         outcome.steps += 1
         opt = self.optimizer
         opt.zero_grad()
-        loss = self.compute_loss(y, y_pred, mask)
+        loss = self.compute_loss(y, y_pred, mask) if graph is None else graph[0]
         share = 1.0
         if self.shard is not None:
             # All processes agree on skipping before the backward, whose all-reduce they share.
@@ -191,10 +226,13 @@ class Trainer:
         largest_at = len(grads) + 2
         if self.clipvalue is not None:
             parts.append(clipping.max_abs(grads))
-        probe = self.loss.range_probe(y_pred)
+        probe = self.loss.range_probe(y_pred) if graph is None else graph[3]
         if probe is not None:
             parts.append(probe)
-        sums = self.metrics.batch_sums(y, y_pred, mask) if share != 0.0 else []
+        if graph is not None:
+            sums = graph[4]
+        else:
+            sums = self.metrics.batch_sums(y, y_pred, mask) if share != 0.0 else []
         host = _read_back(parts, sums)
         loss_value, norm, norms = host[0], host[1], host[2:largest_at]
         at = largest_at
@@ -239,10 +277,16 @@ class Trainer:
 
     def test_step(self, x: Data, y: Tensor) -> None:
         with torch.no_grad():
-            y_pred, mask = self.model._call_with_mask(x)
-            loss = self.compute_loss(y, y_pred, mask)
-            probe = self.loss.range_probe(y_pred)
-            sums = self.metrics.batch_sums(y, y_pred, mask)
+            graph = self._compiled(x, y, train=False)
+            if graph is None:
+                y_pred, mask = self.model._call_with_mask(x)
+                loss = self.compute_loss(y, y_pred, mask)
+                probe = self.loss.range_probe(y_pred)
+                sums = self.metrics.batch_sums(y, y_pred, mask)
+                if self.jit is not None:
+                    self.jit.settle()
+            else:
+                loss, y_pred, mask, probe, sums = graph
         host = _read_back([loss.reshape(1)] + ([] if probe is None else [probe]), sums)
         if probe is not None:
             self.loss.check_range(host[1], host[2])
