@@ -140,6 +140,7 @@ class JitSteps:
         return self._run(self._predict, x)
 
     def _run(self, fn: Callable[..., Any], *args: Any) -> Optional[Any]:
+        self.failure = None  # an earlier failure whose batch then raised eagerly says nothing now
         try:
             return fn(*args)
         except torch._dynamo.exc.TorchDynamoException as e:
