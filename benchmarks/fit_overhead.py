@@ -40,7 +40,6 @@ import torch.nn.functional as F
 
 import rnnkit.keras as keras
 from rnnkit.keras import layers, losses, optimizers
-from rnnkit.keras.training import jit as jit_mod
 
 
 def seq2seq(n: int) -> dict[str, Any]:
@@ -134,7 +133,10 @@ def main() -> None:
     if args.smoke:
         args.samples, args.reps, args.compile_epochs, args.backend = 96, 1, 1, "aot_eager"
     torch.set_num_threads(args.threads)
-    jit_mod.JitSteps.backend = args.backend
+    if not args.no_jit:
+        from rnnkit.keras.training import jit as jit_mod
+
+        jit_mod.JitSteps.backend = args.backend
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {args.threads} threads, "
           f"{args.samples} samples, {args.reps} reps, jit backend {args.backend}")
     print(f"{'model':10} {'what':9} {'rnnkit ms':>10} {'hand ms':>8} {'ratio':>6} {'jit ms':>8} {'jit/hand':>8}")
