@@ -2,17 +2,17 @@
 counted by callgrind: a measure of the training loop's own cost that does not depend on the
 machine's load, unlike the timings of benchmarks/fit_overhead.py.
 
-    python benchmarks/fit_instructions.py                       # seq2seq: fit and hand, ~10 min
-    python benchmarks/fit_instructions.py --models seq2seq bilstm --modes fit hand evaluate hand_evaluate
+    python benchmarks/fit_instructions.py                       # seq2seq, fit/evaluate/predict and hand loops
+    python benchmarks/fit_instructions.py --models seq2seq bilstm sentiment --modes fit hand
     PYTHONPATH=/path/to/other/src python benchmarks/fit_instructions.py   # another version of rnnkit
 
-Each measurement is a child process under ``valgrind --tool=callgrind`` that builds the model
-(benchmarks/fit_overhead.py's builders, with ``steps`` batches of data), warms up (one epoch of
-fit and of the hand loop: kernels loaded, optimizer state made), then counts only the
-instructions inside one epoch (collection is switched on around a call of ``functools.reduce``).
-Per step = (count at 2K steps - count at K steps) / K, which cancels what a call costs once.
-One thread, AVX2 kernels (valgrind does not run AVX-512): the counts describe this setting, and
-the ratio fit/hand is what to read.
+Each model is measured in one child process under ``valgrind --tool=callgrind`` that builds
+the model (benchmarks/fit_overhead.py's builders), warms up (one epoch of every mode: kernels
+loaded, optimizer state made), then runs each mode for an epoch of K batches and one of 2K
+batches inside ``functools.reduce``: callgrind counts only there and writes one profile per
+run. Per step = (count at 2K - count at K) / K, which cancels what a call costs once. One
+thread, AVX2 kernels (valgrind does not run AVX-512): the counts describe this setting; the
+ratios rnnkit / hand are what to read.
 """
 
 from __future__ import annotations
@@ -23,12 +23,14 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 MODES = ("fit", "hand", "evaluate", "hand_evaluate", "predict", "hand_predict")
+HAND = {"fit": "hand", "evaluate": "hand_evaluate", "predict": "hand_predict"}  # rnnkit's mode -> the hand loop's
 
 
-def child(model_name: str, mode: str, steps: int) -> None:
+def child(model_name: str, modes: list[str], steps: int) -> None:
     import torch
 
     sys.path.insert(0, str(Path(__file__).parent))
@@ -37,61 +39,69 @@ def child(model_name: str, mode: str, steps: int) -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     batch = 64 if model_name == "sentiment" else 32
-    spec = fo.MODELS[model_name](steps * batch)
-    model, x, y = spec["model"], spec["x"], spec["y"]
+    spec = fo.MODELS[model_name](2 * steps * batch)
+    model = spec["model"]
     model.compile(spec["optimizer"](), loss=spec["loss"], metrics=["accuracy"])
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    runs = {
-        "fit": lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0),
-        "hand": lambda: fo.hand_train(model, spec["torch_loss"], opt, xt, yt, batch),
-        "evaluate": lambda: model.evaluate(x, y, batch_size=batch, verbose=0),
-        "hand_evaluate": lambda: fo.hand_evaluate(model, spec["torch_loss"], xt, yt, batch),
-        "predict": lambda: model.predict(x, batch_size=batch, verbose=0),
-        "hand_predict": lambda: fo.hand_predict(model, xt, batch),
-    }
-    runs["fit"]()
-    runs["hand"]()
-    runs[mode]()
-    functools.reduce(lambda acc, _: runs[mode](), range(1), None)  # the only code callgrind counts
+
+    def run(mode: str, k: int) -> None:
+        x, y = spec["x"][: k * batch], spec["y"][: k * batch]
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+        {
+            "fit": lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0),
+            "hand": lambda: fo.hand_train(model, spec["torch_loss"], opt, xt, yt, batch),
+            "evaluate": lambda: model.evaluate(x, y, batch_size=batch, verbose=0),
+            "hand_evaluate": lambda: fo.hand_evaluate(model, spec["torch_loss"], xt, yt, batch),
+            "predict": lambda: model.predict(x, batch_size=batch, verbose=0),
+            "hand_predict": lambda: fo.hand_predict(model, xt, batch),
+        }[mode]()
+
+    for mode in ("fit", "hand", *modes):
+        run(mode, 1)
+    for mode in modes:
+        for k in (steps, 2 * steps):
+            functools.reduce(lambda acc, _: run(mode, k), range(1), None)  # counted, then dumped
 
 
-def count(model_name: str, mode: str, steps: int) -> int:
+def counts(model_name: str, modes: list[str], steps: int) -> dict[str, float]:
+    """Instructions per step of each mode."""
     env = dict(os.environ, ATEN_CPU_CAPABILITY="avx2", ONEDNN_MAX_CPU_ISA="AVX2", MKL_ENABLE_INSTRUCTIONS="AVX2",
                OMP_NUM_THREADS="1")
-    cmd = ["valgrind", "--tool=callgrind", "--collect-atstart=no", "--toggle-collect=functools_reduce",
-           "--callgrind-out-file=/dev/null", sys.executable, __file__, "--child", model_name, mode, str(steps)]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    found = re.findall(r"Collected : (\d+)", done.stderr)
-    if done.returncode != 0 or not found:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return int(found[-1])
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "cg"
+        cmd = ["valgrind", "--tool=callgrind", "--collect-atstart=no", "--toggle-collect=functools_reduce",
+               "--dump-after=functools_reduce", f"--callgrind-out-file={out}", sys.executable, __file__,
+               "--child", model_name, ",".join(modes), str(steps)]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        dumps = sorted(Path(tmp).glob("cg.*"), key=lambda p: int(p.suffix[1:]))
+        totals = [int(re.search(r"^totals: (\d+)", p.read_text(), re.M).group(1)) for p in dumps]
+    if len(totals) != 2 * len(modes):
+        raise RuntimeError(f"expected {2 * len(modes)} profiles, got {len(totals)}")
+    return {m: (totals[2 * i + 1] - totals[2 * i]) / steps for i, m in enumerate(modes)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["seq2seq"], choices=["seq2seq", "bilstm", "sentiment"])
-    parser.add_argument("--modes", nargs="+", default=["fit", "hand"], choices=MODES)
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     parser.add_argument("--steps", type=int, default=4, help="K: epochs of K and 2K batches are counted")
     parser.add_argument("--child", nargs=3, metavar=("MODEL", "MODE", "STEPS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], args.child[1], int(args.child[2]))
+        child(args.child[0], args.child[1].split(","), int(args.child[2]))
         return
     import rnnkit
 
     print(f"rnnkit from {Path(rnnkit.__file__).parent}; K = {args.steps}")
-    print(f"{'model':10} {'mode':14} {'instructions/step':>18}")
+    print(f"{'model':10} {'mode':14} {'instructions/step':>18} {'rnnkit/hand':>12}")
     for name in args.models:
-        per_step = {}
-        for mode in args.modes:
-            k, k2 = count(name, mode, args.steps), count(name, mode, 2 * args.steps)
-            per_step[mode] = (k2 - k) / args.steps
-            print(f"{name:10} {mode:14} {per_step[mode]:18,.0f}", flush=True)
-        for ours in ("fit", "evaluate", "predict"):
-            if ours in per_step and f"hand_{ours}" in per_step or (ours == "fit" and "hand" in per_step):
-                hand = per_step["hand" if ours == "fit" else f"hand_{ours}"]
-                print(f"{name:10} {ours + '/hand':14} {per_step[ours] / hand:18.3f}")
+        per_step = counts(name, args.modes, args.steps)
+        for mode, value in per_step.items():
+            hand = per_step.get(HAND.get(mode, ""))
+            ratio = f"{value / hand:12.3f}" if hand else ""
+            print(f"{name:10} {mode:14} {value:18,.0f} {ratio}", flush=True)
 
 
 if __name__ == "__main__":

@@ -211,12 +211,12 @@ class Loss:
     def _checks_range(self) -> bool:
         return self._probabilities and not getattr(self, "from_logits", False) and not self._warned
 
-    def range_probe(self, y_pred: Tensor) -> Optional[Tensor]:
-        """(min, max) of ``y_pred`` as a (2,) tensor on its device while this loss still watches
-        for logits fed to a probability loss, else None; hand the numbers to ``check_range``."""
+    def range_probe(self, y_pred: Tensor) -> Optional[tuple[Tensor, Tensor]]:
+        """(min, max) of ``y_pred``, 0-dim tensors left on its device, while this loss still
+        watches for logits fed to a probability loss, else None; read them, then ``check_range``."""
         if not self._checks_range() or y_pred.numel() == 0:
             return None
-        return torch.stack(torch.aminmax(y_pred.detach()))
+        return tuple(torch.aminmax(y_pred.detach()))  # type: ignore[return-value]
 
     def check_range(self, lo: float, hi: float) -> None:
         """Warn (once) when predictions in [lo, hi] cannot be probabilities."""

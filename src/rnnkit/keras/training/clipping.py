@@ -35,14 +35,9 @@ def max_abs(grads: Sequence[Tensor]) -> Tensor:
     return torch.stack(torch._foreach_norm(grads, math.inf))
 
 
-def global_norm_tensor(per_tensor: Tensor) -> Tensor:
-    """||G|| from the per-tensor norms, as a 0-dim tensor on their device (inf/nan if any is)."""
-    return torch.linalg.vector_norm(per_tensor)
-
-
 def global_norm(per_tensor: Tensor) -> float:
     """||G|| over all gradients from their per-tensor norms; inf/nan if any gradient is non-finite."""
-    return float(global_norm_tensor(per_tensor)) if per_tensor.numel() else 0.0
+    return float(torch.linalg.vector_norm(per_tensor)) if per_tensor.numel() else 0.0
 
 
 def clip_(grads: Sequence[Tensor], per_tensor: Union[Tensor, Sequence[float]], *, clipnorm: Optional[float] = None,

@@ -220,28 +220,22 @@ class Trainer:
         grads = clipping.gradients(params)
         per_tensor = clipping.norms(grads)
         y_pred = y_pred.detach()
-        # The one read-back of the step (see the module docstring): [loss, ||G||, per-tensor
-        # norms, (max |g| per tensor), (range probe), (metric sums)].
-        parts = [loss.detach().reshape(1), clipping.global_norm_tensor(per_tensor).reshape(1), per_tensor]
-        largest_at = len(grads) + 2
-        if self.clipvalue is not None:
-            parts.append(clipping.max_abs(grads))
+        # The one read-back of the step (see the module docstring): per-tensor norms, (max |g|
+        # per tensor), then the loss, (the range probe's min and max), (the metric sums).
+        n = len(grads)
+        vectors = [per_tensor] + ([clipping.max_abs(grads)] if self.clipvalue is not None else [])
         probe = self.loss.range_probe(y_pred) if graph is None else graph[3]
-        if probe is not None:
-            parts.append(probe)
         if graph is not None:
             sums = graph[4]
         else:
             sums = self.metrics.batch_sums(y, y_pred, mask) if share != 0.0 else []
-        host = _read_back(parts, sums)
-        loss_value, norm, norms = host[0], host[1], host[2:largest_at]
-        at = largest_at
-        largest = None
-        if self.clipvalue is not None:
-            largest, at = host[at:at + len(grads)], at + len(grads)
+        host = _read_back(vectors, [loss.detach(), *(probe or ()), *sums])
+        norms, largest = host[:n], (host[n:2 * n] if self.clipvalue is not None else None)
+        loss_value, at = host[len(vectors) * n], len(vectors) * n + 1
         if probe is not None:
             self.loss.check_range(host[at], host[at + 1])
             at += 2
+        norm = math.hypot(*norms)  # ||G||, correctly rounded, inf/nan if a gradient is
         if not math.isfinite(loss_value):
             self._bad_step(f"non-finite loss (loss={loss_value:g})", outcome)
             outcome.grad_norm = max(outcome.grad_norm, float("nan"), key=_nan_last)
@@ -287,7 +281,7 @@ class Trainer:
                     self.jit.settle()
             else:
                 loss, y_pred, mask, probe, sums = graph
-        host = _read_back([loss.reshape(1)] + ([] if probe is None else [probe]), sums)
+        host = _read_back([], [loss, *(probe or ()), *sums])  # one transfer
         if probe is not None:
             self.loss.check_range(host[1], host[2])
         weight = float(num_samples(x))
@@ -322,15 +316,18 @@ class Trainer:
         return {"optimizer": opt, "loss": loss, "metrics": metrics, **clip}
 
 
-def _read_back(parts: list[Tensor], sums: list[Any]) -> list[Any]:
-    """``parts`` (1-D tensors) then ``sums`` (0-dim tensors or numbers) as Python floats, read
-    from the device in one transfer. float64 holds every float32/int value exactly."""
-    scalars = [t for t in sums if isinstance(t, Tensor)]
-    values = torch.cat([*parts, torch.stack(scalars)] if scalars else parts).to(torch.float64).tolist()
-    if len(scalars) == len(sums):
+def _read_back(vectors: list[Tensor], scalars: list[Any]) -> list[Any]:
+    """``vectors`` (1-D tensors) then ``scalars`` (0-dim tensors or numbers) as Python numbers,
+    read from the device in one transfer. float64 holds every float32 and count exactly."""
+    tensors = [t for t in scalars if isinstance(t, Tensor)]
+    if tensors:
+        vectors = [*vectors, torch.stack(tensors)]
+    values = (torch.cat(vectors) if len(vectors) > 1 else vectors[0]).tolist() if vectors else []
+    if len(tensors) == len(scalars):
         return values
-    tail = iter(values[len(values) - len(scalars):])
-    return values[:len(values) - len(scalars)] + [next(tail) if isinstance(t, Tensor) else t for t in sums]
+    head = len(values) - len(tensors)
+    tail = iter(values[head:])
+    return values[:head] + [next(tail) if isinstance(t, Tensor) else t for t in scalars]
 
 
 def _nan_last(v: float) -> float:
