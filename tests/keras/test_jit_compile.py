@@ -95,24 +95,24 @@ def _reads_a_value_back(t):
     return t * 2.0 if float(t.sum()) > -1e30 else t  # Python control flow on a tensor's value
 
 
-@pytest.mark.parametrize("case", ["lambda", "tbptt", "stateful"])
+def stateful():
+    torch.manual_seed(0)
+    return Sequential([layers.Input(shape=(5, 3), batch_size=8), layers.LSTM(6, stateful=True), layers.RepeatVector(2),
+                       layers.GRU(6, return_sequences=True), layers.Dense(4, activation="softmax")]).to(DTYPE)
+
+
+# case -> (a model factory, what the warning says, fit's keywords)
+CANNOT_COMPILE = {
+    "lambda": (lambda: seq2seq([layers.Lambda(_reads_a_value_back, output_shape=(2, 6))]), "could not capture", {}),
+    "tbptt": (seq2seq, "truncated BPTT", {"tbptt": 2}),
+    "stateful": (stateful, "stateful layers", {}),
+}
+
+
+@pytest.mark.parametrize("case", list(CANNOT_COMPILE))
 def test_what_cannot_compile_runs_eagerly_after_one_warning(graphs, case):
-    if case == "lambda":
-        model, expected, fit_kwargs = seq2seq([layers.Lambda(_reads_a_value_back, output_shape=(2, 6))]), "could not capture", {}
-        reference = seq2seq([layers.Lambda(_reads_a_value_back, output_shape=(2, 6))])
-    elif case == "tbptt":
-        model, expected, fit_kwargs = seq2seq(), "truncated BPTT", {"tbptt": 2}
-        reference = seq2seq()
-    else:
-        torch.manual_seed(0)
-        make = lambda: Sequential([layers.Input(shape=(5, 3), batch_size=8), layers.LSTM(6, stateful=True),
-                                   layers.RepeatVector(2), layers.GRU(6, return_sequences=True),
-                                   layers.Dense(4, activation="softmax")]).to(DTYPE)
-        torch.manual_seed(0)
-        model = make()
-        torch.manual_seed(0)
-        reference = make()
-        expected, fit_kwargs = "stateful layers", {}
+    make, expected, fit_kwargs = CANNOT_COMPILE[case]
+    model, reference = make(), make()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fit_run(model, True, **fit_kwargs)

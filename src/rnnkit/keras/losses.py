@@ -53,7 +53,7 @@ def _warn_if_not_probabilities(loss: "Loss", y_pred: Tensor) -> None:
     if loss._warned or y_pred.numel() == 0:
         return
     lo, hi = torch.aminmax(y_pred.detach())
-    _warn_if_outside(loss, float(lo), float(hi), stacklevel=5)  # the caller of Loss.__call__
+    _warn_if_outside(loss, float(lo), float(hi), stacklevel=4)  # the caller of Loss.__call__
 
 
 def _warn_if_outside(loss: "Loss", lo: float, hi: float, stacklevel: int) -> None:

@@ -151,8 +151,8 @@ class Trainer:
         jit = self.jit
         if jit is None or self._pred_like is None or self.metrics.metrics is None:
             return None  # the first step runs eagerly: it builds, picks the metrics, learns the output's shape
-        why = "fit(distributed=True) runs the forward through DistributedDataParallel" if self.forward is not None or self.shard is not None else None
-        if not jit.usable(why):
+        ddp = self.forward is not None or self.shard is not None
+        if not jit.usable("fit(distributed=True) runs the forward through DistributedDataParallel" if ddp else None):
             return None
         self._check_targets(y, self._pred_like)
         return jit.train(x, y) if train else jit.test(x, y)
@@ -318,8 +318,10 @@ class Trainer:
 
 def _read_back(vectors: list[Tensor], scalars: list[Any]) -> list[Any]:
     """``vectors`` (1-D tensors) then ``scalars`` (0-dim tensors or numbers) as Python numbers,
-    read from the device in one transfer. float64 holds every float32 and count exactly."""
+    read from the device in one transfer. Concatenation promotes to the widest dtype, so
+    every value arrives exact (float32 sums, float64 norms, counts of one batch)."""
     tensors = [t for t in scalars if isinstance(t, Tensor)]
+    vectors = [v for v in vectors if v.numel()]  # no gradients: an empty CPU placeholder
     if tensors:
         vectors = [*vectors, torch.stack(tensors)]
     values = (torch.cat(vectors) if len(vectors) > 1 else vectors[0]).tolist() if vectors else []
