@@ -126,11 +126,12 @@ class Terminal(io.StringIO):
         return True
 
 
-def test_the_throttled_progress_bar_still_ends_at_every_step():
+@pytest.mark.parametrize("every", [1, 3])
+def test_the_throttled_progress_bar_still_ends_at_every_step(every):
     x, y = task(80)
     out = Terminal()
-    classifier(metrics=["accuracy"]).fit(x, y, batch_size=8, epochs=2, verbose=0,
-                                          callbacks=[callbacks.ProgbarLogger(1, file=out)])
+    classifier(metrics=["accuracy"], steps_per_execution=every).fit(
+        x, y, batch_size=8, epochs=2, verbose=0, callbacks=[callbacks.ProgbarLogger(1, file=out)])
     text = out.getvalue()
     assert text.count("10/10") >= 2 and "accuracy" in text and "loss" in text
 

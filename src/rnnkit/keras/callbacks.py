@@ -327,7 +327,7 @@ class ProgbarLogger(Callback):
         self.file = file
         self._bar: Any = None
         self._start = 0.0
-        self._pending = 0        # batches done since the bar was last updated
+        self._done = 0           # batches done in this bar (the bar may show fewer until its next update)
         self._next_update = 0.0  # perf_counter time of the next update
 
     def _bars(self) -> bool:
@@ -338,23 +338,23 @@ class ProgbarLogger(Callback):
 
         self._bar = tqdm(total=total, desc=desc, unit="step", file=self.file or sys.stderr, dynamic_ncols=True,
                          leave=True, mininterval=0.2)
-        self._pending, self._next_update = 0, 0.0
+        self._done, self._next_update = 0, 0.0
 
-    def _advance(self, logs: Optional[dict]) -> None:
-        """Count a batch; now and then show the batches since the last update and the running logs."""
-        self._pending += 1
+    def _advance(self, batch: int, logs: Optional[dict]) -> None:
+        """Batches up to ``batch`` are done (one call may cover several: steps_per_execution);
+        now and then the bar shows them with the running logs."""
+        self._done = batch + 1
         now = time.perf_counter()
         if now >= self._next_update:
             if logs is not None:
                 self._bar.set_postfix_str(_postfix(metric_logs(logs)), refresh=False)
-            self._bar.update(self._pending)
-            self._pending, self._next_update = 0, now + self.interval
+            self._bar.update(self._done - self._bar.n)
+            self._next_update = now + self.interval
 
     def _close(self, logs: Optional[dict]) -> None:
         if self._bar is not None:
-            if self._pending:
-                self._bar.update(self._pending)
-                self._pending = 0
+            if self._done > self._bar.n:
+                self._bar.update(self._done - self._bar.n)
             if logs:
                 self._bar.set_postfix_str(_postfix(logs), refresh=False)
             self._bar.close()
@@ -368,7 +368,7 @@ class ProgbarLogger(Callback):
 
     def on_train_batch_end(self, batch: int, logs: Optional[dict] = None) -> None:
         if self._bar is not None:
-            self._advance(logs)
+            self._advance(batch, logs)
 
     def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
         if self._bars():
@@ -385,7 +385,7 @@ class ProgbarLogger(Callback):
 
     def on_test_batch_end(self, batch: int, logs: Optional[dict] = None) -> None:
         if self._bar is not None and self.params.get("mode") == "evaluate":
-            self._advance(logs)
+            self._advance(batch, logs)
 
     def on_test_end(self, logs: Optional[dict] = None) -> None:
         if self.params.get("mode") == "evaluate":
@@ -397,7 +397,7 @@ class ProgbarLogger(Callback):
 
     def on_predict_batch_end(self, batch: int, logs: Optional[dict] = None) -> None:
         if self._bar is not None:
-            self._advance(None)
+            self._advance(batch, None)
 
     def on_predict_end(self, logs: Optional[dict] = None) -> None:
         self._close(None)
