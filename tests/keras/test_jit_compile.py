@@ -134,3 +134,17 @@ def test_a_bad_batch_raises_its_own_error_and_leaves_compilation_on(graphs):
         warnings.simplefilter("error")
         model.fit(x, y, batch_size=8, epochs=1, verbose=0)
     assert model._trainer.jit.off is None
+
+
+def test_save_and_load_keep_jit_compile_and_steps_per_execution(tmp_path):
+    from rnnkit.keras.saving import load_model
+
+    model = seq2seq()
+    model.compile("adam", "sparse_categorical_crossentropy", jit_compile=True, steps_per_execution=4)
+    model.save(tmp_path / "m.safetensors")
+    loaded = load_model(tmp_path / "m.safetensors")
+    assert loaded._trainer.jit is not None and loaded._trainer.steps_per_execution == 4
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.save(tmp_path / "plain.safetensors")
+    plain = load_model(tmp_path / "plain.safetensors")
+    assert plain._trainer.jit is None and plain._trainer.steps_per_execution == 1

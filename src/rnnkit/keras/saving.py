@@ -188,9 +188,10 @@ def load_model(filepath: PathLike, compile: bool = True) -> Any:
 def _compile_from(model: Any, data: dict[str, Any]) -> None:
     from . import losses, optimizers
 
-    clip = {k: data[k] for k in ("clipnorm", "clipvalue", "global_clipnorm") if k in data}
+    settings = {k: data[k] for k in ("clipnorm", "clipvalue", "global_clipnorm", "jit_compile", "steps_per_execution")
+                if k in data}
     model.compile(optimizer=optimizers.deserialize(data["optimizer"]), loss=losses.deserialize(data["loss"]),
-                  metrics=data.get("metrics"), **clip)
+                  metrics=data.get("metrics"), **settings)
 
 
 def _check_fit(model: torch.nn.Module, tensors: dict[str, torch.Tensor], filepath: PathLike) -> None:

@@ -313,7 +313,12 @@ class Trainer:
         else:
             clip = {k: v for k, v in (("clipnorm", self.clipnorm), ("clipvalue", self.clipvalue),
                                       ("global_clipnorm", self.global_clipnorm)) if v is not None}
-        return {"optimizer": opt, "loss": loss, "metrics": metrics, **clip}
+        steps: dict[str, Any] = {}  # as in Keras's compile config, where not the defaults
+        if self.jit is not None:
+            steps["jit_compile"] = True
+        if self.steps_per_execution != 1:
+            steps["steps_per_execution"] = self.steps_per_execution
+        return {"optimizer": opt, "loss": loss, "metrics": metrics, **clip, **steps}
 
 
 def _read_back(vectors: list[Tensor], scalars: list[Any]) -> list[Any]:
