@@ -117,7 +117,7 @@ class JitSteps:
     def _forward_loss(self, x: Any, y: Tensor) -> tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor], list[Any]]:
         t = self.trainer
         y_pred, mask = t.model._call_with_mask(x)
-        loss = t.loss(y, y_pred, mask=mask, checked=True)
+        loss = t.compute_loss(y, y_pred, mask)  # labels already checked: no read-back in the graph
         detached = y_pred.detach()
         return loss, y_pred, mask, t.loss.range_probe(detached), t.metrics.batch_sums(y, detached, mask)
 
