@@ -57,7 +57,8 @@ class Callback:
 
 
 class CallbackList:
-    """Calls a hook on every callback in order."""
+    """Calls a hook on every callback in order (those that leave a hook as Callback's no-op
+    are skipped, and ``has`` tells the loop whether to build a hook's ``logs`` at all)."""
 
     def __init__(self, callbacks: Optional[Sequence[Callback]], model: Any, params: dict[str, Any]) -> None:
         callbacks = list(callbacks or [])
@@ -67,10 +68,23 @@ class CallbackList:
             cb.set_model(model)
             cb.set_params(params)
         self.callbacks = callbacks
+        self._hooks: dict[str, list[Callable[..., Any]]] = {}
+
+    def _implementing(self, hook: str) -> list[Callable[..., Any]]:
+        found = self._hooks.get(hook)
+        if found is None:
+            base = getattr(Callback, hook)
+            found = [getattr(cb, hook) for cb in self.callbacks if hook in vars(cb) or getattr(type(cb), hook) is not base]
+            self._hooks[hook] = found
+        return found
+
+    def has(self, hook: str) -> bool:
+        """Whether any callback implements ``hook``."""
+        return bool(self._implementing(hook))
 
     def call(self, hook: str, *args: Any) -> None:
-        for cb in self.callbacks:
-            getattr(cb, hook)(*args)
+        for fn in self._implementing(hook):
+            fn(*args)
 
 
 def metric_logs(logs: Optional[dict]) -> dict[str, Any]:
@@ -304,12 +318,17 @@ class ProgbarLogger(Callback):
     a bar redrawn with carriage returns would be one endless line there.
     """
 
+    # As Keras's bar: the running logs are formatted at most this often (seconds), not every batch.
+    interval = 0.05
+
     def __init__(self, verbose: int = 1, file: Any = None) -> None:
         super().__init__()
         self.verbose = verbose
         self.file = file
         self._bar: Any = None
         self._start = 0.0
+        self._done = 0           # batches done in this bar (the bar may show fewer until its next update)
+        self._next_update = 0.0  # perf_counter time of the next update
 
     def _bars(self) -> bool:
         return self.verbose == 1 and is_terminal(self.file or sys.stderr)
@@ -319,9 +338,23 @@ class ProgbarLogger(Callback):
 
         self._bar = tqdm(total=total, desc=desc, unit="step", file=self.file or sys.stderr, dynamic_ncols=True,
                          leave=True, mininterval=0.2)
+        self._done, self._next_update = 0, 0.0
+
+    def _advance(self, batch: int, logs: Optional[dict]) -> None:
+        """Batches up to ``batch`` are done (one call may cover several: steps_per_execution);
+        now and then the bar shows them with the running logs."""
+        self._done = batch + 1
+        now = time.perf_counter()
+        if now >= self._next_update:
+            if logs is not None:
+                self._bar.set_postfix_str(_postfix(metric_logs(logs)), refresh=False)
+            self._bar.update(self._done - self._bar.n)
+            self._next_update = now + self.interval
 
     def _close(self, logs: Optional[dict]) -> None:
         if self._bar is not None:
+            if self._done > self._bar.n:
+                self._bar.update(self._done - self._bar.n)
             if logs:
                 self._bar.set_postfix_str(_postfix(logs), refresh=False)
             self._bar.close()
@@ -335,8 +368,7 @@ class ProgbarLogger(Callback):
 
     def on_train_batch_end(self, batch: int, logs: Optional[dict] = None) -> None:
         if self._bar is not None:
-            self._bar.set_postfix_str(_postfix(metric_logs(logs)), refresh=False)
-            self._bar.update(1)
+            self._advance(batch, logs)
 
     def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
         if self._bars():
@@ -353,8 +385,7 @@ class ProgbarLogger(Callback):
 
     def on_test_batch_end(self, batch: int, logs: Optional[dict] = None) -> None:
         if self._bar is not None and self.params.get("mode") == "evaluate":
-            self._bar.set_postfix_str(_postfix(metric_logs(logs)), refresh=False)
-            self._bar.update(1)
+            self._advance(batch, logs)
 
     def on_test_end(self, logs: Optional[dict] = None) -> None:
         if self.params.get("mode") == "evaluate":
@@ -366,7 +397,7 @@ class ProgbarLogger(Callback):
 
     def on_predict_batch_end(self, batch: int, logs: Optional[dict] = None) -> None:
         if self._bar is not None:
-            self._bar.update(1)
+            self._advance(batch, None)
 
     def on_predict_end(self, logs: Optional[dict] = None) -> None:
         self._close(None)

@@ -52,14 +52,18 @@ def _same_shape(name: str, y_true: Tensor, y_pred: Tensor) -> Tensor:
 def _warn_if_not_probabilities(loss: "Loss", y_pred: Tensor) -> None:
     if loss._warned or y_pred.numel() == 0:
         return
-    lo, hi = float(y_pred.detach().min()), float(y_pred.detach().max())
+    lo, hi = torch.aminmax(y_pred.detach())
+    _warn_if_outside(loss, float(lo), float(hi), stacklevel=4)  # the caller of Loss.__call__
+
+
+def _warn_if_outside(loss: "Loss", lo: float, hi: float, stacklevel: int) -> None:
     if lo < 0.0 or hi > 1.0:
         loss._warned = True
         warnings.warn(
             f"`{loss.name}` with from_logits=False got predictions outside [0, 1] (min {lo:.3g}, max {hi:.3g}): "
             "the model seems to output logits. End it with activation='sigmoid'/'softmax', or use "
             f"rnnkit.losses.{type(loss).__name__}(from_logits=True)",
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
 
 
@@ -85,14 +89,21 @@ def huber(y_true: Tensor, y_pred: Tensor, delta: float = 1.0) -> Tensor:
     return F.huber_loss(y_pred, y_true, reduction="none", delta=delta).mean(-1)
 
 
-def binary_crossentropy(y_true: Tensor, y_pred: Tensor, from_logits: bool = False,
-                        label_smoothing: float = 0.0) -> Tensor:
-    y_true = _same_shape("binary_crossentropy", y_true, y_pred)
+def check_binary_labels(y_true: Tensor) -> None:
+    """Labels in [0, 1] (this reads them back from their device)."""
     if y_true.numel():
-        lo, hi = float(y_true.min()), float(y_true.max())
+        lo, hi = (float(v) for v in torch.aminmax(y_true.detach().to(torch.float64)))
         if not (0.0 <= lo and hi <= 1.0):  # also catches NaN
             raise ValueError(f"`binary_crossentropy` expects labels (y_true) in [0, 1], got labels in [{lo:g}, {hi:g}]; "
                              "for several classes use sparse_categorical_crossentropy")
+
+
+def binary_crossentropy(y_true: Tensor, y_pred: Tensor, from_logits: bool = False,
+                        label_smoothing: float = 0.0, validate: bool = True) -> Tensor:
+    """``validate=False``: the caller has checked the labels already (see ``Loss.check_targets``)."""
+    y_true = _same_shape("binary_crossentropy", y_true, y_pred)
+    if validate:
+        check_binary_labels(y_true)
     if label_smoothing:
         y_true = y_true * (1.0 - label_smoothing) + 0.5 * label_smoothing
     if from_logits:
@@ -140,7 +151,9 @@ def check_sparse_labels(y_true: Tensor, num_classes: int, name: str = "sparse_ca
     return y_true
 
 
-def sparse_categorical_crossentropy(y_true: Tensor, y_pred: Tensor, from_logits: bool = False) -> Tensor:
+def sparse_categorical_crossentropy(y_true: Tensor, y_pred: Tensor, from_logits: bool = False,
+                                    validate: bool = True) -> Tensor:
+    """``validate=False``: the caller has checked the labels already (see ``Loss.check_targets``)."""
     if y_true.dim() == y_pred.dim() and y_true.shape[-1] == 1:
         y_true = y_true.squeeze(-1)
     if tuple(y_true.shape) != tuple(y_pred.shape[:-1]):
@@ -148,7 +161,7 @@ def sparse_categorical_crossentropy(y_true: Tensor, y_pred: Tensor, from_logits:
             f"`sparse_categorical_crossentropy` needs labels of shape y_pred.shape[:-1] = {tuple(y_pred.shape[:-1])}, "
             f"got {tuple(y_true.shape)}"
         )
-    y_true = check_sparse_labels(y_true, y_pred.shape[-1])
+    y_true = check_sparse_labels(y_true, y_pred.shape[-1]) if validate else y_true.long()
     if from_logits:
         log_p = F.log_softmax(y_pred, dim=-1)
     else:
@@ -180,11 +193,35 @@ class Loss:
         raise NotImplementedError
 
     def __call__(self, y_true: Tensor, y_pred: Tensor, sample_weight: Optional[Tensor] = None,
-                 mask: Optional[Tensor] = None) -> Tensor:
-        if self._probabilities and not getattr(self, "from_logits", False):
-            _warn_if_not_probabilities(self, y_pred)
+                 mask: Optional[Tensor] = None, *, checked: bool = False) -> Tensor:
+        """``checked=True``: the caller has run ``check_targets`` on these labels and looks at
+        ``range_probe`` itself, so nothing is read back from the device here (``fit`` does this)."""
+        if not checked:
+            self.check_targets(y_true, y_pred)
+            if self._checks_range():
+                _warn_if_not_probabilities(self, y_pred)
         values = self.call(y_true, y_pred)
         return reduce_values(values, sample_weight=sample_weight, mask=mask)
+
+    def check_targets(self, y_true: Tensor, y_pred: Tensor) -> None:
+        """Raise for label values this loss cannot take (``y_true`` may be all of fit's targets:
+        only the values and the sizes after the batch axis matter). Built-in losses check here
+        instead of in ``call``, so that ``fit`` checks its targets once, not on every batch."""
+
+    def _checks_range(self) -> bool:
+        return self._probabilities and not getattr(self, "from_logits", False) and not self._warned
+
+    def range_probe(self, y_pred: Tensor) -> Optional[tuple[Tensor, Tensor]]:
+        """(min, max) of ``y_pred``, 0-dim tensors left on its device, while this loss still
+        watches for logits fed to a probability loss, else None; read them, then ``check_range``."""
+        if not self._checks_range() or y_pred.numel() == 0:
+            return None
+        return tuple(torch.aminmax(y_pred.detach()))  # type: ignore[return-value]
+
+    def check_range(self, lo: float, hi: float) -> None:
+        """Warn (once) when predictions in [lo, hi] cannot be probabilities."""
+        if self._checks_range():
+            _warn_if_outside(self, lo, hi, stacklevel=4)
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name}
@@ -273,7 +310,10 @@ class BinaryCrossentropy(Loss):
         self.label_smoothing = _check_smoothing(label_smoothing)
 
     def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
-        return binary_crossentropy(y_true, y_pred, self.from_logits, self.label_smoothing)
+        return binary_crossentropy(y_true, y_pred, self.from_logits, self.label_smoothing, validate=False)
+
+    def check_targets(self, y_true: Tensor, y_pred: Tensor) -> None:
+        check_binary_labels(y_true)
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
@@ -303,7 +343,10 @@ class SparseCategoricalCrossentropy(Loss):
         self.from_logits = bool(from_logits)
 
     def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
-        return sparse_categorical_crossentropy(y_true, y_pred, self.from_logits)
+        return sparse_categorical_crossentropy(y_true, y_pred, self.from_logits, validate=False)
+
+    def check_targets(self, y_true: Tensor, y_pred: Tensor) -> None:
+        check_sparse_labels(y_true, y_pred.shape[-1])
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "from_logits": self.from_logits}

@@ -64,11 +64,50 @@ class Metric:
         return {"name": self.name}
 
 
+def masked_sums(values: Tensor, mask: Optional[Tensor] = None,
+                sample_weight: Optional[Tensor] = None) -> tuple[Tensor, Union[Tensor, int]]:
+    """(sum, count) of per-sample ``values`` on their device, without reading them back; a mask
+    (B, T) that fits the leading axes of ``values`` leaves out its False entries.
+
+    With ``sample_weight`` (B,), (B, 1) or (B, T), as Keras: (sum(W * v), sum(W)), where W is the
+    weight broadcast over the values times the mask.
+    """
+    values = values.detach()
+    fits = mask is not None and values.dim() >= mask.dim() and mask.shape == values.shape[: mask.dim()]
+    if sample_weight is not None:
+        w = sample_weight.detach().to(values.dtype)
+        if values.dim() == 0:
+            values = values.reshape(1).expand(w.shape[0])
+            fits = mask is not None and mask.shape == values.shape[: mask.dim()]
+        if w.dim() == values.dim() + 1 and w.shape[-1] == 1:
+            w = w.squeeze(-1)
+        while w.dim() < values.dim():
+            w = w.unsqueeze(-1)
+        w = w.expand_as(values)
+        if fits:
+            m = mask.to(values.dtype)  # type: ignore[union-attr]
+            while m.dim() < values.dim():
+                m = m.unsqueeze(-1)
+            w = w * m
+        return (values * w).sum(), w.sum()
+    if fits:
+        m = mask.to(values.dtype)  # type: ignore[union-attr]
+        while m.dim() < values.dim():
+            m = m.unsqueeze(-1)
+        m = m.expand_as(values)
+        return (values * m).sum(), m.sum()
+    return values.sum(), values.numel()
+
+
 class Mean(Metric):
     """Weighted running mean of per-sample values; a fitting mask drops masked entries.
 
     With ``sample_weight`` (B,), (B, 1) or (B, T), as Keras: total += sum(W * v),
     count += sum(W), where W is the weight broadcast over the values times the mask.
+
+    ``total`` and ``count`` are Python floats. An update is ``batch_sums`` (tensors on the
+    data's device) then ``add`` (plain numbers), so that ``fit`` can read the sums of every
+    metric and the loss back from the device in one transfer per step.
     """
 
     def __init__(self, name: str = "mean") -> None:
@@ -80,43 +119,29 @@ class Mean(Metric):
                       sample_weight: Optional[Tensor] = None) -> None:
         values = values.detach()
         if sample_weight is not None:
-            self._update_weighted(values, mask, sample_weight)
+            total, count = masked_sums(values, mask, sample_weight)
+            self.add(float(total), float(count))
             return
         if weight is not None:
             self.total += float(values.sum()) * weight / max(values.numel(), 1)
             self.count += weight
             return
-        if mask is not None and values.dim() >= mask.dim() and mask.shape == values.shape[: mask.dim()]:
-            m = mask.to(values.dtype)
-            while m.dim() < values.dim():
-                m = m.unsqueeze(-1)
-            m = m.expand_as(values)
-            self.total += float((values * m).sum())
-            self.count += float(m.sum())
-        else:
-            self.total += float(values.sum())
-            self.count += values.numel()
+        total, count = masked_sums(values, mask)
+        self.add(float(total), float(count))
 
-    def _update_weighted(self, values: Tensor, mask: Optional[Tensor], sample_weight: Tensor) -> None:
-        w = sample_weight.detach().to(values.dtype)
-        if values.dim() == 0:
-            values = values.reshape(1).expand(w.shape[0])
-        if w.dim() == values.dim() + 1 and w.shape[-1] == 1:
-            w = w.squeeze(-1)
-        while w.dim() < values.dim():
-            w = w.unsqueeze(-1)
-        w = w.expand_as(values)
-        if mask is not None and values.dim() >= mask.dim() and mask.shape == values.shape[: mask.dim()]:
-            m = mask.to(values.dtype)
-            while m.dim() < values.dim():
-                m = m.unsqueeze(-1)
-            w = w * m
-        self.total += float((values * w).sum())
-        self.count += float(w.sum())
+    def batch_sums(self, y_true: Tensor, y_pred: Tensor, mask: Optional[Tensor] = None,
+                   sample_weight: Optional[Tensor] = None) -> tuple[Tensor, Union[Tensor, int]]:
+        """(sum, count) of this batch's values, left on the device."""
+        return masked_sums(y_pred, mask, sample_weight)
+
+    def add(self, total: float, count: float) -> None:
+        self.total += total
+        self.count += count
 
     def update_state(self, y_true: Tensor, y_pred: Tensor, mask: Optional[Tensor] = None,
                      sample_weight: Optional[Tensor] = None) -> None:
-        self.update_values(y_pred, mask, sample_weight=sample_weight)
+        total, count = self.batch_sums(y_true, y_pred, mask, sample_weight)
+        self.add(float(total), float(count))
 
     def result(self) -> float:
         return self.total / self.count if self.count else float("nan")
@@ -132,10 +157,10 @@ class MeanMetricWrapper(Mean):
         super().__init__(name or getattr(fn, "__name__", "metric"))
         self.fn, self.kwargs = fn, kwargs
 
-    def update_state(self, y_true: Tensor, y_pred: Tensor, mask: Optional[Tensor] = None,
-                     sample_weight: Optional[Tensor] = None) -> None:
+    def batch_sums(self, y_true: Tensor, y_pred: Tensor, mask: Optional[Tensor] = None,
+                   sample_weight: Optional[Tensor] = None) -> tuple[Tensor, Union[Tensor, int]]:
         with torch.no_grad():
-            self.update_values(self.fn(y_true, y_pred, **self.kwargs), mask, sample_weight=sample_weight)
+            return masked_sums(self.fn(y_true, y_pred, **self.kwargs), mask, sample_weight)
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, **self.kwargs}
@@ -147,10 +172,10 @@ class RootMeanSquaredError(Mean):
     def __init__(self, name: str = "root_mean_squared_error") -> None:
         super().__init__(name)
 
-    def update_state(self, y_true: Tensor, y_pred: Tensor, mask: Optional[Tensor] = None,
-                     sample_weight: Optional[Tensor] = None) -> None:
+    def batch_sums(self, y_true: Tensor, y_pred: Tensor, mask: Optional[Tensor] = None,
+                   sample_weight: Optional[Tensor] = None) -> tuple[Tensor, Union[Tensor, int]]:
         with torch.no_grad():
-            self.update_values(losses_mod.mean_squared_error(y_true, y_pred), mask, sample_weight=sample_weight)
+            return masked_sums(losses_mod.mean_squared_error(y_true, y_pred), mask, sample_weight)
 
     def result(self) -> float:
         return math.sqrt(super().result()) if self.count else float("nan")
@@ -240,6 +265,8 @@ class MetricList:
         self.weighted = weighted
         self.taken = set(taken)
         self.metrics: Optional[list[Metric]] = None
+        self._split: list[bool] = []
+        self._split_of: Optional[list[Metric]] = None
 
     def _report_name(self, name: str) -> str:
         return f"weighted_{name}" if self.weighted and name in self.taken else name
@@ -253,13 +280,40 @@ class MetricList:
 
     def update(self, y_true: Tensor, y_pred: Tensor, mask: Optional[Tensor] = None,
                sample_weight: Optional[Tensor] = None) -> None:
+        self.add(self.batch_sums(y_true, y_pred, mask, sample_weight), y_true, y_pred, mask, sample_weight)
+
+    def batch_sums(self, y_true: Tensor, y_pred: Tensor, mask: Optional[Tensor] = None,
+                   sample_weight: Optional[Tensor] = None) -> list[Union[Tensor, int]]:
+        """The (sum, count) pairs of the metrics that are running means, flattened and left on the
+        device, so that a train step reads them back with its loss in one transfer."""
         if self.metrics is None:
             self.metrics = [get(m, y_true, y_pred, self.loss) for m in self.identifiers]
-        for m in self.metrics:
-            if sample_weight is None:
+        sums: list[Union[Tensor, int]] = []
+        for m, split in zip(self.metrics, self._splits()):
+            if split:
+                sums.extend(m.batch_sums(y_true, y_pred, mask, sample_weight))  # type: ignore[attr-defined]
+        return sums
+
+    def add(self, sums: Sequence[Any], y_true: Tensor, y_pred: Tensor, mask: Optional[Tensor] = None,
+            sample_weight: Optional[Tensor] = None) -> None:
+        """Add the pairs from ``batch_sums`` (numbers or tensors) into their metrics, and update
+        the metrics that have their own ``update_state`` with the batch."""
+        it = iter(sums)
+        for m, split in zip(self.metrics or [], self._splits()):
+            if split:
+                m.add(float(next(it)), float(next(it)))  # type: ignore[attr-defined]
+            elif sample_weight is None:
                 m.update_state(y_true, y_pred, mask)
             else:
                 m.update_state(y_true, y_pred, mask, sample_weight=sample_weight)
+
+    def _splits(self) -> list[bool]:
+        # A Mean whose update_state is ours splits into batch_sums + add; a metric with its own
+        # update_state is called as it is. Worked out once per list of resolved metrics.
+        if self._split_of is not self.metrics:
+            self._split = [isinstance(m, Mean) and type(m).update_state is Mean.update_state for m in self.metrics or []]
+            self._split_of = self.metrics
+        return self._split
 
     def results(self) -> dict[str, float]:
         return {self._report_name(m.name): m.result() for m in self.metrics or []}

@@ -283,7 +283,8 @@ def load_model(filepath: PathLike, custom_objects: Optional[dict[str, Any]] = No
 def _compile_from(model: Any, data: dict[str, Any]) -> None:
     from . import losses, optimizers
 
-    clip = {k: data[k] for k in ("clipnorm", "clipvalue", "global_clipnorm") if k in data}
+    clip = {k: data[k] for k in ("clipnorm", "clipvalue", "global_clipnorm", "jit_compile", "steps_per_execution")
+            if k in data}
     loss = data["loss"]
     if isinstance(loss, dict) and "class_name" not in loss:  # one loss per output name
         loss = {k: None if v is None else losses.deserialize(v) for k, v in loss.items()}

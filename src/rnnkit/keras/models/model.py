@@ -200,7 +200,8 @@ class Model(nn.Module):
     def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: Optional[Sequence[Any]] = None,
                 clipnorm: Optional[float] = None, clipvalue: Optional[float] = None,
                 global_clipnorm: Optional[float] = None, weighted_metrics: Optional[Sequence[Any]] = None,
-                loss_weights: Optional[Any] = None) -> None:
+                loss_weights: Optional[Any] = None, jit_compile: Union[bool, str] = "auto",
+                steps_per_execution: int = 1) -> None:
         """Set the optimizer, loss and metrics (see ``rnnkit.optimizers/losses/metrics`` for names).
 
         This is Keras's compile; it shadows ``torch.nn.Module.compile`` (use ``torch.compile(model)``).
@@ -216,9 +217,16 @@ class Model(nn.Module):
         list (in output order) or dict (by output name); ``metrics`` a list with one entry
         per output or a dict; ``loss_weights`` a list or dict of floats. Logs are named
         ``loss`` (the weighted sum), ``<output>_loss`` and ``<output>_<metric>``.
+
+        ``jit_compile=True`` runs the forward, loss and metrics of each train, test and predict
+        step as one ``torch.compile`` graph (see ``rnnkit.keras.training.jit``); where that is
+        impossible the steps run eagerly after one warning. "auto" means False, as in Keras's
+        torch backend. ``steps_per_execution=N`` calls the per-batch callback hooks once every
+        N batches (the optimizer still steps every batch; see ``fit``).
         """
         self._trainer = Trainer(self, optimizer, loss, metrics, clipnorm, clipvalue, global_clipnorm,
-                                weighted_metrics, loss_weights=loss_weights)
+                                weighted_metrics, loss_weights=loss_weights, jit_compile=jit_compile,
+                                steps_per_execution=steps_per_execution)
 
     @_Default
     def optimizer(self) -> Any:

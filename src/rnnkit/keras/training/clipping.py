@@ -7,7 +7,8 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+import math
+from typing import Optional, Sequence, Union
 
 import torch
 from torch import Tensor
@@ -18,10 +19,20 @@ def gradients(params: Sequence[torch.nn.Parameter]) -> list[Tensor]:
 
 
 def norms(grads: Sequence[Tensor]) -> Tensor:
-    """Per-tensor L2 norms, (n,) float64 so that large gradients do not overflow the sum of squares."""
+    """Per-tensor L2 norms, (n,) float64 so that large gradients do not overflow the sum of squares.
+
+    One fused ``_foreach_norm`` call; the values stay on the gradients' device.
+    """
     if not grads:
         return torch.zeros(0, dtype=torch.float64)
-    return torch.stack([torch.linalg.vector_norm(g.detach(), dtype=torch.float64) for g in grads])
+    return torch.stack(torch._foreach_norm(grads, 2, dtype=torch.float64))
+
+
+def max_abs(grads: Sequence[Tensor]) -> Tensor:
+    """Per-tensor largest |g|, (n,): what clipvalue compares with its bound."""
+    if not grads:
+        return torch.zeros(0, dtype=torch.float64)
+    return torch.stack(torch._foreach_norm(grads, math.inf))
 
 
 def global_norm(per_tensor: Tensor) -> float:
@@ -29,28 +40,36 @@ def global_norm(per_tensor: Tensor) -> float:
     return float(torch.linalg.vector_norm(per_tensor)) if per_tensor.numel() else 0.0
 
 
-def clip_(grads: Sequence[Tensor], per_tensor: Tensor, *, clipnorm: Optional[float] = None,
-          clipvalue: Optional[float] = None, global_clipnorm: Optional[float] = None) -> bool:
-    """Clip ``grads`` in place by the one rule that is set; True if it changed any gradient."""
+def clip_(grads: Sequence[Tensor], per_tensor: Union[Tensor, Sequence[float]], *, clipnorm: Optional[float] = None,
+          clipvalue: Optional[float] = None, global_clipnorm: Optional[float] = None,
+          total: Optional[float] = None, largest: Optional[Sequence[float]] = None) -> bool:
+    """Clip ``grads`` in place by the one rule that is set; True if it changed any gradient.
+
+    ``per_tensor`` are the gradients' L2 norms (a tensor, or numbers already read back);
+    ``total`` their global norm and ``largest`` their per-tensor max |g|, if known. What is not
+    given is computed here, which reads values back from the gradients' device.
+    """
     if clipnorm is not None:
         clipped = False
-        for g, n in zip(grads, per_tensor.tolist()):
+        values = per_tensor.tolist() if isinstance(per_tensor, Tensor) else per_tensor
+        for g, n in zip(grads, values):
             if n > clipnorm:
                 g.mul_(clipnorm / n)
                 clipped = True
         return clipped
     if global_clipnorm is not None:
-        total = global_norm(per_tensor)
+        if total is None:
+            total = global_norm(per_tensor if isinstance(per_tensor, Tensor) else torch.tensor(per_tensor))
         if total > global_clipnorm:
-            scale = global_clipnorm / total
-            for g in grads:
-                g.mul_(scale)
+            torch._foreach_mul_(list(grads), global_clipnorm / total)
             return True
         return False
     if clipvalue is not None:
+        if largest is None:
+            largest = max_abs(grads).tolist()
         clipped = False
-        for g in grads:
-            if bool((g.abs() > clipvalue).any()):
+        for g, m in zip(grads, largest):
+            if m > clipvalue:
                 g.clamp_(-clipvalue, clipvalue)
                 clipped = True
         return clipped

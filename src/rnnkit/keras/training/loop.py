@@ -10,9 +10,10 @@ import numpy as np
 import torch
 
 from .. import callbacks as cb
-from .data import (batches, check_batch_size, concat, is_nested, num_samples, split_validation, take, to_device,
+from .data import (Data, batches, check_batch_size, concat, is_nested, num_samples, split_validation, take, to_device,
                    to_numpy)
 from .data_adapters import ArrayAdapter, Batch, DataAdapter, EpochIterator, get_adapter
+from ..layers.base import is_built
 from .tbptt import carrying_state, check_tbptt
 from .trainer import StepOutcome, Trainer
 from .weighting import ClassWeight, check_against_output, num_classes, probe_output
@@ -183,6 +184,12 @@ def split_validation_adapters(adapter: ArrayAdapter, fraction: float, val_batch_
             ArrayAdapter(xv, yv, swv, val_batch_size, False))
 
 
+def _all_targets(adapter: Any) -> Any:
+    """All the targets when they are arrays in memory (checked once per fit/evaluate), else None:
+    streamed batches are checked one by one."""
+    return adapter.y if isinstance(adapter, ArrayAdapter) else None
+
+
 def _epoch_batches(adapter: DataAdapter, epochs_it: EpochIterator, progress: Any, group: Any) -> Iterator[tuple[int, Batch]]:
     """This epoch's batches: from the drawn sample order for plain arrays (so checkpoints can
     resume inside the epoch and processes can shard it), else from the epoch iterator."""
@@ -213,6 +220,9 @@ def _fit_epochs(model: Any, trainer: Trainer, adapter: DataAdapter, val: Optiona
               "batch_size": getattr(adapter, "batch_size", None),
               "samples": adapter.samples if isinstance(adapter, ArrayAdapter) else None, "mode": "fit"}
     callbacks_ = _callback_list(model, callbacks, verbose, params, history)
+    batch_begin = callbacks_.has("on_train_batch_begin")
+    # steps_per_execution=N: the batch hooks run once per N batches, logs over those N steps.
+    every, pending = trainer.steps_per_execution, None
     model.stop_training = False
     callbacks_.call("on_train_begin", {})
     progress = Progress(initial_epoch)
@@ -236,18 +246,24 @@ def _fit_epochs(model: Any, trainer: Trainer, adapter: DataAdapter, val: Optiona
                 order = group.same_order(order)
             progress = Progress(epoch, order=order)
         trainer.epoch, trainer.step = epoch + 1, progress.step
-        with _mode(model, True), (carrying_state(model) if tbptt else contextlib.nullcontext()) as modules:
+        with _mode(model, True), trainer.targets_once(_all_targets(adapter)), \
+                (carrying_state(model) if tbptt else contextlib.nullcontext()) as modules:
             for batch, data in _epoch_batches(adapter, epochs_it, progress, group):
-                callbacks_.call("on_train_batch_begin", batch, {"batch": batch, "size": num_samples(data.x)})
+                if batch_begin and (pending is None or every == 1):
+                    callbacks_.call("on_train_batch_begin", batch, {"batch": batch, "size": num_samples(data.x)})
                 xb, yb = to_device(data.x, device), to_device(data.y, device)
                 sw = None if data.sample_weight is None else data.sample_weight.to(device)
                 outcome: StepOutcome = (trainer.train_step_tbptt(xb, yb, tbptt, modules, sw) if tbptt
                                         else trainer.train_step(xb, yb, sw))
                 progress.clip_events += int(outcome.clipped)
                 progress.skipped += outcome.skipped
-                logs = {**trainer.results(), "grad_norm": outcome.grad_norm, "clipped": outcome.clipped,
-                        "skipped_steps": progress.skipped}
-                callbacks_.call("on_train_batch_end", batch, logs)
+                if every > 1:
+                    pending = outcome = outcome if pending is None else pending.merge(outcome)
+                if every == 1 or (batch + 1) % every == 0 or batch + 1 == epochs_it.num_steps or model.stop_training:
+                    logs = {**trainer.results(), "grad_norm": outcome.grad_norm, "clipped": outcome.clipped,
+                            "skipped_steps": progress.skipped}
+                    callbacks_.call("on_train_batch_end", batch, logs)
+                    pending = None
                 progress.batch, progress.step = batch + 1, trainer.step
                 if model.stop_training:
                     break
@@ -280,12 +296,15 @@ def _run_test(model: Any, trainer: Trainer, batches_: EpochIterator, callbacks_:
     device = model._device()
     trainer.reset_metrics()
     callbacks_.call("on_test_begin", {})
-    with _mode(model, False):
+    batch_begin, batch_end = callbacks_.has("on_test_batch_begin"), callbacks_.has("on_test_batch_end")
+    with _mode(model, False), trainer.targets_once(_all_targets(batches_.adapter)):
         for batch, data in batches_:
-            callbacks_.call("on_test_batch_begin", batch, {})
+            if batch_begin:
+                callbacks_.call("on_test_batch_begin", batch, {})
             sw = None if data.sample_weight is None else data.sample_weight.to(device)
             trainer.test_step(to_device(data.x, device), to_device(data.y, device), sw)
-            callbacks_.call("on_test_batch_end", batch, trainer.results())
+            if batch_end:
+                callbacks_.call("on_test_batch_end", batch, trainer.results())
     logs = trainer.results()
     callbacks_.call("on_test_end", logs)
     return logs
@@ -321,12 +340,22 @@ def predict(model: Any, x: Any, *, batch_size: Optional[int], verbose: Union[str
     callbacks_ = _callback_list(model, callbacks, verbose, params)
     callbacks_.call("on_predict_begin", {})
     chunks = []
+    batch_begin, batch_end = callbacks_.has("on_predict_batch_begin"), callbacks_.has("on_predict_batch_end")
+    jit = getattr(getattr(model, "_trainer", None), "jit", None)
+    jit = jit if jit is not None and is_built(model) else None  # an unbuilt model builds eagerly
     with _mode(model, False), torch.no_grad():
         for batch, data in it:
-            callbacks_.call("on_predict_batch_begin", batch, {})
-            out = model(to_device(data.x, device))
+            if batch_begin:
+                callbacks_.call("on_predict_batch_begin", batch, {})
+            xb = to_device(data.x, device)
+            out = jit.predict(xb) if jit is not None and jit.usable() else None
+            if out is None:
+                out = model(xb)
+                if jit is not None:
+                    jit.settle()
             chunks.append(out)
-            callbacks_.call("on_predict_batch_end", batch, {"outputs": out})
+            if batch_end:
+                callbacks_.call("on_predict_batch_end", batch, {"outputs": out})
     callbacks_.call("on_predict_end", {})
     if not chunks:
         raise ValueError("predict got no batches: the input yielded nothing")

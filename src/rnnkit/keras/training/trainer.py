@@ -4,14 +4,25 @@ A training step: forward -> loss -> backward -> global gradient norm ||G|| (befo
 clipping) -> NaN/inf guard -> clipping -> optimizer step. The guard skips the
 step when the loss or ||G|| is not finite, warns, counts it, and after
 ``max_bad_steps`` bad steps in a row sets ``model.stop_training = True``.
+
+What a step costs besides the model's own work. Everything the step needs to know on the
+host (the loss value, ||G|| and the per-tensor norms, clipvalue's max |g|, the loss's
+logits-in-a-probability-loss probe, and the sums of every running-mean metric) is computed
+where the tensors live and read back in one transfer (one device sync) per optimizer step.
+The trade-off: the guard reads the loss after the backward pass rather than before it, so
+a step with a non-finite loss still runs its backward (its gradients are then dropped;
+only bad steps pay). With ``fit(distributed=True)`` the processes must agree before the
+backward (its all-reduce), so there the loss is read first, as before. Label values are
+checked once per ``fit``/``evaluate`` over all targets (``Loss.check_targets``), not per batch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import torch
 from torch import Tensor, nn
@@ -19,7 +30,7 @@ from torch import Tensor, nn
 from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
-from . import clipping
+from . import clipping, jit as jit_mod
 from ..layers.base import is_built
 from .outputs import output_losses
 from .data import Data, num_samples, take, time_slice, time_steps
@@ -36,14 +47,25 @@ class StepOutcome:
     skipped: int = 0        # steps skipped by the NaN/inf guard
     steps: int = 0          # optimizer steps attempted
 
+    def merge(self, later: "StepOutcome") -> "StepOutcome":
+        """This and a later batch's outcome as one (steps_per_execution)."""
+        return StepOutcome(max(self.grad_norm, later.grad_norm, key=_nan_last), self.clipped or later.clipped,
+                           self.skipped + later.skipped, self.steps + later.steps)
+
 
 class Trainer:
     """The compiled state of a model: optimizer, loss, metrics, clipping, guard counters."""
 
     def __init__(self, model: nn.Module, optimizer: Any, loss: Any, metrics: Any,
                  clipnorm: Optional[float], clipvalue: Optional[float], global_clipnorm: Optional[float],
-                 weighted_metrics: Any = None, loss_weights: Any = None) -> None:
+                 weighted_metrics: Any = None, loss_weights: Any = None,
+                 jit_compile: jit_mod.JitCompile = False, steps_per_execution: int = 1) -> None:
         self.model = model
+        self.jit = jit_mod.JitSteps(self) if jit_mod.resolve(jit_compile) else None
+        if isinstance(steps_per_execution, bool) or not isinstance(steps_per_execution, int) or steps_per_execution < 1:
+            raise ValueError("Received an invalid value for argument `steps_per_execution`, expected a positive integer, "
+                             f"got {steps_per_execution!r}")
+        self.steps_per_execution = steps_per_execution
         self.optimizer = optimizers_mod.get(optimizer)
         # Several outputs: one object maps outputs to losses/weights/metrics (training/outputs.py).
         self.outputs = output_losses(model, loss, metrics, loss_weights)
@@ -80,6 +102,11 @@ class Trainer:
         # shard that makes all processes agree on skipping and weight their part of the batch.
         self.forward: Optional[Any] = None
         self.shard: Optional[Any] = None
+        # All the targets of the running fit/evaluate, for one check of the label values
+        # (targets_once); without them each batch's labels are checked.
+        self.targets: Optional[Data] = None
+        self.targets_checked = False
+        self._pred_like: Optional[Tensor] = None  # (0, ..., C) on "meta": the output's shape, for label checks
 
     # -- building -------------------------------------------------------------------------
 
@@ -107,16 +134,36 @@ class Trainer:
 
     # -- one batch ------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def targets_once(self, y: Data) -> Iterator[None]:
+        """Within: check the label values of all of ``y`` at the first batch, then no more."""
+        saved = self.targets, self.targets_checked
+        self.targets, self.targets_checked = y, False
+        try:
+            yield
+        finally:
+            self.targets, self.targets_checked = saved
+
     def compute_loss(self, y: Tensor, y_pred: Any, mask: Optional[Tensor],
                      sample_weight: Optional[Tensor] = None) -> Tensor:
+        """The scalar loss. Its range probe (``Loss.range_probe``) is the caller's to read."""
         if self.outputs is not None:
             return self.outputs(y, y_pred, mask, sample_weight)
         if not isinstance(y_pred, Tensor):
             raise TypeError(f"The model returned {type(y_pred).__name__}; compile/fit need a single output tensor "
                             "(drop return_state=True from the last layer, or subclass Model and return one tensor)")
+        self._check_targets(y, y_pred)
+        if self._pred_like is None:
+            self._pred_like = torch.empty((0, *y_pred.shape[1:]), dtype=y_pred.dtype, device="meta")
         if sample_weight is None:
-            return self.loss(y, y_pred, mask=mask)
-        return self.loss(y, y_pred, sample_weight=sample_weight, mask=mask)
+            return self.loss(y, y_pred, mask=mask, checked=True)
+        return self.loss(y, y_pred, sample_weight=sample_weight, mask=mask, checked=True)
+
+    def _check_targets(self, y: Tensor, y_pred: Tensor) -> None:
+        if not self.targets_checked:
+            every = self.targets if isinstance(self.targets, Tensor) else None
+            self.loss.check_targets(y if every is None else every, y_pred)
+            self.targets_checked = every is not None
 
     def _weights(self, y: Any, y_pred: Any, sample_weight: Optional[Tensor]) -> Optional[Tensor]:
         """This batch's sample weights: given, from class_weight, or None."""
@@ -131,19 +178,48 @@ class Trainer:
             check_against_output(sample_weight, y_pred, where)
         return sample_weight
 
+    def _compiled(self, x: Data, y: Tensor, train: bool,
+                  sample_weight: Optional[Tensor] = None) -> Optional[tuple[Any, ...]]:
+        """(loss, y_pred, mask, range probe, metric sums) from the jit_compile graph, or None: run eagerly."""
+        jit = self.jit
+        if jit is None:
+            return None
+        ddp = self.forward is not None or self.shard is not None
+        why = None
+        if self.outputs is not None:
+            why = "the losses and metrics of a model with several outputs run eagerly"
+        elif sample_weight is not None or self.class_weight is not None or self.weighted_metrics.identifiers:
+            why = "sample_weight, class_weight and weighted_metrics are applied eagerly"
+        elif ddp:
+            why = "fit(distributed=True) runs the forward through DistributedDataParallel"
+        if why is not None:
+            jit.usable(why)
+            return None
+        if self._pred_like is None or self.metrics.metrics is None:
+            return None  # the first step runs eagerly: it builds, picks the metrics, learns the output's shape
+        if not jit.usable():
+            return None
+        self._check_targets(y, self._pred_like)
+        return jit.train(x, y) if train else jit.test(x, y)
+
     def _call(self, x: Data) -> tuple[Any, Optional[Tensor]]:
         return (self.forward or self.model._call_with_mask)(x)
 
     def train_step(self, x: Data, y: Tensor, sample_weight: Optional[Tensor] = None) -> StepOutcome:
-        y_pred, mask = self._call(x)
         outcome = StepOutcome()
-        self._optimize(y, y_pred, mask, float(num_samples(x)), outcome, sample_weight)
+        graph = self._compiled(x, y, train=True, sample_weight=sample_weight)
+        y_pred, mask = self._call(x) if graph is None else graph[1:3]
+        self._optimize(y, y_pred, mask, float(num_samples(x)), outcome, sample_weight, graph)
+        if self.jit is not None:
+            self.jit.settle()
         return outcome
 
     def train_step_tbptt(self, x: Data, y: Tensor, k: int, modules: list[nn.Module],
                          sample_weight: Optional[Tensor] = None) -> StepOutcome:
         """One batch as windows of ``k`` steps: one optimizer step per window (many-to-many),
         or only on the last window when y has no time axis (many-to-one)."""
+        if self.jit is not None:
+            self.jit.usable("truncated BPTT (fit(tbptt=...)) carries the state between windows in Python")
         reset_states(modules)
         T = time_steps(x)
         spans = windows(T, k)
@@ -172,41 +248,72 @@ class Trainer:
         return outcome
 
     def _optimize(self, y: Tensor, y_pred: Any, mask: Optional[Tensor], weight: float, outcome: StepOutcome,
-                  sample_weight: Optional[Tensor] = None) -> None:
+                  sample_weight: Optional[Tensor] = None, graph: Optional[tuple[Any, ...]] = None) -> None:
+        """``graph``: what the jit_compile graph computed (see ``_compiled``), else None."""
         self.step += 1
         outcome.steps += 1
         opt = self.optimizer
         opt.zero_grad()
-        sample_weight = self._weights(y, y_pred, sample_weight)
-        loss = self.compute_loss(y, y_pred, mask, sample_weight)
-        loss_value = float(loss.detach())
-        finite, share = math.isfinite(loss_value), 1.0
+        if graph is None:
+            sample_weight = self._weights(y, y_pred, sample_weight)
+            loss = self.compute_loss(y, y_pred, mask, sample_weight)
+        else:
+            loss = graph[0]
+        share = 1.0
         if self.shard is not None:
-            finite, share, weight = self.shard.agree(finite, y_pred, mask, weight)
-        if not finite:
-            self._bad_step(f"non-finite loss (loss={loss_value:g})", outcome)
-            outcome.grad_norm = max(outcome.grad_norm, float("nan"), key=_nan_last)
-            return
+            # All processes agree on skipping before the backward, whose all-reduce they share.
+            loss_value = float(loss.detach())
+            finite, share, weight = self.shard.agree(math.isfinite(loss_value), y_pred, mask, weight)
+            if not finite:
+                self._bad_step(f"non-finite loss (loss={loss_value:g})", outcome)
+                outcome.grad_norm = max(outcome.grad_norm, float("nan"), key=_nan_last)
+                return
         (loss * share if share != 1.0 else loss).backward()
         params = [p for g in opt.torch_optimizer.param_groups for p in g["params"]]
         grads = clipping.gradients(params)
         per_tensor = clipping.norms(grads)
-        norm = clipping.global_norm(per_tensor)
+        y_pred = y_pred.detach() if isinstance(y_pred, Tensor) else y_pred  # several outputs: a list
+        # The one read-back of the step (see the module docstring): per-tensor norms, (max |g|
+        # per tensor), then the loss, (the range probe's min and max), (the metric sums).
+        n = len(grads)
+        vectors = [per_tensor] + ([clipping.max_abs(grads)] if self.clipvalue is not None else [])
+        if graph is not None:
+            probe, sums = graph[3], graph[4]
+        elif self.outputs is not None:  # per-output losses and metrics update after the step
+            probe, sums = None, []
+        else:
+            probe = self.loss.range_probe(y_pred)
+            sums = self.metrics.batch_sums(y, y_pred, mask) if share != 0.0 else []
+        host = _read_back(vectors, [loss.detach(), *(probe or ()), *sums])
+        norms, largest = host[:n], (host[n:2 * n] if self.clipvalue is not None else None)
+        loss_value, at = host[len(vectors) * n], len(vectors) * n + 1
+        if probe is not None:
+            self.loss.check_range(host[at], host[at + 1])
+            at += 2
+        norm = math.hypot(*norms)  # ||G||, correctly rounded, inf/nan if a gradient is
+        if not math.isfinite(loss_value):
+            self._bad_step(f"non-finite loss (loss={loss_value:g})", outcome)
+            outcome.grad_norm = max(outcome.grad_norm, float("nan"), key=_nan_last)
+            opt.zero_grad()
+            return
         outcome.grad_norm = max(outcome.grad_norm, norm, key=_nan_last)
         if not math.isfinite(norm):
             self._bad_step(f"non-finite gradient (norm={norm:g})", outcome)
             opt.zero_grad()
             return
-        outcome.clipped |= clipping.clip_(grads, per_tensor, clipnorm=self.clipnorm, clipvalue=self.clipvalue,
-                                          global_clipnorm=self.global_clipnorm)
+        outcome.clipped |= clipping.clip_(grads, norms, clipnorm=self.clipnorm, clipvalue=self.clipvalue,
+                                          global_clipnorm=self.global_clipnorm, total=norm, largest=largest)
         opt.step()
         self.consecutive_bad = 0
         if share == 0.0:
             return  # a placeholder sample on a process with no share of this batch
-        self.loss_tracker.update_values(loss.detach(), weight=weight)
-        self.metrics.update(y, y_pred.detach() if isinstance(y_pred, Tensor) else y_pred, mask)
+        self.loss_tracker.add(loss_value * weight, weight)
+        if self.outputs is not None:
+            self.outputs.update(y, y_pred, mask)
+        else:
+            self.metrics.add(host[at:], y, y_pred, mask)
         if self.weighted_metrics.identifiers:
-            self.weighted_metrics.update(y, y_pred.detach(), mask, sample_weight)
+            self.weighted_metrics.update(y, y_pred, mask, sample_weight)
 
     def _bad_step(self, what: str, outcome: StepOutcome) -> None:
         outcome.skipped += 1
@@ -224,12 +331,27 @@ class Trainer:
 
     def test_step(self, x: Data, y: Tensor, sample_weight: Optional[Tensor] = None) -> None:
         with torch.no_grad():
-            y_pred, mask = self.model._call_with_mask(x)
-            if sample_weight is not None:  # class_weight is for training only, as in Keras
-                check_against_output(sample_weight, y_pred, "Argument `sample_weight`")
-            loss = self.compute_loss(y, y_pred, mask, sample_weight)
-        self.loss_tracker.update_values(loss, weight=float(num_samples(x)))
-        self.metrics.update(y, y_pred, mask)
+            graph = self._compiled(x, y, train=False, sample_weight=sample_weight)
+            if graph is None:
+                y_pred, mask = self.model._call_with_mask(x)
+                if sample_weight is not None:  # class_weight is for training only, as in Keras
+                    check_against_output(sample_weight, y_pred, "Argument `sample_weight`")
+                loss = self.compute_loss(y, y_pred, mask, sample_weight)
+                probe = None if self.outputs is not None else self.loss.range_probe(y_pred)
+                sums = [] if self.outputs is not None else self.metrics.batch_sums(y, y_pred, mask)
+                if self.jit is not None:
+                    self.jit.settle()
+            else:
+                loss, y_pred, mask, probe, sums = graph
+        host = _read_back([], [loss, *(probe or ()), *sums])  # one transfer
+        if probe is not None:
+            self.loss.check_range(host[1], host[2])
+        weight = float(num_samples(x))
+        self.loss_tracker.add(host[0] * weight, weight)
+        if self.outputs is not None:
+            self.outputs.update(y, y_pred, mask)
+        else:
+            self.metrics.add(host[3 if probe is not None else 1:], y, y_pred, mask)
         if self.weighted_metrics.identifiers:
             self.weighted_metrics.update(y, y_pred, mask, sample_weight)
 
@@ -267,8 +389,29 @@ class Trainer:
         else:
             clip = {k: v for k, v in (("clipnorm", self.clipnorm), ("clipvalue", self.clipvalue),
                                       ("global_clipnorm", self.global_clipnorm)) if v is not None}
+        steps: dict[str, Any] = {}  # as in Keras's compile config, where not the defaults
+        if self.jit is not None:
+            steps["jit_compile"] = True
+        if self.steps_per_execution != 1:
+            steps["steps_per_execution"] = self.steps_per_execution
         extra = {"weighted_metrics": weighted} if weighted else {}
-        return {"optimizer": opt, **per_output, **extra, **clip}
+        return {"optimizer": opt, **per_output, **extra, **clip, **steps}
+
+
+def _read_back(vectors: list[Tensor], scalars: list[Any]) -> list[Any]:
+    """``vectors`` (1-D tensors) then ``scalars`` (0-dim tensors or numbers) as Python numbers,
+    read from the device in one transfer. Concatenation promotes to the widest dtype, so
+    every value arrives exact (float32 sums, float64 norms, counts of one batch)."""
+    tensors = [t for t in scalars if isinstance(t, Tensor)]
+    vectors = [v for v in vectors if v.numel()]  # no gradients: an empty CPU placeholder
+    if tensors:
+        vectors = [*vectors, torch.stack(tensors)]
+    values = (torch.cat(vectors) if len(vectors) > 1 else vectors[0]).tolist() if vectors else []
+    if len(tensors) == len(scalars):
+        return values
+    head = len(values) - len(tensors)
+    tail = iter(values[head:])
+    return values[:head] + [next(tail) if isinstance(t, Tensor) else t for t in scalars]
 
 
 def _nan_last(v: float) -> float:

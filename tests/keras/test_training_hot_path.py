@@ -1,0 +1,152 @@
+"""What fit does once instead of per batch, and per batch with one read-back, still behaves as before:
+labels checked over all targets, metrics with their own update_state, the callback hooks,
+steps_per_execution, the progress bar, and clipping from numbers already read back."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from rnnkit.keras import callbacks, layers, metrics
+from rnnkit.keras.models import Sequential
+from rnnkit.keras.training import clipping
+
+
+def task(n=40, seed=0):
+    g = np.random.default_rng(seed)
+    x = g.standard_normal((n, 5, 2)).astype(np.float32)
+    return x, (x.sum((1, 2)) > 0).astype(np.int64)
+
+
+def classifier(**compile_kwargs):
+    torch.manual_seed(0)
+    model = Sequential([layers.Input(shape=(5, 2)), layers.LSTM(4), layers.Dense(2, activation="softmax")])
+    model.compile("sgd", compile_kwargs.pop("loss", "sparse_categorical_crossentropy"), **compile_kwargs)
+    return model
+
+
+def test_labels_are_checked_over_all_targets_before_the_first_step():
+    x, y = task()
+    y[-1] = 7  # only the last batch holds a bad label
+    model = classifier()
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(ValueError, match=r"labels in \[0, 2\) for a model with 2 outputs, got labels in \[0, 7\]"):
+        model.fit(x, y, batch_size=8, shuffle=False, verbose=0)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    with pytest.raises(ValueError, match=r"got labels in \[0, 7\]"):
+        model.evaluate(x, y, batch_size=8, verbose=0)
+    with pytest.raises(ValueError, match=r"got labels in \[0, 7\]"):
+        model.train_on_batch(x[-8:], y[-8:])
+
+
+def test_binary_labels_are_checked_over_all_targets():
+    x, y = task()
+    y = y.astype(np.float32)
+    y[-1] = 2.0
+    torch.manual_seed(0)
+    model = Sequential([layers.Input(shape=(5, 2)), layers.LSTM(4), layers.Dense(1, activation="sigmoid")])
+    model.compile("sgd", "binary_crossentropy")
+    with pytest.raises(ValueError, match=r"labels \(y_true\) in \[0, 1\], got labels in \[0, 2\]"):
+        model.fit(x, y, batch_size=8, verbose=0)
+
+
+class Counting(metrics.Metric):
+    """A metric with its own update_state: called with the batch, after the step."""
+
+    def __init__(self):
+        super().__init__("seen")
+        self.seen = 0.0
+
+    def update_state(self, y_true, y_pred, mask=None):
+        self.seen += len(y_true)
+
+    def result(self):
+        return self.seen
+
+    def reset_state(self):
+        self.seen = 0.0
+
+
+def test_running_means_match_a_hand_count_and_own_update_state_metrics_still_run():
+    x, y = task()
+    model = classifier(metrics=["accuracy", Counting()])
+    seen = []
+    probe = callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: seen.append(dict(logs)))
+    model.fit(x, y, batch_size=16, shuffle=False, verbose=0, callbacks=[probe])
+    assert [s["seen"] for s in seen] == [16, 32, 40]
+    # evaluate's running loss and accuracy against a plain recount over the same batches
+    logs = model.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
+    with torch.no_grad():
+        p = model(torch.from_numpy(x))
+    expected_acc = float((p.argmax(-1) == torch.from_numpy(y)).double().mean())
+    expected_loss = float(-torch.log(p.gather(1, torch.from_numpy(y)[:, None]).clamp(1e-7, 1 - 1e-7)).mean())
+    assert logs["accuracy"] == pytest.approx(expected_acc, rel=1e-12)
+    assert logs["loss"] == pytest.approx(expected_loss, rel=1e-5)
+    assert logs["seen"] == 40
+
+
+def test_hooks_left_as_no_ops_are_skipped_and_instance_hooks_run():
+    calls = []
+
+    class Ends(callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            calls.append(("end", batch))
+
+    begins = callbacks.LambdaCallback(on_train_batch_begin=lambda b, logs: calls.append(("begin", b)))
+    cbs = callbacks.CallbackList([Ends(), begins], model=None, params={})
+    assert cbs.has("on_train_batch_begin") and cbs.has("on_train_batch_end") and not cbs.has("on_test_batch_end")
+    x, y = task(16)
+    classifier().fit(x, y, batch_size=8, verbose=0, callbacks=[Ends(), begins])
+    assert calls == [("begin", 0), ("end", 0), ("begin", 1), ("end", 1)]
+
+
+def test_steps_per_execution_calls_the_batch_hooks_once_per_group():
+    x, y = task(56)  # 7 batches of 8: groups end at batches 2, 5 and 6
+    model = classifier(steps_per_execution=3, global_clipnorm=1e-3)
+    ends, begins = [], []
+    rec = callbacks.LambdaCallback(on_train_batch_begin=lambda b, logs: begins.append(b),
+                                   on_train_batch_end=lambda b, logs: ends.append((b, dict(logs))))
+    history = model.fit(x, y, batch_size=8, shuffle=False, verbose=0, callbacks=[rec])
+    assert begins == [0, 3, 6] and [b for b, _ in ends] == [2, 5, 6]
+    assert all(logs["clipped"] for _, logs in ends)  # any step of the group clipped
+    assert len(history.grad_norms[0]) == 3 and history.clip_events == [7]
+    # the same steps as with a hook call per batch
+    reference = classifier(global_clipnorm=1e-3)
+    reference.fit(x, y, batch_size=8, shuffle=False, verbose=0)
+    for a, b in zip(reference.parameters(), model.parameters()):
+        torch.testing.assert_close(b, a, rtol=0, atol=0)
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_the_throttled_progress_bar_still_ends_at_every_step(every):
+    x, y = task(80)
+    out = Terminal()
+    classifier(metrics=["accuracy"], steps_per_execution=every).fit(
+        x, y, batch_size=8, epochs=2, verbose=0, callbacks=[callbacks.ProgbarLogger(1, file=out)])
+    text = out.getvalue()
+    assert text.count("10/10") >= 2 and "accuracy" in text and "loss" in text
+
+
+def test_clipping_from_numbers_read_back_equals_clipping_from_tensors():
+    g = torch.Generator().manual_seed(0)
+    grads = [torch.randn(4, 3, generator=g) * 3, torch.randn(5, generator=g)]
+    norms = clipping.norms(grads)
+    for rule in ({"clipnorm": 2.0}, {"global_clipnorm": 2.0}, {"clipvalue": 1.5}):
+        a, b = [t.clone() for t in grads], [t.clone() for t in grads]
+        fired_a = clipping.clip_(a, norms, **rule)
+        fired_b = clipping.clip_(b, norms.tolist(), total=clipping.global_norm(norms),
+                                 largest=clipping.max_abs(grads).tolist(), **rule)
+        assert fired_a and fired_b
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    expected = [torch.linalg.vector_norm(t.double()) for t in grads]
+    torch.testing.assert_close(norms, torch.stack(expected))
+    assert clipping.global_norm(norms) == pytest.approx(math.sqrt(sum(float(n) ** 2 for n in expected)))
