@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Fresh-clone timing of README command 1 (pip install, then rnnkit train sentiment) with an empty
-# kernel cache, in a plain venv, from a clone of the cli branch: bash scripts/fresh_clone_timing.sh
+# kernel cache, in a plain venv, from a clone of this checkout's HEAD: bash scripts/fresh_clone_timing.sh
 set -e
-D=/tmp/cli-fresh; rm -rf $D; mkdir -p $D/kernels; cd $D
-git clone -q --branch cli /work/wt/cli repo
+SRC=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
+D=/tmp/rnnkit-fresh; rm -rf $D; mkdir -p $D/kernels; cd $D
+git clone -q "$SRC" repo
 cd repo; git log --oneline -1
 python -m venv $D/venv; source $D/venv/bin/activate
 export RNNKIT_KERNELS_DIR=$D/kernels
