@@ -17,6 +17,15 @@ from ..ops import CELL_OPS, CellSpec, Weights, cell_spec
 from .init import initialize
 
 
+def check_step_input(x: Tensor, input_size: int) -> None:
+    """One step's input must be a floating-point (B, F) tensor with F = ``input_size``."""
+    if not isinstance(x, Tensor) or not x.dtype.is_floating_point:
+        got = f"dtype {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
+        raise TypeError(f"Argument `x` must be a floating-point tensor of shape (B, {input_size}), got {got}")
+    if x.dim() != 2 or x.shape[1] != input_size:
+        raise ValueError(f"Argument `x` must have shape (B, {input_size}), got {tuple(x.shape)}")
+
+
 def check_positive_int(value: object, argument: str, allow_zero: bool = False) -> int:
     ok = isinstance(value, int) and not isinstance(value, bool) and (value >= 0 if allow_zero else value > 0)
     if not ok:
@@ -138,11 +147,7 @@ class RecurrentCell(nn.Module):
 
     def forward(self, x: Tensor, state: Optional[tuple[Tensor, ...]] = None) -> tuple[Tensor, ...]:
         """One step: x (B, F), state ((B, P),) or ((B, P), (B, H)) -> new state. Autograd does the backward."""
-        if not isinstance(x, Tensor) or not x.dtype.is_floating_point:
-            got = f"dtype {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
-            raise TypeError(f"Argument `x` must be a floating-point tensor of shape (B, {self.input_size}), got {got}")
-        if x.dim() != 2 or x.shape[1] != self.input_size:
-            raise ValueError(f"Argument `x` must have shape (B, {self.input_size}), got {tuple(x.shape)}")
+        check_step_input(x, self.input_size)
         if state is None:
             state = self.initial_state(x.shape[0], x)
         state = tuple(state)

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..ops import min_rnn
-from .cell import check_positive_int
+from .cell import check_positive_int, check_step_input
 from .init import initialize
 
 
@@ -58,11 +58,7 @@ class MinRNNCell(nn.Module):
 
     def forward(self, x: Tensor, state: Optional[tuple[Tensor, ...]] = None) -> tuple[Tensor, ...]:
         """One step: x (B, F), state ((B, H),) -> ((B, H),). Autograd does the backward."""
-        if not isinstance(x, Tensor) or not x.dtype.is_floating_point:
-            got = f"dtype {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
-            raise TypeError(f"Argument `x` must be a floating-point tensor of shape (B, {self.input_size}), got {got}")
-        if x.dim() != 2 or x.shape[1] != self.input_size:
-            raise ValueError(f"Argument `x` must have shape (B, {self.input_size}), got {tuple(x.shape)}")
+        check_step_input(x, self.input_size)
         if state is None:
             state = self.initial_state(x.shape[0], x)
         state = tuple(state)

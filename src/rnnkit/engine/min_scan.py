@@ -26,7 +26,7 @@ from torch import Tensor
 from .. import onnx_native
 from ..ops import min_rnn
 from . import kernels
-from .sequence import check_input, check_lengths, check_mask, lengths_to_mask
+from .sequence import check_input, check_tbptt_and_mask
 
 KIND_CODES = {"mingru": 0, "minlstm": 1}
 BACKENDS = ("auto", "compiled", "python")
@@ -262,14 +262,7 @@ def run_min(
     if bias is not None and bias.shape != (G,):
         raise ValueError(f"Argument `bias` must have shape (G,) = ({G},), got {tuple(bias.shape)}")
     B, T, _ = x.shape
-    if tbptt is not None and (not isinstance(tbptt, int) or isinstance(tbptt, bool) or tbptt < 1):
-        raise ValueError(f"Argument `tbptt` must be a positive integer or None, got {tbptt!r}")
-    if mask is not None and lengths is not None:
-        raise ValueError("Pass either `mask` or `lengths`, not both")
-    if lengths is not None:
-        mask = lengths_to_mask(check_lengths(lengths, B, T).to(x.device), T)
-    elif mask is not None:
-        mask = check_mask(mask, B, T).to(x.device)
+    mask = check_tbptt_and_mask(tbptt, mask, lengths, B, T, x.device)
     if h0 is None:
         h0 = x.new_zeros(B, H)
     elif not isinstance(h0, Tensor) or h0.shape != (B, H):

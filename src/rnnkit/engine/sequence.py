@@ -19,6 +19,20 @@ from .blas import project
 from .recurrence import run_recurrence, uses_compiled_loop
 
 
+def check_tbptt_and_mask(tbptt: Optional[int], mask: Optional[Tensor], lengths: Optional[Tensor], B: int, T: int,
+                         device: torch.device) -> Optional[Tensor]:
+    """Check ``tbptt``, and ``mask`` (B, T) or ``lengths`` (B,) (not both); returns the mask, or None."""
+    if tbptt is not None and (not isinstance(tbptt, int) or isinstance(tbptt, bool) or tbptt < 1):
+        raise ValueError(f"Argument `tbptt` must be a positive integer or None, got {tbptt!r}")
+    if mask is not None and lengths is not None:
+        raise ValueError("Pass either `mask` or `lengths`, not both")
+    if lengths is not None:
+        return lengths_to_mask(check_lengths(lengths, B, T).to(device), T)
+    if mask is not None:
+        return check_mask(mask, B, T).to(device)
+    return None
+
+
 def lengths_to_mask(lengths: Tensor, T: int) -> Tensor:
     """(B,) integer lengths -> (B, T) bool mask, True on real steps (right padding)."""
     return torch.arange(T, device=lengths.device)[None, :] < lengths[:, None]
@@ -154,14 +168,7 @@ def _run(spec: CellSpec, x: Tensor, weights: Weights, state0: Optional[Sequence[
     B, T, _ = x.shape
     n_state = spec.n_states
     sizes = state_sizes(weights)[:n_state]
-    if tbptt is not None and (not isinstance(tbptt, int) or isinstance(tbptt, bool) or tbptt < 1):
-        raise ValueError(f"Argument `tbptt` must be a positive integer or None, got {tbptt!r}")
-    if mask is not None and lengths is not None:
-        raise ValueError("Pass either `mask` or `lengths`, not both")
-    if lengths is not None:
-        mask = lengths_to_mask(check_lengths(lengths, B, T).to(x.device), T)
-    elif mask is not None:
-        mask = check_mask(mask, B, T)
+    mask = check_tbptt_and_mask(tbptt, mask, lengths, B, T, x.device)
     state0 = default_state(spec, weights, x) if state0 is None else check_state0(spec, weights, state0, B)
     if recurrent_mask is not None and recurrent_mask.shape != (B, sizes[0]):
         raise ValueError(
