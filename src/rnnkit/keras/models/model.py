@@ -182,18 +182,39 @@ class Model(nn.Module):
         print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn)
 
     def get_weights(self) -> list[np.ndarray]:
-        return [p.detach().cpu().numpy().copy() for p in _unique_params(self)]
+        """All weights as numpy arrays, as Keras's ``Model.get_weights``: each layer's
+        ``get_weights()`` (Keras's layout and gate order) in ``self.layers`` order, so that
+        ``model.set_weights(keras_model.get_weights())`` works. A layer Keras has no layout for
+        (an LSTM with peepholes, a plain torch module) gives its parameters as they are."""
+        return [w for owner in self._weight_owners() for w in _arrays(owner)]
 
     def set_weights(self, weights: Sequence[Any]) -> None:
-        params = _unique_params(self)
-        if len(weights) != len(params):
-            raise ValueError(f"set_weights: expected {len(params)} arrays, got {len(weights)}")
-        with torch.no_grad():
-            for i, (p, w) in enumerate(zip(params, weights)):
-                w = torch.as_tensor(np.asarray(w))
-                if tuple(w.shape) != tuple(p.shape):
-                    raise ValueError(f"set_weights: array {i} must have shape {tuple(p.shape)}, got {tuple(w.shape)}")
-                p.copy_(w)
+        """Inverse of ``get_weights``: the same number of arrays, in the same order and shapes."""
+        weights = list(weights)
+        owners = self._weight_owners()
+        counts = [len(_arrays(o)) for o in owners]
+        if len(weights) != sum(counts):
+            raise ValueError(f"set_weights: expected {sum(counts)} arrays (as get_weights gives), got {len(weights)}")
+        at = 0
+        for owner, n in zip(owners, counts):
+            part, at = weights[at : at + n], at + n
+            if isinstance(owner, nn.Parameter) or not _keras_layout(owner):
+                params = [owner] if isinstance(owner, nn.Parameter) else _unique_params(owner)
+                _assign(params, part, at - n)
+            elif n:
+                owner.set_weights(part)
+
+    def _weight_owners(self) -> list[Any]:
+        """The sublayers that hold weights, in ``layers`` order, then any parameter outside them."""
+        owners: list[Any] = []
+        seen: set[int] = set()
+        for layer in self.layers:
+            params = [p for p in _unique_params(layer) if id(p) not in seen]
+            if params:
+                owners.append(layer)
+                seen.update(id(p) for p in params)
+        owners += [p for p in _unique_params(self) if id(p) not in seen]
+        return owners
 
     # -- training ------------------------------------------------------------------------
 
@@ -397,6 +418,34 @@ class Model(nn.Module):
 
 class NotCompiledError(ValueError, RuntimeError):
     """fit/evaluate before compile: a ValueError here, a RuntimeError in Keras; both catch it."""
+
+
+def _keras_layout(layer: nn.Module) -> bool:
+    """Whether ``layer.get_weights()`` gives Keras's layout (an rnnkit.keras layer that has one)."""
+    if not hasattr(layer, "get_weights") or not hasattr(layer, "set_weights"):
+        return False
+    try:
+        layer.get_weights()
+    except ValueError:  # e.g. an LSTM with peepholes: Keras has no such weights
+        return False
+    return True
+
+
+def _arrays(owner: Any) -> list[np.ndarray]:
+    if isinstance(owner, nn.Parameter):
+        return [owner.detach().cpu().numpy().copy()]
+    if _keras_layout(owner):
+        return list(owner.get_weights())
+    return [p.detach().cpu().numpy().copy() for p in _unique_params(owner)]
+
+
+def _assign(params: Sequence[nn.Parameter], arrays: Sequence[Any], first: int) -> None:
+    with torch.no_grad():
+        for i, (p, w) in enumerate(zip(params, arrays), start=first):
+            w = torch.as_tensor(np.asarray(w))
+            if tuple(w.shape) != tuple(p.shape):
+                raise ValueError(f"set_weights: array {i} must have shape {tuple(p.shape)}, got {tuple(w.shape)}")
+            p.copy_(w)
 
 
 def _unique_params(module: nn.Module) -> list[nn.Parameter]:
