@@ -18,14 +18,13 @@ from typing import Optional, Sequence, Union
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence
 
-from .. import engine
 from ..cells import MinRNNCell, initialize
 from ..engine.min_scan import BACKENDS, run_min
 from ..ops import min_rnn
 from ._checks import check_bool, check_features, check_float_tensor, check_positive_int, check_rate, check_state_shape, check_tbptt
-from .rnn import _repack
+from .rnn import _batch_first, _repack
 
 Input = Union[Tensor, PackedSequence]
 Lengths = Union[Tensor, Sequence[int]]
@@ -109,20 +108,8 @@ class MinRNNBase(nn.Module):
         h_n (num_layers * D, B, H), the state after each sequence's last step.
         """
         self._check_input(input)
-        packed = isinstance(input, PackedSequence)
-        if packed:
-            if lengths is not None:
-                raise ValueError("Pass either a PackedSequence `input` or `lengths`, not both")
-            x, lengths = pad_packed_sequence(input, batch_first=True)
-            batched = True
-        else:
-            batched = input.dim() == 3
-            x = input if batched else input.unsqueeze(0 if self.batch_first else 1)
-            if not self.batch_first:
-                x = x.transpose(0, 1)  # (B, T, F)
+        x, lengths, batched, packed = _batch_first(input, lengths, self.batch_first)
         B, T = x.shape[:2]
-        if lengths is not None:
-            lengths = engine.sequence.check_lengths(lengths, B, T)
         LD = self.num_layers * self.num_directions
         if hx is not None:
             expected = (LD, B, self.hidden_size) if batched else (LD, self.hidden_size)

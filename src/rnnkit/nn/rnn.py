@@ -252,20 +252,8 @@ class RNNBase(nn.Module):
     ) -> tuple[Input, tuple[Tensor, ...]]:
         """Returns the output in the input's layout and the final states, each (L*D, B, n)."""
         self._check_input(input)
-        packed = isinstance(input, PackedSequence)
-        if packed:
-            if lengths is not None:
-                raise ValueError("Pass either a PackedSequence `input` or `lengths`, not both")
-            x, lengths = pad_packed_sequence(input, batch_first=True)  # (B, T, F), original batch order
-            batched = True
-        else:
-            batched = input.dim() == 3
-            x = input if batched else input.unsqueeze(0 if self.batch_first else 1)
-            if not self.batch_first:
-                x = x.transpose(0, 1)  # (B, T, F)
+        x, lengths, batched, packed = _batch_first(input, lengths, self.batch_first)
         B, T = x.shape[:2]
-        if lengths is not None:
-            lengths = engine.sequence.check_lengths(lengths, B, T)
         state0 = self._check_hx(hx, B, batched, x.dtype)
         out, finals = self._run(x, state0, lengths)
 
@@ -337,6 +325,26 @@ class RNNBase(nn.Module):
         if self.spec.kind == "gru" and not self.spec.reset_after:
             s += ", reset_after=False"
         return s
+
+
+def _batch_first(input: Input, lengths: Optional[Lengths], batch_first: bool
+                 ) -> tuple[Tensor, Optional[Tensor], bool, bool]:
+    """A checked input as (x (B, T, F), lengths (B,) or None, batched, packed): a PackedSequence is
+    padded (lengths from it, in the original batch order), an unbatched (T, F) input gets B = 1."""
+    packed = isinstance(input, PackedSequence)
+    if packed:
+        if lengths is not None:
+            raise ValueError("Pass either a PackedSequence `input` or `lengths`, not both")
+        x, lengths = pad_packed_sequence(input, batch_first=True)
+        batched = True
+    else:
+        batched = input.dim() == 3
+        x = input if batched else input.unsqueeze(0 if batch_first else 1)
+        if not batch_first:
+            x = x.transpose(0, 1)
+    if lengths is not None:
+        lengths = engine.sequence.check_lengths(lengths, x.shape[0], x.shape[1])
+    return x, lengths, batched, packed
 
 
 def _repack(out: Tensor, like: PackedSequence, lengths: Tensor) -> PackedSequence:
