@@ -358,3 +358,37 @@ def test_pack_and_unpack_like_keras():
     assert pack(x) is x and pack([x, y]) == ([x, y],) and pack(x, y) == (x, y) and pack(x, y, w) == (x, y, w)
     with pytest.raises(ValueError, match=r"got a tuple of 4 items"):
         unpack((x, y, w, w))
+
+
+@pytest.mark.parametrize("kwargs", [dict(batch_size=8), dict(batch_size=8, shuffle=True),
+                                    dict(batch_size=7, shuffle=True, drop_last=True)])
+def test_tensor_dataset_fast_path_gives_the_loaders_batches_and_rng_draws(kwargs, monkeypatch):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from rnnkit.keras.training.data_adapters import loader_batches
+
+    x, y = torch.randn(50, 4, 3), torch.randint(0, 3, (50,))
+    loader = DataLoader(TensorDataset(x, y), **kwargs)
+    torch.manual_seed(1)
+    expected = list(loader)
+    rng_after = torch.get_rng_state()
+    # The fast path must be taken: it never asks the dataset for single samples.
+    monkeypatch.setattr(TensorDataset, "__getitem__", lambda self, i: pytest.fail("took the per-sample path"))
+    torch.manual_seed(1)
+    got = list(loader_batches(loader))
+    assert torch.equal(torch.get_rng_state(), rng_after)
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):
+        assert type(g) is type(e) and len(g) == len(e)
+        for a, b in zip(g, e):
+            assert a.dtype == b.dtype and torch.equal(a, b)
+
+
+def test_other_loaders_are_iterated_as_they_are():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from rnnkit.keras.training.data_adapters import loader_batches
+
+    ds = TensorDataset(torch.randn(10, 2), torch.randn(10))
+    custom = DataLoader(ds, batch_size=4, collate_fn=lambda items: ("custom", len(items)))
+    assert list(loader_batches(custom)) == [("custom", 4), ("custom", 4), ("custom", 2)]
