@@ -10,8 +10,8 @@ CNN-LSTM: Conv1D(32, 5, padding="same") -> MaxPooling1D(2) -> Conv1D(32, 3, padd
 
 This file builds both from layers, with fewer filters than the paper; the paper's LSTM-FCN is
 ready-made as ``rnnkit.models.LSTMFCN`` (``examples/ucr_classify.py``, ``rnnkit train ucr``).
-rnnkit's functional API has not landed yet, so the models subclass ``rnnkit.Model`` (Keras's
-subclassing API; ``compile``/``fit``/``evaluate`` as usual). Data: the bundled sets with their
+Both are written with the functional API (``keras.Input`` -> layers -> ``keras.Model``), as a
+Keras user would. Data: the bundled sets with their
 official splits, standardised with training statistics. Prints each test accuracy beside the
 majority-class baseline.
 
@@ -27,48 +27,29 @@ import time
 import numpy as np
 import torch
 
-import rnnkit
 from rnnkit.datasets import UCR_BUNDLED, load_ucr
+import rnnkit.keras as keras
 from rnnkit.keras import layers as L
 
 
-class LSTMFCN(rnnkit.Model):
-    """The LSTM-FCN of Karim et al., with fewer filters for small CPUs."""
-
-    def __init__(self, n_classes: int, filters: tuple[int, int, int] = (32, 64, 32), units: int = 8) -> None:
-        super().__init__()
-        self.conv1, self.bn1 = L.Conv1D(filters[0], 8, padding="same"), L.BatchNormalization()
-        self.conv2, self.bn2 = L.Conv1D(filters[1], 5, padding="same"), L.BatchNormalization()
-        self.conv3, self.bn3 = L.Conv1D(filters[2], 3, padding="same"), L.BatchNormalization()
-        self.pool = L.GlobalAveragePooling1D()
-        self.shuffle = L.Permute((2, 1))
-        self.lstm = L.LSTM(units)
-        self.drop = L.Dropout(0.8)
-        self.join = L.Concatenate()
-        self.classify = L.Dense(n_classes)
-
-    def call(self, x, training=None):
-        h = x
-        for conv, bn in ((self.conv1, self.bn1), (self.conv2, self.bn2), (self.conv3, self.bn3)):
-            h = torch.relu(bn(conv(h), training=training))  # (B, T, filters)
-        fcn = self.pool(h)  # (B, filters)
-        rnn = self.drop(self.lstm(self.shuffle(x)), training=training)  # (B, units)
-        return self.classify(self.join([fcn, rnn]))  # (B, C) logits
+def lstm_fcn(T: int, F: int, n_classes: int, filters: tuple[int, int, int] = (32, 64, 32),
+             units: int = 8) -> keras.Model:
+    """The LSTM-FCN of Karim et al., with fewer filters for small CPUs: x (B, T, F) -> logits (B, C)."""
+    x = keras.Input(shape=(T, F), name="series")
+    h = x
+    for n, kernel in zip(filters, (8, 5, 3)):
+        h = L.Activation("relu")(L.BatchNormalization()(L.Conv1D(n, kernel, padding="same")(h)))  # (B, T, n)
+    fcn = L.GlobalAveragePooling1D()(h)  # (B, filters[-1])
+    rnn = L.Dropout(0.8)(L.LSTM(units)(L.Permute((2, 1))(x)))  # F steps of T features -> (B, units)
+    return keras.Model(x, L.Dense(n_classes)(L.Concatenate()([fcn, rnn])), name="lstm_fcn")
 
 
-class CNNLSTM(rnnkit.Model):
+def cnn_lstm(T: int, F: int, n_classes: int, filters: int = 32, units: int = 32) -> keras.Model:
     """Convolutions extract local shapes; an LSTM reads the shorter sequence of them."""
-
-    def __init__(self, n_classes: int, filters: int = 32, units: int = 32) -> None:
-        super().__init__()
-        self.conv1 = L.Conv1D(filters, 5, padding="same", activation="relu")
-        self.pool = L.MaxPooling1D(2)
-        self.conv2 = L.Conv1D(filters, 3, padding="same", activation="relu")
-        self.lstm = L.LSTM(units)
-        self.classify = L.Dense(n_classes)
-
-    def call(self, x, training=None):
-        return self.classify(self.lstm(self.conv2(self.pool(self.conv1(x)))))
+    x = keras.Input(shape=(T, F), name="series")
+    h = L.Conv1D(filters, 5, padding="same", activation="relu")(x)
+    h = L.Conv1D(filters, 3, padding="same", activation="relu")(L.MaxPooling1D(2)(h))
+    return keras.Model(x, L.Dense(n_classes)(L.LSTM(units)(h)), name="cnn_lstm")
 
 
 def main() -> None:
@@ -87,13 +68,13 @@ def main() -> None:
         d = load_ucr(name)
         loc, scale = d.x_train.mean((0, 1)), d.x_train.std((0, 1)) + 1e-8  # per feature, training statistics
         x_train, x_test = (d.x_train - loc) / scale, (d.x_test - loc) / scale
-        model = (LSTMFCN if args.model == "lstm-fcn" else CNNLSTM)(len(d.classes))
-        model.compile(rnnkit.optimizers.Adam(1e-3),
-                      loss=rnnkit.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        N, T, F = d.x_train.shape
+        model = (lstm_fcn if args.model == "lstm-fcn" else cnn_lstm)(T, F, len(d.classes))
+        model.compile(keras.optimizers.Adam(1e-3),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
         model.fit(x_train, d.y_train, batch_size=16, epochs=args.epochs, verbose=0)
         _, accuracy = model.evaluate(x_test, d.y_test, verbose=0)
         baseline = float(np.mean(d.y_test == np.bincount(d.y_train).argmax()))
-        N, T, F = d.x_train.shape
         print(f"{args.model} {name}: test accuracy {accuracy:.4f}  (majority-class baseline {baseline:.4f}; "
               f"{N} train / {len(d.x_test)} test, T={T}, F={F}; {model.count_params():,} parameters)  "
               f"{time.perf_counter() - start:.0f} s")
