@@ -22,11 +22,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -34,6 +31,9 @@ import torch
 import torch.nn.functional as F
 
 import rnnkit.nn as rnn
+
+sys.path.insert(0, str(Path(__file__).parent))
+from run import time_pair  # noqa: E402
 
 
 class PlainMinGRU(torch.nn.Module):
@@ -86,21 +86,6 @@ def inputs(B: int, T: int, F_in: int, H: int) -> tuple[torch.Tensor, torch.Tenso
     x = torch.randn(B, T, F_in, requires_grad=True)
     h0 = torch.full((B, H), 0.5)  # g(0): positive, as the plain log-space form needs
     return x, h0
-
-
-def time_pair(peer: Callable[[], None], ours: Callable[[], None], reps: int, warmup: int) -> tuple[float, float]:
-    """Medians (seconds) of interleaved runs, alternating who goes first."""
-    for _ in range(warmup):
-        peer()
-        ours()
-    t_peer, t_ours = [], []
-    for i in range(reps):
-        pair = [(peer, t_peer), (ours, t_ours)]
-        for fn, acc in pair if i % 2 == 0 else pair[::-1]:
-            start = time.perf_counter()
-            fn()
-            acc.append(time.perf_counter() - start)
-    return statistics.median(t_peer), statistics.median(t_ours)
 
 
 def peak_rss_mb(name: str, B: int, T: int, F_in: int, H: int, threads: int) -> float:
