@@ -179,15 +179,19 @@ class Functional(Model):
 
     # -- running ---------------------------------------------------------------------------
 
+    def _by_names(self, values: dict, names: list[str], argument: str, what: str) -> list[Any]:
+        """``values`` (a dict keyed by input or output name) as a list in ``names`` order."""
+        missing = [k for k in names if k not in values]
+        unexpected = [k for k in values if k not in names]
+        if missing or unexpected:
+            raise ValueError(f"Model {self.name!r}: the keys of `{argument}` must be the {what} names {names}; "
+                             f"missing {missing}, unexpected {unexpected}")
+        return [values[k] for k in names]
+
     def _flatten_inputs(self, inputs: Any, argument: str = "inputs") -> list[Any]:
         n = len(self._flat_inputs)
         if isinstance(inputs, dict):
-            missing = [k for k in self.input_names if k not in inputs]
-            unexpected = [k for k in inputs if k not in self.input_names]
-            if missing or unexpected:
-                raise ValueError(f"Model {self.name!r}: the keys of `{argument}` must be the input names "
-                                 f"{self.input_names}; missing {missing}, unexpected {unexpected}")
-            return [inputs[k] for k in self.input_names]
+            return self._by_names(inputs, self.input_names, argument, "input")
         if n == 1:
             if isinstance(self._input_struct, (list, dict)) and isinstance(inputs, (list, tuple)) and len(inputs) == 1:
                 return [inputs[0]]
@@ -268,12 +272,7 @@ class Functional(Model):
         if isinstance(x, dict) or (n > 1 and isinstance(x, (list, tuple, np.ndarray, Tensor))):
             x = self._flatten_inputs(x, "x")
         if isinstance(y, dict):
-            missing = [k for k in self.output_names if k not in y]
-            unexpected = [k for k in y if k not in self.output_names]
-            if missing or unexpected:
-                raise ValueError(f"Model {self.name!r}: the keys of `y` must be the output names {self.output_names}; "
-                                 f"missing {missing}, unexpected {unexpected}")
-            y = [y[k] for k in self.output_names]
+            y = self._by_names(y, self.output_names, "y", "output")
         elif self._multi_output and isinstance(y, (list, tuple, np.ndarray, Tensor)):
             if not isinstance(y, (list, tuple)) or len(y) != len(self._flat_outputs):
                 got = f"{len(y)} items" if isinstance(y, (list, tuple)) else f"one {type(y).__name__}"
