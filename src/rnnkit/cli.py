@@ -19,7 +19,10 @@ import textwrap
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-import torch
+from .outdir import check_out_dir
+
+# No torch (nor rnnkit's torch-using modules) at import: `main` refuses a bad --out before paying for
+# `import torch` (about 1.3 s here). Each command imports what it needs.
 
 _OWN = ("classify-text", "classify-series", "forecast", "tag", "seq2seq", "lm")  # tasks on the user's files
 #: Each task-specific option and the tasks it applies to.
@@ -64,6 +67,8 @@ def _non_negative_float(text: str) -> float:
 
 def _set_threads(threads: Optional[int]) -> None:
     if threads is not None:
+        import torch
+
         torch.set_num_threads(threads)
 
 
@@ -96,6 +101,8 @@ def default_threads() -> tuple[int, str]:
     6.5 s on one (BENCHMARKS.md), and the regions are torch's own (GEMMs, softmax, the
     optimizer's vector math) as well as the engine's. So count the idle cores first.
     """
+    import torch
+
     asked = torch.get_num_threads()
     idle = idle_cores()
     if idle is None or asked == 1:
@@ -123,10 +130,9 @@ def _train(args: argparse.Namespace) -> int:
     if args.task in _OWN and args.data is None:
         raise CommandError(f"`rnnkit train {args.task}` trains on your file: give it with --data FILE")
     out = args.out if args.out is not None else Path("runs") / args.task
-    from .models.tasks import TASKS, Context, train_task
-    from .models.tasks.base import check_out_dir
-
     check_out_dir(out)  # before anything slow: a bad --out fails at once
+    from .models.tasks import TASKS, Context, train_task
+
     task = TASKS[args.task]
     if args.nproc > 1 and args.task in _CUSTOM_LOOP:
         raise CommandError(f"--nproc trains through fit(); {args.task!r} uses its own teacher-forcing loop "
@@ -142,6 +148,8 @@ def _train(args: argparse.Namespace) -> int:
         sys.stdout = open(os.devnull, "w")
         out = Path(tempfile.mkdtemp(prefix=f"rnnkit-rank{rank}-"))
     if args.threads is None and args.nproc == 1:
+        import torch
+
         threads, note = default_threads()
         torch.set_num_threads(threads)
         if note and not args.quiet and not rank:
@@ -199,6 +207,8 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    import torch
+
     from .data import CharVocab
 
     _set_threads(args.threads)
@@ -407,10 +417,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _early_out_check(argv: Sequence[str]) -> Optional[str]:
+    """The error for an unusable ``train --out DIR``, found before the parser (whose task table needs torch) is built."""
+    if not argv or argv[0] != "train":
+        return None
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            return None
+        value = argv[i + 1] if arg == "--out" and i + 1 < len(argv) else arg[6:] if arg.startswith("--out=") else None
+        if value:
+            try:
+                check_out_dir(Path(value))
+            except ValueError as e:
+                return str(e)
+    return None
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    early = _early_out_check(argv)
+    if early is not None:  # in well under a second: neither torch nor the task table is loaded yet
+        print(f"rnnkit train: error: {early}", file=sys.stderr)
+        return 1
     parser = build_parser()
     args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # `train --nproc` starts itself again
+    args.argv = argv  # `train --nproc` starts itself again
     try:
         return args.func(args)
     except CommandError as e:

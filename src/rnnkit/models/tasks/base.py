@@ -6,7 +6,6 @@ import json
 import math
 import random
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ import torch
 from torch import nn
 
 from ...keras.callbacks import Callback, EarlyStopping, is_terminal
+from ...outdir import check_out_dir
 from ..io import load_model, save_model
 
 __all__ = ["Context", "EpochBar", "Run", "Score", "Task", "check_out_dir", "plot_history", "prepare", "train_task"]
@@ -129,24 +129,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def check_out_dir(path: Path) -> Path:
-    """``path`` can hold a run: a writable directory, or creatable in one. Checked before any work; writes nothing."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"--out {str(path)!r} is a file; expected a directory (existing or new)")
-    parent = path
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ValueError(f"--out {str(path)!r} lies under {str(parent)!r}, which is a file, not a directory")
-    try:  # os.access says yes to root everywhere; creating (and at once removing) a file is the real test
-        tempfile.TemporaryFile(dir=parent).close()
-    except OSError as e:
-        raise ValueError(f"--out {str(path)!r}: cannot write in {str(parent)!r} ({e.strerror}); expected a "
-                         "writable directory") from None
-    return path
 
 
 def stopping_summary(run: Run, epochs: int) -> str:
