@@ -216,7 +216,7 @@ class CMUDictTask(Seq2SeqTask):
     name = "cmudict"
     summary = "grapheme-to-phoneme: the whole CMU Pronouncing Dictionary, 126,052 words -> ARPAbet (BSD)"
     shape = "many-to-many, different lengths: letters -> phonemes"
-    default_epochs = 8
+    default_epochs = 5
     units, embedding_dim, batch_size = 128, 64, 256
     learning_rate, dropout, beam = 3e-3, 0.2, 5
 
@@ -235,7 +235,8 @@ class CMUDictTask(Seq2SeqTask):
         tgt = [p.split() for w in words if w not in val_words for p in train_refs[w]]
         src_v = [list(w) for w in val_words for _ in train_refs[w]]
         tgt_v = [p.split() for w in val_words for p in train_refs[w]]
-        sv, tv = TokenVocab.fit(src, unk="<unk>"), TokenVocab.fit(tgt)
+        # Validation phonemes join the target vocabulary (a small --limit slice may miss some in training).
+        sv, tv = TokenVocab.fit(src, unk="<unk>"), TokenVocab.fit(tgt + tgt_v)
         S, T = encode_batch(sv, src), encode_batch(tv, tgt, add_bos=True, add_eos=True)
         val = (encode_batch(sv, src_v), encode_batch(tv, tgt_v, add_bos=True, add_eos=True)) if val_words else None
         ctx.say(f"data: {len(src):,} pronunciations of {len(words) - len(val_words):,} training words, "
