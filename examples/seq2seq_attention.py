@@ -1,12 +1,14 @@
 """Many-to-many, different lengths: an encoder-decoder with attention turns spellings into sounds.
 
-Data: 30,000 CMU Pronouncing Dictionary entries (BSD; bundled), letters -> ARPAbet
-phonemes without stress, the dictionary's split (--data dates/numbers: generated pairs).
+Data: the CMU Pronouncing Dictionary (BSD; bundled), letters -> ARPAbet phonemes without
+stress: --words (30,000) of its training words, spread evenly, and the first pronunciation of
+each; scored on the first pronunciation of 3,000 of its test words (--data dates/numbers:
+generated pairs). The whole dictionary with every pronunciation is `rnnkit train cmudict`.
 Training feeds the true previous phoneme with a probability that decays 1.0 -> --tf-end
 (0.6) over the epochs (scheduled sampling); decoding is greedy and by beam search. Prints word and
 phoneme error rates, and the test perplexity beside a unigram baseline.
 
-    python examples/seq2seq_attention.py [--data cmudict] [--attention luong] [--epochs 12] [--beam 4]
+    python examples/seq2seq_attention.py [--data cmudict] [--words 30000] [--attention luong] [--epochs 12] [--beam 4]
 """
 
 from __future__ import annotations
@@ -19,18 +21,25 @@ from collections import Counter
 import numpy as np
 import torch
 
-from rnnkit.datasets import load_cmudict, make_dates, make_number_words
+from rnnkit.datasets import group_pronunciations, load_cmudict, make_dates, make_number_words
 from rnnkit.models import (Seq2Seq, TeacherForcingSchedule, TokenVocab, fit_seq2seq, sequence_accuracy,
                            token_error_rate)
 from rnnkit.models.teacher_forcing import evaluate_loss
 from rnnkit.models.vocab import encode_batch
 
 
-def pairs(name: str) -> tuple[list, list, list, list]:
+def _spread(items: list, n: int) -> list:
+    """At most n items, evenly spread (the dictionary is sorted)."""
+    return items if n >= len(items) else [items[i] for i in np.linspace(0, len(items) - 1, n).round().astype(int)]
+
+
+def pairs(name: str, words: int) -> tuple[list, list, list, list]:
     if name == "cmudict":
         d = load_cmudict(stress=False)
-        return [list(w) for w in d.x_train], [p.split() for p in d.y_train], \
-               [list(w) for w in d.x_test], [p.split() for p in d.y_test]
+        train, test = group_pronunciations(d.x_train, d.y_train), group_pronunciations(d.x_test, d.y_test)
+        tr, te = _spread(list(train), words), _spread(list(test), max(words // 10, 1))
+        return [list(w) for w in tr], [train[w][0].split() for w in tr], \
+               [list(w) for w in te], [test[w][0].split() for w in te]
     make = make_dates if name == "dates" else lambda n, seed: make_number_words(n, seed, max_value=999_999)
     tr, te = make(20_000, seed=0), make(2_000, seed=1)
     return [list(x) for x in tr.x], [y.split() for y in tr.y], [list(x) for x in te.x], [y.split() for y in te.y]
@@ -39,6 +48,7 @@ def pairs(name: str) -> tuple[list, list, list, list]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default="cmudict", choices=["cmudict", "dates", "numbers"])
+    parser.add_argument("--words", type=int, default=30_000, help="cmudict: training words (test: a tenth as many)")
     parser.add_argument("--attention", default="luong", choices=["luong", "bahdanau"])
     parser.add_argument("--cell", default="lstm", choices=["lstm", "gru", "rnn"])
     parser.add_argument("--epochs", type=int, default=12)
@@ -51,7 +61,7 @@ def main() -> None:
     torch.manual_seed(args.seed)
     start = time.perf_counter()
 
-    src, tgt, src_t, tgt_t = pairs(args.data)
+    src, tgt, src_t, tgt_t = pairs(args.data, args.words)
     sv, tv = TokenVocab.fit(src, unk="<unk>"), TokenVocab.fit(tgt)
     S, T = encode_batch(sv, src), encode_batch(tv, tgt, add_bos=True, add_eos=True)
     St, Tt = encode_batch(sv, src_t), encode_batch(tv, tgt_t, add_bos=True, add_eos=True)

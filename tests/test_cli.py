@@ -110,6 +110,15 @@ def test_predict_generate_translate_use_the_saved_models(runs, capsys):
     assert capsys.readouterr().out.startswith("+1 year(s): ")
 
 
+def test_cmudict_trains_with_stress_and_translates(tmp_path, capsys):
+    _train("cmudict", tmp_path, "--stress", "--quiet")
+    out = capsys.readouterr().out
+    assert "cmudict\tword error rate (beam 5)\t" in out and "cmudict\tphoneme error rate (beam 5)\t" in out
+    assert main(["translate", str(tmp_path), "rhythm", "Wednesday", "--beam", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split("\t")[0] for line in lines] == ["rhythm", "Wednesday"]
+
+
 @pytest.mark.parametrize("argv,message", [
     (["train", "imagenet"], "invalid choice: 'imagenet'"),
     (["train", "--cell", "transformer"], "invalid choice: 'transformer'"),
@@ -117,6 +126,7 @@ def test_predict_generate_translate_use_the_saved_models(runs, capsys):
     (["train", "sentiment", "--dataset", "GunPoint"], "--dataset applies to `rnnkit train ucr`"),
     (["train", "ucr", "--horizon", "2"], "--horizon applies to `rnnkit train sunspots | forecast`"),
     (["train", "cmudict", "--nproc", "2"], "'cmudict' uses its own teacher-forcing loop"),
+    (["train", "dates", "--stress"], "--stress applies to `rnnkit train cmudict`"),
     (["generate", "x", "--temperature", "-1"], "expected a number >= 0"),
     (["translate", "x"], "the following arguments are required: inputs"),
     ([], "the following arguments are required: COMMAND"),

@@ -28,7 +28,7 @@ _OWN = ("classify-text", "classify-series", "forecast", "tag", "seq2seq", "lm") 
 #: Each task-specific option and the tasks it applies to.
 _TASK_OPTIONS = {
     "dataset": ("ucr",), "horizon": ("sunspots", "forecast"), "lookback": ("forecast",),
-    "attention": ("cmudict", "numbers", "dates", "seq2seq"),
+    "attention": ("cmudict", "numbers", "dates", "seq2seq"), "stress": ("cmudict",),
     "data": _OWN, "test_data": tuple(t for t in _OWN if t != "lm"), "format": _OWN,
     "text_column": ("classify-text", "tag", "lm"), "label_column": ("classify-text", "classify-series"),
     "series_column": ("classify-series",), "value_column": ("forecast",), "tags_column": ("tag",),
@@ -339,6 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", choices=UCR_DATASETS, help="ucr only: the bundled set (default: ItalyPowerDemand)")
     p.add_argument("--horizon", type=_positive(int), help="sunspots, forecast: steps to forecast (default: 3)")
     p.add_argument("--attention", choices=ATTENTION_KINDS, help="cmudict/numbers/dates/seq2seq (default: luong)")
+    p.add_argument("--stress", action="store_true", default=None,
+                   help="cmudict only: keep the vowels' stress digits (AH0/AH1; default: 39 plain phonemes, "
+                        "as in the published G2P results)")
     own = p.add_argument_group("your own data (classify-text, classify-series, forecast, tag, seq2seq, lm)")
     own.add_argument("--data", type=Path, metavar="FILE", help="the file to train on (without --test-data, a fifth "
                      "of its rows is the test split; the last fifth for forecast)")

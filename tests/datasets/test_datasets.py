@@ -16,6 +16,7 @@ from rnnkit.data.windows import make_windows
 from rnnkit.datasets import (
     UCR_BUNDLED,
     list_datasets,
+    group_pronunciations,
     load_cmudict,
     load_digits_captions,
     load_pydoc_text,
@@ -267,17 +268,32 @@ def test_sentiment_labels_split_and_band():
         load_sentiment(neutral_band=-1)
 
 
-def test_cmudict_pairs_and_split():
+def test_cmudict_is_the_whole_dictionary_split_by_word():
     c = load_cmudict()
-    assert len(c.x_train) + len(c.x_test) == 30_000
+    assert (len(c.x_train), len(c.x_test)) == (121_609, 13_557)  # pronunciations
     assert c.x_train.shape == c.y_train.shape and c.x_test.shape == c.y_test.shape
-    assert all(w.isalpha() and w.islower() for w in c.x_test.tolist())
-    assert all(zlib.crc32(w.encode()) % 10 == 0 for w in c.x_test.tolist())
+    train, test = group_pronunciations(c.x_train, c.y_train), group_pronunciations(c.x_test, c.y_test)
+    assert (len(train), len(test)) == (113_460, 12_592)  # words
+    assert not set(train) & set(test)  # every pronunciation of a word lies on one side
+    assert all(zlib.crc32(w.encode()) % 10 == 0 for w in test) and all(zlib.crc32(w.encode()) % 10 for w in train)
+    # "word(2)" lines became extra pronunciations of "word"; comments are gone.
+    assert train["read"] == ["R EH1 D", "R IY1 D"] and max(map(len, train.values())) == 4
+    assert not any("#" in p or "(" in w for w, p in zip(c.x_train.tolist(), c.y_train.tolist()))
+    assert {"'bout", "a.m.", "able-bodied"} <= set(train) | set(test)
     phones = {p for s in c.y_train.tolist() for p in s.split()}
-    assert "AE1" in phones and len(phones) <= 69
+    assert "AE1" in phones and len(phones) == 69
     bare = load_cmudict(stress=False)
-    assert {p for s in bare.y_test.tolist() for p in s.split()} <= {p.rstrip("012") for p in phones}
-    assert not any(ch.isdigit() for ch in "".join(bare.y_train[:500].tolist()))
+    np.testing.assert_array_equal(bare.x_test, c.x_test)  # the split is the same on each call
+    assert {p for s in bare.y_train.tolist() for p in s.split()} == {p.rstrip("012") for p in phones}
+    assert len({p.rstrip("012") for p in phones}) == 39
+    with pytest.raises(TypeError, match="`stress`"):
+        load_cmudict(stress="yes")
+
+
+def test_group_pronunciations():
+    assert group_pronunciations(["a", "b", "a"], ["1", "2", "3"]) == {"a": ["1", "3"], "b": ["2"]}
+    with pytest.raises(ValueError, match="`words` has 2 rows but `phones` has 1"):
+        group_pronunciations(["a", "b"], ["1"])
 
 
 def test_digits_captions():

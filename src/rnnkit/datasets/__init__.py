@@ -34,6 +34,7 @@ from .language import load_pydoc_text as load_pydoc_text
 from .language import load_sentiment as load_sentiment
 from .seq2seq import CMUDict as CMUDict
 from .seq2seq import Pairs as Pairs
+from .seq2seq import group_pronunciations as group_pronunciations
 from .seq2seq import load_cmudict as load_cmudict
 from .seq2seq import make_dates as make_dates
 from .seq2seq import make_number_words as make_number_words
@@ -80,6 +81,7 @@ __all__ = [
     # sequence-to-sequence
     "load_cmudict",
     "CMUDict",
+    "group_pronunciations",
     "make_number_words",
     "make_dates",
     "number_to_words",

