@@ -17,11 +17,14 @@ import pytest
 import torch
 
 from rnnkit import engine
-from rnnkit.engine import library
+from rnnkit.engine import compiled, library
 
 _spec = importlib.util.spec_from_file_location("engine_tests", Path(__file__).with_name("test_engine.py"))
 engine_tests = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(engine_tests)
+_spec = importlib.util.spec_from_file_location("paths_tests", Path(__file__).with_name("test_backward_paths.py"))
+paths_tests = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(paths_tests)
 
 CELLS = ["rnn_tanh", "rnn_sigmoid", "lstm", "lstm_peephole_ln", "lstm_proj", "gru_reset_after", "gru_reset_before"]
 OPTIONS = ["plain", "everything", "lengths", "reverse+tbptt", "dropout+zoneout", "zoneout_inference"]
@@ -33,6 +36,38 @@ OPTIONS = ["plain", "everything", "lengths", "reverse+tbptt", "dropout+zoneout",
 def test_operator_route_matches_reference(name, opt, backend):
     with library.force_ops():
         engine_tests.compare_with_reference(name, "double", engine_tests.OPTIONS[opt], backend)
+
+
+class OperatorPath:
+    """A backward path of the C++ operator (recurrence.cpp), for test_backward_paths.compare:
+    in the loop, the d(xw) histories with GEMMs after it (compiled.SUMS_IN_LOOP_MAX_BYTES lowered
+    to 0), or the loop with threads sharing one weight gradient (compiled.SHARED_GRADS_MIN_BYTES
+    lowered to 0). compiled.py decides, and the operator gets in_loop and share_grads as arguments:
+    check_taken looks at what it got."""
+
+    def __init__(self, name: str, monkeypatch) -> None:
+        self.name, self.flags = name, []
+        real = library._compiled_loop_args
+        monkeypatch.setattr(library, "_compiled_loop_args", lambda inputs: self.flags.append(real(inputs)) or self.flags[-1])
+        if name != "in_loop":
+            monkeypatch.setattr(compiled, "SUMS_IN_LOOP_MAX_BYTES" if name == "histories" else "SHARED_GRADS_MIN_BYTES", 0)
+
+    def run(self, *args, **kwargs):
+        with library.force_ops():
+            return engine.run(*args, **kwargs)
+
+    def check_taken(self) -> None:
+        assert self.flags == [(self.name != "histories", self.name == "shared")], self.flags
+
+
+OPERATOR_PATHS = [("in_loop", 2), ("histories", 1), ("histories", 2), ("shared", 2)]
+
+
+@pytest.mark.parametrize("path, threads", OPERATOR_PATHS, ids=[f"{p}-{n}thread" for p, n in OPERATOR_PATHS])
+@pytest.mark.parametrize("opt", ["plain", "everything", "zoneout_inference"])
+@pytest.mark.parametrize("name", ["rnn_tanh", "lstm", "lstm_peephole_ln", "gru_reset_after", "gru_reset_before"])
+def test_operator_backward_paths_match_reference(name, opt, path, threads, monkeypatch):
+    paths_tests.compare(name, opt, OperatorPath(path, monkeypatch), threads)
 
 
 def test_operator_route_is_taken_when_forced(monkeypatch):
@@ -91,4 +126,27 @@ def test_importing_rnnkit_does_not_import_dynamo():
     # Registering the operators and marking load_error constant for torch.compile must not pull
     # in Dynamo (about 2.5 s at every import, the CLI's included).
     code = "import sys, rnnkit, rnnkit.nn, rnnkit.keras; assert 'torch._dynamo' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_operator_loads_the_extension_on_first_call():
+    # A loaded torch.export program calls the operator before anything has loaded the C++ loop:
+    # its Python kernel loads it, and the call then runs the C++ kernel.
+    code = """
+import torch, rnnkit
+from rnnkit.engine import kernels
+assert kernels._module is None
+T, B, F, H = 3, 2, 4, 5
+g = torch.Generator().manual_seed(0)
+x, h0 = torch.randn(T, B, F, generator=g), torch.randn(B, H, generator=g)
+w_ih, w_hh = torch.randn(H, F, generator=g), torch.randn(H, H, generator=g)
+out, h_n = torch.ops.rnnkit.compiled_forward(x, h0, None, w_ih, w_hh, *[None] * 13, "rnn", "tanh", "sigmoid", True, 0,
+                                             False)[:2]
+assert kernels._module is not None
+h = h0
+for t in range(T):
+    h = torch.tanh(x[t] @ w_ih.T + h @ w_hh.T)
+    torch.testing.assert_close(out[t], h)
+torch.testing.assert_close(h_n, h)
+"""
     subprocess.run([sys.executable, "-c", code], check=True)

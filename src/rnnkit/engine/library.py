@@ -375,8 +375,9 @@ def _compiled_loop_args(inputs) -> tuple[bool, bool]:
     return compiled.sums_in_loop(*sizes), compiled.shares_grads(*sizes)
 
 
-torch.library.register_autograd("rnnkit::compiled_forward", _make_backward(compiled_backward, _compiled_loop_args),
-                                setup_context=_setup_context, lib=_lib)
+torch.library.register_autograd(
+    "rnnkit::compiled_forward", _make_backward(compiled_backward, lambda inputs: _compiled_loop_args(inputs)),
+    setup_context=_setup_context, lib=_lib)
 python_forward.register_autograd(_make_backward(python_backward), setup_context=_setup_context)
 
 
