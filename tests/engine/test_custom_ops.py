@@ -150,3 +150,20 @@ for t in range(T):
 torch.testing.assert_close(h_n, h)
 """
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_compiled_backward_defaults_to_sums_in_the_loop():
+    # A graph compiled before compiled_backward took in_loop and share_grads (a stale torch.compile
+    # cache) calls it without them: the defaults, the loop's own sums, give the same gradients.
+    cell = engine_tests.make_cell("lstm_peephole_ln")
+    w = cell.weights()
+    T, B = 4, 2
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(T, B, engine_tests.F_IN, dtype=torch.float64, generator=g)
+    h0, c0 = (torch.randn(B, engine_tests.H, dtype=torch.float64, generator=g) for _ in range(2))
+    config = ("lstm", "tanh", "sigmoid", True, 0)
+    res = library.compiled_forward(x, h0, c0, *w, None, None, None, None, None, *config, True)
+    d_out = torch.randn(res[0].shape, dtype=torch.float64, generator=g)
+    args = (d_out, None, None, x, *w, None, None, None, None, *res[3:], *config, False, [True] * 11)
+    for a, b in zip(library.compiled_backward(*args), library.compiled_backward(*args, False, False)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)

@@ -1,11 +1,15 @@
 """The engine's two time loops as torch operators, for torch.compile, torch.export and jit tracing.
 
-Four operators in the ``rnnkit`` namespace (``torch.library.custom_op``), each with a fake
-(shape-only) implementation and, for the forwards, a registered autograd formula whose backward
-calls the matching backward operator, so that AOTAutograd and export see both passes:
+Four operators in the ``rnnkit`` namespace, each with a fake (shape-only) implementation and, for
+the forwards, a registered autograd formula whose backward calls the matching backward operator,
+so that AOTAutograd and export see both passes:
 
-    rnnkit::compiled_forward / compiled_backward   the C++ loop (CPU, float32/float64)
-    rnnkit::python_forward   / python_backward     the Python loop (any device and dtype)
+    rnnkit::compiled_forward / compiled_backward   the C++ loop (CPU, float32/float64); kernels in C++
+    rnnkit::python_forward   / python_backward     the Python loop (any device and dtype), custom_op
+
+The C++ loop's operators have C++ kernels (csrc/recurrence.cpp), so that a compiled graph calls
+straight into the loop: a Python kernel behind the dispatcher cost more per call, at small sizes,
+than the loop itself (benchmarks/op_route.py). Their schemas, fakes and autograd stay here.
 
 Every forward takes the same arguments: x, h0, c0, the ten ``Weights`` fields, the keep masks,
 out_mask, the recurrent-dropout mask, the gradient-flow probe, the cell's configuration as
@@ -14,8 +18,8 @@ strings, tbptt (0 = none) and need_cache (save what the backward needs). It retu
 configuration does not have is an empty (0,) placeholder, as operators return no None.
 
 In eager mode the engine calls the loops through their autograd.Functions (``Recurrence``,
-``CompiledRecurrence``) instead: the dispatcher's autograd wrapper costs more per call than the
-whole C++ loop at small sizes (see ``traced``). Both routes run the same two loops, and tests
+``CompiledRecurrence``) instead: the dispatcher's Python autograd layer costs more per call than
+the whole C++ loop at small sizes (see ``traced``). Both routes run the same two loops, and tests
 hold both to the float64 reference.
 """
 
@@ -116,11 +120,13 @@ _lib.define(
     f"compiled_forward(Tensor x, Tensor h0, Tensor? c0, {_WEIGHT_ARGS}, Tensor? keep_h, Tensor? keep_c, "
     f"Tensor? out_mask, Tensor? rdm, Tensor? probe, {_CONFIG_ARGS}, bool need_cache) -> ({', '.join(['Tensor'] * 12)})")
 # in_loop, share_grads: compiled.sums_in_loop and shares_grads, decided in Python where they are tuned.
+# Their defaults (each valid at any size, only slower at some) keep a graph compiled before they
+# existed (a stale torch.compile cache) running.
 _lib.define(
     f"compiled_backward(Tensor d_out, Tensor? d_h, Tensor? d_c, Tensor x, {_WEIGHT_ARGS}, Tensor? keep_h, "
     "Tensor? keep_c, Tensor? out_mask, Tensor? rdm, Tensor h_hist, Tensor c_hist, Tensor gates, Tensor extra, "
     f"Tensor hin_all, Tensor a_hat, Tensor rstd, Tensor c_hat, Tensor rstd_c, {_CONFIG_ARGS}, bool want_norms, "
-    f"bool[] wants, bool in_loop, bool share_grads) -> ({', '.join(['Tensor'] * 14)})")
+    f"bool[] wants, bool in_loop=True, bool share_grads=False) -> ({', '.join(['Tensor'] * 14)})")
 compiled_forward = torch.ops.rnnkit.compiled_forward.default
 """x (T, B, F) raw inputs -> (out, h_n, c_n, h_hist, c_hist, gates, extra, hin_all, a_hat, rstd, c_hat, rstd_c)."""
 compiled_backward = torch.ops.rnnkit.compiled_backward.default
@@ -324,8 +330,9 @@ python_backward.register_fake(_fake_backward)
 
 
 @torch.library.register_fake("rnnkit::compiled_backward", lib=_lib)
-def _(*args):
-    return _fake_backward(*args[:-2])  # without in_loop and share_grads
+def _(*args, **kwargs):
+    # Without in_loop and share_grads, which the dispatcher leaves out where they equal their defaults.
+    return _fake_backward(*args[: len(compiled_backward._schema.arguments) - 2])
 
 
 # ------------------------------------------------------------------------------ autograd

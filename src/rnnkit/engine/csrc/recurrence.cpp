@@ -1745,6 +1745,7 @@ auto compiled_forward_op(const Tensor& x, const Tensor& h0, const OptTensor& c0,
                          c10::string_view recurrent_activation, bool reset_after, int64_t tbptt, bool need_cache) {
   // -> (out, h_n, c_n, h_hist, c_hist, gates, extra, hin_all, a_hat, rstd, c_hat, rstd_c)
   TORCH_CHECK(given(w_ih) && !given(w_hr), "rnnkit::compiled_forward: needs weight_ih and no weight_hr");
+  const at::AutoDispatchBelowADInplaceOrView below_autograd;  // as in the backward
   const int64_t k = kind_code(kind, reset_after);
   const bool lstm = k == 1;
   const int64_t T_ = x.size(0);
@@ -1782,6 +1783,9 @@ auto compiled_backward_op(const Tensor& d_out, const OptTensor& d_h, const OptTe
                           int64_t tbptt, bool want_norms, c10::List<bool> wants, bool in_loop, bool share_grads) {
   // -> (dx, dh0, dc0, the ten weights' gradients in Weights order, norms); wants: x, then each weight.
   TORCH_CHECK(given(w_ih) && wants.size() == 11, "rnnkit::compiled_backward: needs weight_ih and 11 wants");
+  // The ATen calls below are the kernel's own work, never recorded by autograd (compiled_backward
+  // has no autograd formula, and its inputs may require grad).
+  const at::AutoDispatchBelowADInplaceOrView below_autograd;
   const int64_t k = kind_code(kind, reset_after);
   const bool lstm = k == 1;
   const int64_t T_ = x.size(0), H = h_hist.size(2);
