@@ -167,3 +167,23 @@ def test_compiled_backward_defaults_to_sums_in_the_loop():
     args = (d_out, None, None, x, *w, None, None, None, None, *res[3:], *config, False, [True] * 11)
     for a, b in zip(library.compiled_backward(*args), library.compiled_backward(*args, False, False)):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["rnn_tanh", "lstm", "gru_reset_after", "gru_reset_before"])
+def test_operator_histories_path_in_float32_matches_direct_route(name, monkeypatch):
+    # float32 takes the operator's oneDNN GEMMs after the loop (recurrence.cpp, as blas.py does in
+    # Python for the direct route), which the float64 grid above does not reach.
+    monkeypatch.setattr(compiled, "SUMS_IN_LOOP_MAX_BYTES", 0)
+    cell = engine_tests.make_cell(name)
+    w32 = [None if t is None else t.detach().float() for t in cell.weights()]
+    x = torch.randn(3, 5, engine_tests.F_IN, generator=torch.Generator().manual_seed(0))
+    grads = []
+    for forced in (False, True):
+        w = type(cell.weights())(*(None if t is None else t.clone().requires_grad_() for t in w32))
+        xl = x.clone().requires_grad_()
+        with library.force_ops() if forced else torch.enable_grad():
+            out, final = engine.run(cell.spec, xl, w)
+        (out.square().sum() + sum(f.sum() for f in final)).backward()
+        grads.append([xl.grad, *(t.grad for t in w if t is not None)])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
