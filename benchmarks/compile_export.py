@@ -5,9 +5,11 @@
 
 One train step = forward, a loss over the output and the final state, backward. The compiled
 module is ``torch.compile(module, fullgraph=True)`` (Inductor, the default backend), with the
-same weights; the engine's loops run as the operators rnnkit::compiled_forward/backward there,
-and through their autograd.Functions in eager mode. Configs are benchmarks/run.py's S/M/L.
-ratio = eager time / compiled time (> 1: compiled is faster).
+same weights; the engine's loops run as the operators rnnkit::compiled_forward/backward there
+(C++ kernels; schemas, fakes and autograd in engine/library.py), and through their
+autograd.Functions in eager mode. Configs are benchmarks/run.py's S/M/L.
+ratio = eager time / compiled time (> 1: compiled is faster). Goal: ratio >= 1 (issues #16, #21);
+benchmarks/op_route.py takes apart what remains at small sizes.
 """
 
 from __future__ import annotations

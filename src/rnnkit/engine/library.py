@@ -1,11 +1,15 @@
 """The engine's two time loops as torch operators, for torch.compile, torch.export and jit tracing.
 
-Four operators in the ``rnnkit`` namespace (``torch.library.custom_op``), each with a fake
-(shape-only) implementation and, for the forwards, a registered autograd formula whose backward
-calls the matching backward operator, so that AOTAutograd and export see both passes:
+Four operators in the ``rnnkit`` namespace, each with a fake (shape-only) implementation and, for
+the forwards, a registered autograd formula whose backward calls the matching backward operator,
+so that AOTAutograd and export see both passes:
 
-    rnnkit::compiled_forward / compiled_backward   the C++ loop (CPU, float32/float64)
-    rnnkit::python_forward   / python_backward     the Python loop (any device and dtype)
+    rnnkit::compiled_forward / compiled_backward   the C++ loop (CPU, float32/float64); kernels in C++
+    rnnkit::python_forward   / python_backward     the Python loop (any device and dtype), custom_op
+
+The C++ loop's operators have C++ kernels (csrc/recurrence.cpp), so that a compiled graph calls
+straight into the loop: a Python kernel behind the dispatcher cost more per call, at small sizes,
+than the loop itself (benchmarks/op_route.py). Their schemas, fakes and autograd stay here.
 
 Every forward takes the same arguments: x, h0, c0, the ten ``Weights`` fields, the keep masks,
 out_mask, the recurrent-dropout mask, the gradient-flow probe, the cell's configuration as
@@ -14,8 +18,8 @@ strings, tbptt (0 = none) and need_cache (save what the backward needs). It retu
 configuration does not have is an empty (0,) placeholder, as operators return no None.
 
 In eager mode the engine calls the loops through their autograd.Functions (``Recurrence``,
-``CompiledRecurrence``) instead: the dispatcher's autograd wrapper costs more per call than the
-whole C++ loop at small sizes (see ``traced``). Both routes run the same two loops, and tests
+``CompiledRecurrence``) instead: the dispatcher's Python autograd layer costs more per call than
+the whole C++ loop at small sizes (see ``traced``). Both routes run the same two loops, and tests
 hold both to the float64 reference.
 """
 
@@ -29,7 +33,7 @@ import torch
 from torch import Tensor
 
 from ..ops import CELL_OPS, CellSpec, Weights, cell_spec
-from . import compiled
+from . import compiled, kernels
 from .recurrence import python_loop, python_loop_backward
 
 N_WEIGHTS = len(Weights._fields)
@@ -103,34 +107,46 @@ def _storage(t: Tensor) -> int:
 
 
 # -------------------------------------------------------------------------- the C++ loop
+#
+# Defined here, with their fakes and autograd below, so that they exist from `import rnnkit` on (a
+# saved torch.export program names them); their CPU kernels are C++ (csrc/recurrence.cpp,
+# TORCH_LIBRARY_IMPL), registered when the extension loads, so that a compiled graph calls the
+# loop with no Python in between. Until then a Python kernel loads the extension and calls again.
+
+_lib = torch.library.Library("rnnkit", "FRAGMENT")
+_WEIGHT_ARGS = ", ".join(f"Tensor{'' if name == 'weight_hh' else '?'} {name}" for name in Weights._fields)
+_CONFIG_ARGS = "str kind, str activation, str recurrent_activation, bool reset_after, SymInt tbptt"
+_lib.define(
+    f"compiled_forward(Tensor x, Tensor h0, Tensor? c0, {_WEIGHT_ARGS}, Tensor? keep_h, Tensor? keep_c, "
+    f"Tensor? out_mask, Tensor? rdm, Tensor? probe, {_CONFIG_ARGS}, bool need_cache) -> ({', '.join(['Tensor'] * 12)})")
+# in_loop, share_grads: compiled.sums_in_loop and shares_grads, decided in Python where they are tuned.
+# Their defaults (each valid at any size, only slower at some) keep a graph compiled before they
+# existed (a stale torch.compile cache) running.
+_lib.define(
+    f"compiled_backward(Tensor d_out, Tensor? d_h, Tensor? d_c, Tensor x, {_WEIGHT_ARGS}, Tensor? keep_h, "
+    "Tensor? keep_c, Tensor? out_mask, Tensor? rdm, Tensor h_hist, Tensor c_hist, Tensor gates, Tensor extra, "
+    f"Tensor hin_all, Tensor a_hat, Tensor rstd, Tensor c_hat, Tensor rstd_c, {_CONFIG_ARGS}, bool want_norms, "
+    f"bool[] wants, bool in_loop=True, bool share_grads=False) -> ({', '.join(['Tensor'] * 14)})")
+compiled_forward = torch.ops.rnnkit.compiled_forward.default
+"""x (T, B, F) raw inputs -> (out, h_n, c_n, h_hist, c_hist, gates, extra, hin_all, a_hat, rstd, c_hat, rstd_c)."""
+compiled_backward = torch.ops.rnnkit.compiled_backward.default
+"""BPTT of ``compiled_forward`` -> (dx, dh0, dc0, the ten weights' gradients, norms); wants: x, then each weight."""
 
 
-@torch.library.custom_op("rnnkit::compiled_forward", mutates_args=(), device_types="cpu")
-def compiled_forward(
-    x: Tensor, h0: Tensor, c0: Optional[Tensor],
-    weight_ih: Optional[Tensor], weight_hh: Tensor, bias_ih: Optional[Tensor], bias_hh: Optional[Tensor],
-    weight_hr: Optional[Tensor], peephole: Optional[Tensor], ln_gamma: Optional[Tensor], ln_beta: Optional[Tensor],
-    ln_cell_gamma: Optional[Tensor], ln_cell_beta: Optional[Tensor],
-    keep_h: Optional[Tensor], keep_c: Optional[Tensor], out_mask: Optional[Tensor], rdm: Optional[Tensor],
-    probe: Optional[Tensor], kind: str, activation: str, recurrent_activation: str, reset_after: bool, tbptt: int,
-    need_cache: bool,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """x (T, B, F) raw inputs -> (out, h_n, c_n, h_hist, c_hist, gates, extra, hin_all, a_hat, rstd, c_hat, rstd_c)."""
-    spec = cell_spec(kind, activation, recurrent_activation, reset_after)
-    w = Weights(weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, peephole, ln_gamma, ln_beta, ln_cell_gamma,
-                ln_cell_beta)
-    res = compiled.forward_call(spec, x, (h0, c0), w, (keep_h, keep_c), out_mask, rdm, need_cache)
-    # Every output has the state's dtype: x may be bf16 (autocast; see engine/precision.py).
-    T, x = x.shape[0], h0
-    if not need_cache:
-        out, h_n, *c_n = res
-        return (out, h_n, c_n[0] if c_n else _empty(x), *(_empty(x) for _ in range(9)))
-    out, h_hist, c_hist, gates, *rest = res
-    if _gates_are_h(spec, keep_h):
-        gates = None  # a view of h_hist: an operator's outputs may not alias each other
-    c_n = c_hist[T].clone() if c_hist is not None else None
-    return (out, h_hist[T].clone(), _fill(c_n, x), h_hist, _fill(c_hist, x), _fill(gates, x),
-            *(_fill(t, x) for t in rest))
+def _loading_kernel(name: str):
+    """The operator's kernel until the extension's own is registered: load it, then call again."""
+    def kernel(*args):
+        if kernels._module is not None:  # loaded, yet not dispatched to its CPU kernel
+            raise RuntimeError(f"rnnkit::{name} runs the C++ loop, which is for float32/float64 on the CPU")
+        if kernels.load_kernels() is None:
+            raise RuntimeError(f"rnnkit::{name} needs the C++ loop, which is unavailable: {kernels.load_error()}")
+        return getattr(torch.ops.rnnkit, name).default(*args)
+
+    return kernel
+
+
+for _name in ("compiled_forward", "compiled_backward"):
+    _lib.impl(_name, _loading_kernel(_name), "CompositeExplicitAutograd")
 
 
 def _gates_are_h(spec: CellSpec, keep_h: Optional[Tensor]) -> bool:
@@ -138,7 +154,7 @@ def _gates_are_h(spec: CellSpec, keep_h: Optional[Tensor]) -> bool:
     return spec.kind == "rnn" and keep_h is None
 
 
-@compiled_forward.register_fake
+@torch.library.register_fake("rnnkit::compiled_forward", lib=_lib)
 def _(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, peephole, ln_gamma, ln_beta, ln_cell_gamma,
       ln_cell_beta, keep_h, keep_c, out_mask, rdm, probe, kind, activation, recurrent_activation, reset_after, tbptt,
       need_cache):
@@ -164,38 +180,6 @@ def _(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, peephole, ln
         x.new_empty(T, B, H) if ln_cell_gamma is not None else e,
         x.new_empty(T, B, 1) if ln_cell_gamma is not None else e,
     ))
-
-
-@torch.library.custom_op("rnnkit::compiled_backward", mutates_args=(), device_types="cpu")
-def compiled_backward(
-    d_out: Tensor, d_h: Optional[Tensor], d_c: Optional[Tensor], x: Tensor,
-    weight_ih: Optional[Tensor], weight_hh: Tensor, bias_ih: Optional[Tensor], bias_hh: Optional[Tensor],
-    weight_hr: Optional[Tensor], peephole: Optional[Tensor], ln_gamma: Optional[Tensor], ln_beta: Optional[Tensor],
-    ln_cell_gamma: Optional[Tensor], ln_cell_beta: Optional[Tensor],
-    keep_h: Optional[Tensor], keep_c: Optional[Tensor], out_mask: Optional[Tensor], rdm: Optional[Tensor],
-    h_hist: Tensor, c_hist: Tensor, gates: Tensor, extra: Tensor, hin_all: Tensor,
-    a_hat: Tensor, rstd: Tensor, c_hat: Tensor, rstd_c: Tensor,
-    kind: str, activation: str, recurrent_activation: str, reset_after: bool, tbptt: int, want_norms: bool,
-    wants: Sequence[bool],
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """BPTT of ``compiled_forward`` -> (dx, dh0, dc0, the ten weights' gradients, norms); wants: x, then each weight."""
-    spec = cell_spec(kind, activation, recurrent_activation, reset_after)
-    w = Weights(weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, peephole, ln_gamma, ln_beta, ln_cell_gamma,
-                ln_cell_beta)
-    lstm = kind == "lstm"
-    T = x.shape[0]
-    saved = [h_hist, c_hist if lstm else None, h_hist[1 : T + 1] if _gates_are_h(spec, keep_h) else gates,
-             extra if kind != "rnn" else None, hin_all if rdm is not None else None,
-             *(t if ln_gamma is not None else None for t in (a_hat, rstd)),
-             *(t if ln_cell_gamma is not None else None for t in (c_hat, rstd_c))]
-    want = dict(zip(("x", *Weights._fields), wants))
-    d_in, d_state0, grads, norms = compiled.backward_call(
-        spec, tbptt or None, want_norms, want, saved, x, w, (keep_h, keep_c), out_mask, rdm, d_out, d_h, d_c)
-    d_weights = _weight_grads(w, grads, want)
-    # Placeholders as the fake's (d_out's dtype; x may be bf16).
-    outputs = (_fill(d_in, d_out), d_state0[0], d_state0[1] if lstm else _empty(d_out), *d_weights,
-               _fill(norms, d_out))
-    return _unaliased(outputs)  # the C++ loop allocates every output: none can be an input
 
 
 def _fresh(outputs: Sequence[Tensor]) -> tuple[Tensor, ...]:
@@ -342,8 +326,13 @@ def _fake_backward(d_out, d_h, d_c, x, *rest):
     return _fresh(_fake_backward_outputs(x, d_out, w, kind == "lstm", want_norms, wants))
 
 
-compiled_backward.register_fake(_fake_backward)
 python_backward.register_fake(_fake_backward)
+
+
+@torch.library.register_fake("rnnkit::compiled_backward", lib=_lib)
+def _(*args, **kwargs):
+    # Without in_loop and share_grads, which the dispatcher leaves out where they equal their defaults.
+    return _fake_backward(*args[: len(compiled_backward._schema.arguments) - 2])
 
 
 # ------------------------------------------------------------------------------ autograd
@@ -357,7 +346,9 @@ def _setup_context(ctx, inputs, output) -> None:
     ctx.save_for_backward(*inputs[:_PROBE], *output[3:])
 
 
-def _make_backward(backward_op):
+def _make_backward(backward_op, loop_args=lambda inputs: ()):
+    """The autograd formula of a forward operator whose backward is ``backward_op``; ``loop_args``
+    gives the arguments that follow ``wants`` (from the forward's inputs)."""
     def backward(ctx, d_out, d_h, d_c, *_unused):
         saved = ctx.saved_tensors
         inputs, histories = saved[:_PROBE], saved[_PROBE:]
@@ -372,7 +363,7 @@ def _make_backward(backward_op):
             T, B = x.shape[:2]
             d_out = inputs[_H0].new_zeros(T, B, inputs[_H0].shape[1])
         res = backward_op(d_out, d_h, d_c, x, *inputs[_W:_PROBE], *histories, kind, activation, recurrent_activation,
-                          reset_after, tbptt, ctx.has_probe, wants)
+                          reset_after, tbptt, ctx.has_probe, wants, *loop_args(inputs))
         d_x, dh0, dc0, *d_weights, norms = res
         lstm = kind == "lstm"
         grads = [d_x if needs[_X] else None, dh0, dc0 if lstm else None]
@@ -384,7 +375,16 @@ def _make_backward(backward_op):
     return backward
 
 
-compiled_forward.register_autograd(_make_backward(compiled_backward), setup_context=_setup_context)
+def _compiled_loop_args(inputs) -> tuple[bool, bool]:
+    """in_loop and share_grads of ``compiled_backward``: how the C++ backward sums dW (compiled.py)."""
+    w_ih, w_hh = inputs[_W], inputs[_W + 1]
+    sizes = (w_hh.shape[0], w_hh.shape[1], w_ih.shape[1], w_hh.element_size())
+    return compiled.sums_in_loop(*sizes), compiled.shares_grads(*sizes)
+
+
+torch.library.register_autograd(
+    "rnnkit::compiled_forward", _make_backward(compiled_backward, lambda inputs: _compiled_loop_args(inputs)),
+    setup_context=_setup_context, lib=_lib)
 python_forward.register_autograd(_make_backward(python_backward), setup_context=_setup_context)
 
 

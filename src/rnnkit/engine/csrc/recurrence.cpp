@@ -32,7 +32,10 @@
 #include <exception>
 #include <mutex>
 #include <optional>
+#include <string>
+#include <tuple>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 using at::Tensor;
@@ -1628,6 +1631,212 @@ struct Stepper {
   }
 };
 
+
+// ------------------------------------------------ the operators rnnkit::compiled_forward / compiled_backward
+//
+// Their schemas, fake (shape) implementations and autograd formula are registered in Python
+// when rnnkit is imported (engine/library.py, which documents the arguments); these are their
+// CPU kernels, registered when this module loads (TORCH_LIBRARY_IMPL below), so that a
+// compiled or exported graph calls the loop without a Python layer in between. An operator's
+// outputs may alias neither its inputs nor each other, and a tensor that a configuration does
+// not have is a fresh empty (0,) placeholder: operators return no None.
+
+using OptTensor = c10::optional<Tensor>;
+
+int64_t kind_code(c10::string_view kind, bool reset_after) {  // as kernels.kind_code
+  if (kind == c10::string_view("rnn")) return 0;
+  if (kind == c10::string_view("lstm")) return 1;
+  TORCH_CHECK(kind == c10::string_view("gru"), "rnnkit::compiled_forward: unknown cell kind ", kind);
+  return reset_after ? 2 : 3;
+}
+
+int64_t act_code(c10::string_view name) {  // as kernels.ACT_CODES
+  const char* names[] = {"tanh", "sigmoid", "relu", "hard_sigmoid", "linear"};
+  for (int64_t i = 0; i < 5; ++i)
+    if (name == c10::string_view(names[i])) return i;
+  TORCH_CHECK(false, "rnnkit::compiled_forward: unknown activation ", name);
+}
+
+Tensor contiguous_or_undef(const OptTensor& t) { return t.has_value() && t->defined() ? t->contiguous() : Tensor(); }
+bool given(const OptTensor& t) { return t.has_value() && t->defined(); }
+Tensor placeholder(const Tensor& like) { return at::empty({0}, like.options()); }
+Tensor or_placeholder(const Tensor& t, const Tensor& like) { return t.defined() ? t : placeholder(like); }
+
+// A copy of each output that shares memory with an earlier one (the backward's weight and
+// bias gradients are views of one buffer each).
+void unalias(std::vector<Tensor>& outputs) {
+  for (size_t i = 1; i < outputs.size(); ++i) {
+    if (!outputs[i].numel()) continue;
+    for (size_t j = 0; j < i; ++j) {
+      if (outputs[j].numel() && outputs[i].is_alias_of(outputs[j])) {
+        outputs[i] = outputs[i].clone();
+        break;
+      }
+    }
+  }
+}
+
+template <size_t... I> auto as_tuple(const std::vector<Tensor>& v, std::index_sequence<I...>) {
+  return std::make_tuple(v[I]...);
+}
+template <size_t N> auto as_tuple(const std::vector<Tensor>& v) {
+  TORCH_INTERNAL_ASSERT(v.size() == N);
+  return as_tuple(v, std::make_index_sequence<N>());
+}
+
+// oneDNN's linear (mkldnn::_linear_pointwise) where torch has it: for float32 about twice
+// torch.mm's speed on these shapes (engine/blas.py, which makes the same choice in Python).
+const c10::OperatorHandle* onednn_linear() {
+  static const c10::OperatorHandle* op = []() -> const c10::OperatorHandle* {
+    if (!at::hasMKLDNN()) return nullptr;
+    static auto found = c10::Dispatcher::singleton().findSchema({"mkldnn::_linear_pointwise", ""});
+    return found.has_value() ? &*found : nullptr;
+  }();
+  return op;
+}
+
+// a (N, K) @ w (M, K)^T -> (N, M), as blas.linear without a bias.
+Tensor linear_nt(const Tensor& a, const Tensor& w) {
+  const c10::OperatorHandle* op = onednn_linear();
+  if (op == nullptr || a.scalar_type() != at::kFloat) return at::linear(a, w);
+  // A strided slice sends oneDNN down a path ~1000x slower.
+  const Tensor wc = w.is_contiguous() || w.t().is_contiguous() ? w : w.contiguous();
+  torch::jit::Stack stack{a, wc, c10::IValue(), std::string("none"),
+                          c10::impl::GenericList(c10::OptionalType::create(c10::NumberType::get())), std::string("")};
+  op->callBoxed(&stack);
+  return stack.back().toTensor();
+}
+
+// dy (N, M)^T @ x (N, K) -> (M, K), x also (T, B, K) read as T*B rows; as blas.weight_grad.
+Tensor weight_grad(const Tensor& dy, const Tensor& x) {
+  if (onednn_linear() != nullptr && x.scalar_type() == at::kFloat) return linear_nt(transpose(x), dy.t()).t();
+  return linear_nt(x.reshape({-1, x.size(-1)}).t(), dy.t()).t();
+}
+
+// compiled._grads_from_histories: dx, dW_hh, dW_ih from the loop's d(xw) (and GRU reset-after's
+// d(W_hh h + b_hh)) histories, one GEMM each over all T*B rows.
+void grads_from_histories(int64_t kind, const Tensor& dxw, const Tensor& dhw, const Tensor& h_hist,
+                          const Tensor& hin_all, const Tensor& extra, const Tensor& x, const Tensor& w_ih,
+                          bool want_dx, bool want_w_hh, bool want_w_ih, Tensor& d_in, Tensor& dw_hh, Tensor& dw_ih) {
+  const int64_t T_ = dxw.size(0), B = dxw.size(1), G = dxw.size(2), H = h_hist.size(2);
+  const Tensor hin = (hin_all.defined() ? hin_all : h_hist.narrow(0, 0, T_)).reshape({T_ * B, H});
+  const Tensor d2 = dxw.reshape({T_ * B, G});
+  dw_hh = Tensor();
+  if (want_w_hh) {
+    if (kind == 2) {  // GRU reset-after: W_hh sees d(W_hh h + b_hh), not d(xw)
+      dw_hh = weight_grad(dhw.reshape({T_ * B, G}), hin);
+    } else if (kind == 3) {  // GRU reset-before: the n rows multiply r * h
+      dw_hh = at::cat({weight_grad(d2.narrow(1, 0, 2 * H), hin),
+                       weight_grad(d2.narrow(1, 2 * H, G - 2 * H), extra.reshape({T_ * B, H}))});
+    } else {
+      dw_hh = weight_grad(d2, hin);
+    }
+  }
+  d_in = want_dx ? linear_nt(d2, w_ih.t()).reshape({T_, B, -1}) : Tensor();
+  dw_ih = want_w_ih ? weight_grad(d2, x.to(d2.scalar_type())) : Tensor();  // x may be bf16 (exact in float)
+}
+
+auto compiled_forward_op(const Tensor& x, const Tensor& h0, const OptTensor& c0, const OptTensor& w_ih,
+                         const Tensor& w_hh, const OptTensor& b_ih, const OptTensor& b_hh, const OptTensor& w_hr,
+                         const OptTensor& peephole, const OptTensor& ln_gamma, const OptTensor& ln_beta,
+                         const OptTensor& ln_cell_gamma, const OptTensor& ln_cell_beta, const OptTensor& keep_h,
+                         const OptTensor& keep_c, const OptTensor& out_mask, const OptTensor& rdm,
+                         const OptTensor& probe, c10::string_view kind, c10::string_view activation,
+                         c10::string_view recurrent_activation, bool reset_after, int64_t tbptt, bool need_cache) {
+  // -> (out, h_n, c_n, h_hist, c_hist, gates, extra, hin_all, a_hat, rstd, c_hat, rstd_c)
+  TORCH_CHECK(given(w_ih) && !given(w_hr), "rnnkit::compiled_forward: needs weight_ih and no weight_hr");
+  const at::AutoDispatchBelowADInplaceOrView below_autograd;  // as in the backward
+  const int64_t k = kind_code(kind, reset_after);
+  const bool lstm = k == 1;
+  const int64_t T_ = x.size(0);
+  const OptList lstm_w{contiguous_or_undef(peephole), contiguous_or_undef(ln_gamma), contiguous_or_undef(ln_beta),
+                       contiguous_or_undef(ln_cell_gamma), contiguous_or_undef(ln_cell_beta)};
+  const std::vector<Tensor> res = forward(
+      k, act_code(activation), act_code(recurrent_activation), x, h0.contiguous(),
+      lstm ? contiguous_or_undef(c0) : Tensor(), w_hh.contiguous(), contiguous_or_undef(b_hh),
+      contiguous_or_undef(keep_h), lstm ? contiguous_or_undef(keep_c) : Tensor(), contiguous_or_undef(out_mask),
+      contiguous_or_undef(rdm), lstm_w, need_cache, *w_ih, contiguous_or_undef(b_ih));
+  // Every output has the state's dtype: x may be bf16 (autocast).
+  std::vector<Tensor> outs;
+  if (!need_cache) {  // res: out, h_n, (c_n)
+    outs = {res[0], res[1], lstm ? res[2] : placeholder(h0)};
+  } else {  // res: out, h_hist, c_hist, gates, extra, hin_all, a_hat, rstd, c_hat, rstd_c
+    // An Elman cell without a keep mix saves no gates: they are a view of h_hist[1:].
+    const bool gates_are_h = k == 0 && !given(keep_h);
+    outs = {res[0], res[1][T_].clone(), lstm ? res[2][T_].clone() : placeholder(h0), res[1],
+            or_placeholder(res[2], h0), gates_are_h ? placeholder(h0) : res[3]};
+    for (size_t i = 4; i < res.size(); ++i) outs.push_back(or_placeholder(res[i], h0));
+  }
+  while (outs.size() < 12) outs.push_back(placeholder(h0));
+  return as_tuple<12>(outs);
+}
+
+auto compiled_backward_op(const Tensor& d_out, const OptTensor& d_h, const OptTensor& d_c, const Tensor& x,
+                          const OptTensor& w_ih, const Tensor& w_hh, const OptTensor& b_ih, const OptTensor& b_hh,
+                          const OptTensor& w_hr, const OptTensor& peephole, const OptTensor& ln_gamma,
+                          const OptTensor& ln_beta, const OptTensor& ln_cell_gamma, const OptTensor& ln_cell_beta,
+                          const OptTensor& keep_h, const OptTensor& keep_c, const OptTensor& out_mask,
+                          const OptTensor& rdm, const Tensor& h_hist, const Tensor& c_hist, const Tensor& gates,
+                          const Tensor& extra, const Tensor& hin_all, const Tensor& a_hat, const Tensor& rstd,
+                          const Tensor& c_hat, const Tensor& rstd_c, c10::string_view kind,
+                          c10::string_view activation, c10::string_view recurrent_activation, bool reset_after,
+                          int64_t tbptt, bool want_norms, c10::List<bool> wants, bool in_loop, bool share_grads) {
+  // -> (dx, dh0, dc0, the ten weights' gradients in Weights order, norms); wants: x, then each weight.
+  TORCH_CHECK(given(w_ih) && wants.size() == 11, "rnnkit::compiled_backward: needs weight_ih and 11 wants");
+  // The ATen calls below are the kernel's own work, never recorded by autograd (compiled_backward
+  // has no autograd formula, and its inputs may require grad).
+  const at::AutoDispatchBelowADInplaceOrView below_autograd;
+  const int64_t k = kind_code(kind, reset_after);
+  const bool lstm = k == 1;
+  const int64_t T_ = x.size(0), H = h_hist.size(2);
+  const bool ln = given(ln_gamma), ln_cell = given(ln_cell_gamma), dropout = given(rdm);
+  const Tensor gates_ = k == 0 && !given(keep_h) ? h_hist.narrow(0, 1, T_) : gates;
+  const Tensor d_hT = given(d_h) ? d_h->contiguous() : at::zeros_like(h_hist[0]);
+  const Tensor d_cT = !lstm ? Tensor() : given(d_c) ? d_c->contiguous() : at::zeros_like(c_hist[0]);
+  const OptList lstm_w{contiguous_or_undef(peephole), contiguous_or_undef(ln_gamma), contiguous_or_undef(ln_beta),
+                       contiguous_or_undef(ln_cell_gamma), contiguous_or_undef(ln_cell_beta)};
+  const OptList ln_cache{ln ? a_hat : Tensor(), ln ? rstd : Tensor(), ln_cell ? c_hat : Tensor(),
+                         ln_cell ? rstd_c : Tensor()};
+  const bool want_dx = wants[0], want_w_ih = wants[1], want_w_hh = wants[2];
+  // r: d_in (or the d(xw) history), dh0, dc0, dW_hh (or GRU's d(W_hh h + b_hh) history), dW_ih,
+  //    norms, the LSTM options' summed gradients, db_x, db_h
+  const std::vector<Tensor> r = backward(
+      k, act_code(activation), act_code(recurrent_activation), d_out, d_hT, d_cT, h_hist, lstm ? c_hist : Tensor(),
+      gates_, k != 0 ? extra : Tensor(), dropout ? hin_all : Tensor(), w_hh.contiguous(), contiguous_or_undef(keep_h),
+      lstm ? contiguous_or_undef(keep_c) : Tensor(), contiguous_or_undef(out_mask), dropout ? *rdm : Tensor(), lstm_w,
+      ln_cache, tbptt, want_norms, x, *w_ih, want_dx, want_w_hh, want_w_ih, in_loop, share_grads);
+  Tensor d_in = r[0], dw_hh = r[3], dw_ih = r[4];
+  if (!in_loop)
+    grads_from_histories(k, r[0], r[3], h_hist, dropout ? hin_all : Tensor(), extra, x, *w_ih, want_dx, want_w_hh,
+                         want_w_ih, d_in, dw_hh, dw_ih);
+  if (d_in.defined()) d_in = d_in.to(x.scalar_type());  // bf16 when x is
+  // Weights order: weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, peephole, ln_gamma, ln_beta,
+  // ln_cell_gamma, ln_cell_beta. The options' sums: [ln_gamma 4H, ln_beta 4H, ln_cell_gamma H,
+  // ln_cell_beta H, peephole 3H], each part present only with its option.
+  const OptTensor* weights[] = {&w_ih, nullptr, &b_ih, &b_hh, &w_hr, &peephole, &ln_gamma, &ln_beta,
+                                &ln_cell_gamma, &ln_cell_beta};
+  Tensor grads[10] = {dw_ih, dw_hh, r[7], r[8]};
+  if (lstm && r[6].defined()) {
+    int64_t at_ = 0;
+    auto take = [&](int64_t n) { at_ += n; return r[6].narrow(0, at_ - n, n); };
+    if (ln) grads[6] = take(4 * H), grads[7] = take(4 * H);
+    if (ln_cell) grads[8] = take(H), grads[9] = take(H);
+    if (given(peephole)) grads[5] = take(3 * H);
+  }
+  std::vector<Tensor> outs{or_placeholder(d_in, d_out), r[1], lstm ? r[2] : placeholder(d_out)};
+  for (int i = 0; i < 10; ++i) {
+    const Tensor& w = i == 1 ? w_hh : given(*weights[i]) ? **weights[i] : Tensor();
+    if (!w.defined() || !wants[i + 1]) {
+      outs.push_back(placeholder(w_hh));
+    } else {  // zeros where the loop had none to give
+      outs.push_back(grads[i].defined() ? grads[i].reshape(w.sizes()) : at::zeros_like(w));
+    }
+  }
+  outs.push_back(want_norms ? r[5] : placeholder(d_out));
+  unalias(outs);
+  return as_tuple<14>(outs);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -1652,4 +1861,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
                        b_ih ? b_ih->contiguous() : Tensor(), b_hh ? b_hh->contiguous() : Tensor()};
       }))
       .def("step", &Stepper::step);
+}
+
+TORCH_LIBRARY_IMPL(rnnkit, CPU, m) {
+  m.impl("compiled_forward", &compiled_forward_op);
+  m.impl("compiled_backward", &compiled_backward_op);
 }
