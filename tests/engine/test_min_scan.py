@@ -88,13 +88,19 @@ def test_gradcheck(kind, backend):
     assert torch.autograd.gradcheck(fn, (x, w, b, h0), eps=1e-6, atol=1e-7, rtol=1e-5)
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_gradcheck_of_the_operator_itself(backend):
+def test_gradcheck_of_the_operator_itself(kind, backend):
+    """k, the bias the operator adds to it, and h0; with a mask and without a bias."""
     gen = torch.Generator().manual_seed(3)
-    k = torch.randn(2, 4, 6, generator=gen, dtype=DT, requires_grad=True)
+    G = 3 * min_rnn.MIN_KINDS[kind]
+    k = torch.randn(2, 4, G, generator=gen, dtype=DT, requires_grad=True)
+    bias = torch.randn(G, generator=gen, dtype=DT, requires_grad=True)
     h0 = torch.randn(2, 3, generator=gen, dtype=DT, requires_grad=True)
     mask = torch.tensor([[1.0, 0, 1, 1], [1, 1, 1, 0]], dtype=DT)
-    assert torch.autograd.gradcheck(lambda k, h0: min_scan(k, h0, mask, None, "mingru", False, 0, backend), (k, h0))
+    assert torch.autograd.gradcheck(lambda k, b, h0: min_scan(k, b, h0, mask, None, kind, False, 0, backend),
+                                    (k, bias, h0))
+    assert torch.autograd.gradcheck(lambda k, h0: min_scan(k, None, h0, None, None, kind, True, 0, backend), (k, h0))
 
 
 def test_backend_choice():
@@ -143,6 +149,7 @@ def test_two_threads_give_the_one_thread_result(kind):
     around it are not compared: their sums may be ordered differently)."""
     gen = torch.Generator().manual_seed(4)
     k = torch.randn(4, 600, min_rnn.MIN_KINDS[kind] * 130, generator=gen, dtype=DT, requires_grad=True)
+    bias = torch.randn(k.shape[2], generator=gen, dtype=DT, requires_grad=True)
     h0 = torch.randn(4, 130, generator=gen, dtype=DT, requires_grad=True)
     mask = (torch.rand(4, 600, generator=gen) > 0.1).to(DT)
     res = []
@@ -150,8 +157,8 @@ def test_two_threads_give_the_one_thread_result(kind):
         torch.set_num_threads(threads)
         try:
             probe = torch.zeros(600, 1, dtype=DT, requires_grad=True)
-            h, h_n = min_scan(k, h0, mask, probe, kind, True, 50, "compiled")  # long enough to split the lanes
-            res.append((h, h_n, *torch.autograd.grad((h * h).sum() + h_n.sum(), [k, h0, probe])))
+            h, h_n = min_scan(k, bias, h0, mask, probe, kind, True, 50, "compiled")  # long enough to split the lanes
+            res.append((h, h_n, *torch.autograd.grad((h * h).sum() + h_n.sum(), [k, bias, h0, probe])))
         finally:
             torch.set_num_threads(1)
     for a, c in zip(*res):
@@ -252,7 +259,7 @@ def test_bfloat16_runs_the_python_scan_in_float32():
     gen = torch.Generator().manual_seed(5)
     k = torch.randn(2, 300, 8, generator=gen)
     h0 = torch.randn(2, 4, generator=gen)
-    want, _ = min_scan(k, h0, None, None, "mingru", False, 0, "python")
-    got, _ = min_scan(k.bfloat16(), h0.bfloat16(), None, None, "mingru", False, 0, "python")
+    want, _ = min_scan(k, None, h0, None, None, "mingru", False, 0, "python")
+    got, _ = min_scan(k.bfloat16(), None, h0.bfloat16(), None, None, "mingru", False, 0, "python")
     assert got.dtype == torch.bfloat16
     torch.testing.assert_close(got.float(), want, rtol=2e-2, atol=2e-2)
