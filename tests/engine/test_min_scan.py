@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rnnkit.engine import Streamer
-from rnnkit.engine.min_scan import min_scan, python_scan, run_min, scan_backend
+from rnnkit.engine.min_scan import min_project, min_scan, python_scan, run_min, scan_backend
 from rnnkit.cells import MinRNNCell
 from rnnkit.ops import min_rnn
 
@@ -101,6 +101,24 @@ def test_gradcheck_of_the_operator_itself(kind, backend):
     assert torch.autograd.gradcheck(lambda k, b, h0: min_scan(k, b, h0, mask, None, kind, False, 0, backend),
                                     (k, bias, h0))
     assert torch.autograd.gradcheck(lambda k, h0: min_scan(k, None, h0, None, None, kind, True, 0, backend), (k, h0))
+
+
+def test_projection_operator_equals_linear_with_its_gradients():
+    """``min_project`` (the compiled path's GEMMs into pooled buffers) against F.linear, values and
+    gradients in float64, for a batch-first input and for a transposed (non-contiguous) one."""
+    x, w, _, _ = make("minlstm", B=3, T=7, F=4, H=5)
+    for inp in (x, x.detach().transpose(0, 1).contiguous().transpose(0, 1).requires_grad_()):
+        k = min_project(inp, w)
+        want = torch.nn.functional.linear(inp, w)
+        assert_rel(k, want, 1e-14, "k")
+        gk = torch.randn(k.shape, dtype=DT)
+        got = torch.autograd.grad(k, [inp, w], gk)
+        ref = torch.autograd.grad(want, [inp, w], gk)
+        for name, g, r in zip(("dx", "dw"), got, ref):
+            assert_rel(g, r, 1e-13, name)
+    (dw,) = torch.autograd.grad(min_project(x.detach(), w).sum(), [w])  # dx not wanted
+    assert dw.shape == w.shape
+    assert torch.autograd.gradcheck(min_project, (x[:, :3].detach().requires_grad_(), w))
 
 
 def test_backend_choice():
@@ -225,6 +243,8 @@ def test_bad_arguments_are_named():
         run_min("mingru", x, w, b, tbptt=0)
     with pytest.raises(ValueError, match="Argument `bias`"):
         run_min("mingru", x, w, b[:3])
+    with pytest.raises(TypeError, match="Argument `bias`"):
+        run_min("mingru", x, w, b.float())
 
 
 def test_compile_fullgraph_and_export_see_one_operator():
@@ -252,6 +272,17 @@ def test_compile_fullgraph_and_export_see_one_operator():
     ep = torch.export.export(Module(), (x.detach(), h0.detach()))
     assert "rnnkit.min_scan" in str(ep.graph)
     torch.testing.assert_close(ep.module()(x.detach(), h0.detach()), fn(x, h0).detach())
+
+
+def test_cpu_autocast_projects_in_bf16_as_f_linear_does():
+    """Autocast does not see the pooled projection operator, so under it the layer keeps F.linear,
+    whose bf16 k then takes the Python scan: the output is bf16, near the float32 one."""
+    x, w, b, h0 = (t.detach().float() for t in make("mingru", B=2, T=20, F=4, H=5))
+    want, _ = run_min("mingru", x, w, b, h0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got, _ = run_min("mingru", x, w, b, h0)
+    assert want.dtype == torch.float32 and got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), want, rtol=5e-2, atol=5e-2)
 
 
 def test_bfloat16_runs_the_python_scan_in_float32():

@@ -10,7 +10,8 @@ dk: the compiled scan reads each k once anyway.) Two implementations, chosen by 
 check (``scan_backend``):
 
     "compiled"  csrc/scan.cpp: bias, coefficients and recurrence fused in one pass, threads over
-                the B*H lanes (CPU, float32/float64)
+                the B*H lanes (CPU, float32/float64); the projection is ``rnnkit::min_project``,
+                the same GEMMs as F.linear into the compiled loop's buffer pool
     "python"    the paper's log-space parallel form (``ops.min_rnn.scan_log``) and its
                 log-space reverse scan: any device and dtype, the reference for the other
 
@@ -36,7 +37,7 @@ BACKENDS = ("auto", "compiled", "python")
 
 
 def scan_blocker(k: Tensor) -> Optional[str]:
-    """Why the compiled scan cannot run on ``k``, or None."""
+    """Why the compiled scan cannot run on ``k`` (or on the input x it is projected from), or None."""
     if k.device.type != "cpu" or k.dtype not in (torch.float32, torch.float64):
         return "the compiled scan is for float32/float64 on the CPU"
     return kernels.load_error() or None
@@ -54,6 +55,13 @@ def scan_backend(k: Tensor, backend: str) -> str:
     if backend == "compiled":
         raise ValueError(f"backend='compiled' cannot run here: {blocker}")
     return "python"
+
+
+def _cpu_autocast() -> bool:
+    """Whether CPU autocast is on (it casts F.linear's operands; the compiled scan runs on the CPU only)."""
+    if hasattr(torch, "get_autocast_dtype"):  # torch >= 2.4
+        return torch.is_autocast_enabled("cpu")
+    return torch.is_autocast_cpu_enabled()
 
 
 def _compiled():
@@ -202,6 +210,43 @@ def _backward(ctx, dh, dh_n):
 min_scan.register_autograd(_backward, setup_context=_setup_context)
 
 
+@torch.library.custom_op("rnnkit::min_project", mutates_args=())
+def min_project(x: Tensor, weight: Tensor) -> Tensor:
+    """k = x W^T: x (B, T, F), weight (G, F) -> (B, T, G), as ``F.linear(x, weight)``, into the
+    compiled loop's buffer pool (the compiled scan's projection; its backward pools dx too)."""
+    return _compiled().project(x, weight)
+
+
+@min_project.register_fake
+def _(x, weight):
+    return x.new_empty(x.shape[0], x.shape[1], weight.shape[0])
+
+
+@torch.library.custom_op("rnnkit::min_project_backward", mutates_args=())
+def min_project_backward(dk: Tensor, x: Tensor, weight: Tensor, want_dx: bool, want_dw: bool) -> tuple[Tensor, Tensor]:
+    """(dx = dk W (B, T, F), dW = dk^T x (G, F)), each an empty placeholder when not wanted."""
+    return tuple(_compiled().project_backward(dk, x, weight, want_dx, want_dw))
+
+
+@min_project_backward.register_fake
+def _(dk, x, weight, want_dx, want_dw):
+    return x.new_empty(x.shape if want_dx else 0), weight.new_empty(weight.shape if want_dw else 0)
+
+
+def _project_setup_context(ctx, inputs, output) -> None:
+    ctx.save_for_backward(*inputs)
+
+
+def _project_backward(ctx, dk):
+    x, weight = ctx.saved_tensors
+    want_dx, want_dw = ctx.needs_input_grad
+    dx, dw = min_project_backward(dk, x, weight, want_dx, want_dw)
+    return (dx if want_dx else None), (dw if want_dw else None)
+
+
+min_project.register_autograd(_project_backward, setup_context=_project_setup_context)
+
+
 # ---------------------------------------------------------------------------- ONNX
 
 
@@ -290,7 +335,10 @@ def run_min(
         raise ValueError(f"Argument `probe` must be a (T, 1) = ({T}, 1) tensor that requires grad")
     if onnx_native.in_onnx_export():
         return _onnx_layer(kind, x, weight, bias, h0, mask, reverse)
-    k = F.linear(x, weight)  # (B, T, G): one GEMM over all B*T rows; the scan adds the bias
+    # k (B, T, G): one GEMM over all B*T rows; the scan adds the bias. F.linear where autocast may
+    # change its dtype (it does not see our operator), and the scan's backend then follows k's dtype.
+    pooled = scan_backend(x, backend) == "compiled" and not _cpu_autocast()
+    k = min_project(x, weight) if pooled else F.linear(x, weight)
     m = None if mask is None else mask.to(x.dtype)
     h, h_n = min_scan(k, bias, h0, m, probe, kind, reverse, tbptt or 0, scan_backend(k, backend))
     out = h if m is None else h * m.unsqueeze(-1)  # padded steps output 0

@@ -12,8 +12,9 @@
 // Layouts, batch-first as the projection comes out of one GEMM:
 //   k (B, T, G) with G = 2H (z, h: minGRU) or 3H (i, f, h: minLSTM);  h0 (B, H);
 //   mask (B, T) of 0/1 in k's dtype, or empty (no padding);  h (B, T, H) the carried states.
-// Registered as the operators rnnkit_min::forward / backward; rnnkit/engine/min_scan.py wraps
-// them in the autograd-aware rnnkit::min_scan.
+// Registered as the operators rnnkit_min::forward / backward (the scan) and project /
+// project_backward (the GEMMs around it, into pooled buffers); rnnkit/engine/min_scan.py wraps
+// them in the autograd-aware rnnkit::min_scan and rnnkit::min_project.
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -373,15 +374,45 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> min_backward(
   return {dk, dbias, dh0, norms};
 }
 
+// k = x W^T (B, T, G), one GEMM over all B*T rows, into a pooled buffer: at a long T, k is the
+// largest tensor of the step, and a fresh one would be mapped and zeroed by the kernel every step.
+at::Tensor min_project(const at::Tensor& x, const at::Tensor& w) {
+  TORCH_CHECK(x.dim() == 3 && w.dim() == 2 && x.size(2) == w.size(1), "rnnkit_min: x must be (B, T, F) and w (G, F)");
+  at::Tensor k = rnnkit::pooled_empty({x.size(0), x.size(1), w.size(0)}, x.options());
+  at::Tensor rows = k.view({-1, w.size(0)});  // (B*T, G)
+  at::mm_out(rows, x.reshape({-1, x.size(2)}), w.t());
+  return k;
+}
+
+// The projection's gradients: dx = dk W (B, T, F), pooled as k is, and dW = dk^T x (G, F);
+// each an empty placeholder when not wanted.
+std::tuple<at::Tensor, at::Tensor> min_project_backward(const at::Tensor& dk, const at::Tensor& x,
+                                                        const at::Tensor& w, bool want_dx, bool want_dw) {
+  TORCH_CHECK(dk.dim() == 3 && dk.size(2) == w.size(0), "rnnkit_min: dk must be (B, T, G)");
+  const at::Tensor dk2 = dk.reshape({-1, w.size(0)});
+  at::Tensor dx = at::empty({0}, x.options()), dw = at::empty({0}, w.options());
+  if (want_dx) {
+    dx = rnnkit::pooled_empty(x.sizes(), x.options());
+    at::Tensor rows = dx.view({-1, x.size(2)});  // (B*T, F)
+    at::mm_out(rows, dk2, w);
+  }
+  if (want_dw) dw = at::mm(dk2.t(), x.reshape({-1, x.size(2)}));
+  return {dx, dw};
+}
+
 }  // namespace
 
 TORCH_LIBRARY(rnnkit_min, m) {
   m.def("forward(Tensor k, Tensor bias, Tensor h0, Tensor mask, int kind, bool reverse) -> Tensor");
   m.def("backward(Tensor k, Tensor bias, Tensor h, Tensor h0, Tensor mask, Tensor dh, Tensor dh_n, int kind, "
         "bool reverse, int tbptt, bool want_norms) -> (Tensor, Tensor, Tensor, Tensor)");
+  m.def("project(Tensor x, Tensor w) -> Tensor");
+  m.def("project_backward(Tensor dk, Tensor x, Tensor w, bool want_dx, bool want_dw) -> (Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(rnnkit_min, CPU, m) {
   m.impl("forward", &min_forward);
   m.impl("backward", &min_backward);
+  m.impl("project", &min_project);
+  m.impl("project_backward", &min_project_backward);
 }
