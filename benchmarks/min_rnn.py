@@ -15,7 +15,8 @@ weights and the input), with the gradients zeroed between steps. Rows:
 
 ratio = peer time / rnnkit time (> 1: the min cell is faster). Medians of interleaved runs,
 alternating who goes first. ``--memory`` runs each model once more in a fresh subprocess and
-reports its peak RSS above the RSS before its first step (MB).
+reports the peak RSS of two steps above the RSS before them (the high-water mark, reset before the
+steps), and the RSS they leave held (the engine's buffer pool keeps large buffers for the next step).
 """
 
 from __future__ import annotations
@@ -88,23 +89,51 @@ def inputs(B: int, T: int, F_in: int, H: int) -> tuple[torch.Tensor, torch.Tenso
     return x, h0
 
 
-def peak_rss_mb(name: str, B: int, T: int, F_in: int, H: int, threads: int) -> float:
-    """Peak RSS of 2 training steps above the RSS before them, in a fresh process (MB)."""
+def _status_kb(field: str) -> int:
+    """A ``VmXXX`` line of /proc/self/status, in kB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def measure_memory(name: str, B: int, T: int, F_in: int, H: int) -> dict[str, float]:
+    """Run 2 training steps of ``name`` here and return (MB) the peak RSS above the RSS before them
+    and the RSS still held after them (the engine's buffer pool, say). Call it in a fresh process.
+
+    The peak is the kernel's high-water mark VmHWM, reset just before the steps (``5`` into
+    /proc/self/clear_refs): without the reset, a peak reached while importing torch or building the
+    inputs, larger than a small configuration's steps, hides them (which made this 0.0 before).
+    tracemalloc cannot do it: it sees Python's allocations, not torch's.
+    """
+    from rnnkit.engine import kernels
+
+    kernels.load_kernels()  # its pages are not the steps' memory
+    model = make_models(F_in, H)[name]
+    x, h0 = inputs(B, T, F_in, H)
+    step = train_step(name, model, x, h0)
+    # One step at T = 1 first: it loads the code that loads lazily on first use (torch's custom-op
+    # machinery: some 70 MB), while its buffers stay under the pool's 1 MB floor.
+    train_step(name, model, x[:, :1].detach().requires_grad_(), h0)()
+    before = _status_kb("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")
+    step()
+    step()
+    peak, held = _status_kb("VmHWM"), _status_kb("VmRSS")
+    return {"peak_mb": (peak - before) / 1024, "held_mb": (held - before) / 1024}
+
+
+def peak_rss_mb(name: str, B: int, T: int, F_in: int, H: int, threads: int) -> dict[str, float]:
+    """``measure_memory`` in a fresh process (so nothing another model allocated counts)."""
     code = (
-        "import json, resource, sys, torch\n"
+        "import json, sys, torch\n"
         f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
         f"torch.set_num_threads({threads})\n"
         "import min_rnn as b\n"
-        f"models = b.make_models({F_in}, {H}); model = models[{name!r}]\n"
-        f"x, h0 = b.inputs({B}, {T}, {F_in}, {H})\n"
-        f"step = b.train_step({name!r}, model, x, h0)\n"
-        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "step(); step()\n"
-        "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "print(json.dumps((after - before) / 1024))\n"
+        f"print(json.dumps(b.measure_memory({name!r}, {B}, {T}, {F_in}, {H})))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return float(json.loads(out.stdout.strip().splitlines()[-1]))
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -134,9 +163,12 @@ def main() -> None:
                   f"{t_peer / t_ours:>7.2f}", flush=True)
     if args.memory:
         T = max(args.T)
-        print(f"# peak RSS of 2 training steps at T={T} above the RSS before them (fresh process each)")
+        print(f"# 2 training steps at T={T}, a fresh process each: peak RSS above the RSS before them, "
+              "and the RSS still held after them (MB)")
+        print(f"{'model':<14} {'peak MB':>9} {'held MB':>9}")
         for name in models:
-            print(f"{name:<14} {peak_rss_mb(name, args.B, T, F_in, args.H, args.threads):>9.1f} MB", flush=True)
+            mem = peak_rss_mb(name, args.B, T, F_in, args.H, args.threads)
+            print(f"{name:<14} {mem['peak_mb']:>9.1f} {mem['held_mb']:>9.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Plant small bugs in the hand-derived backward passes, one at a time, and check the tests catch each.
 
-Each mutation replaces one exact snippet of ``src/rnnkit/ops``, ``src/rnnkit/engine`` or the C++ loop
-(``engine/csrc/recurrence.cpp``) in a scratch copy of the repository, runs the engine tests there
+Each mutation replaces one exact snippet of ``src/rnnkit/ops``, ``src/rnnkit/engine``, the C++ loop
+(``engine/csrc/recurrence.cpp``) or the minGRU/minLSTM scan (``engine/csrc/scan.cpp``) in a scratch copy of the repository, runs the engine tests there
 (``pytest -x``: the first failure is a catch) and restores the file. A C++ mutation rebuilds the
 extension into a scratch kernel cache (about 40 s on a quiet machine), so your own cache is left as
 it is. The unmutated tests run first: a catch only counts if they pass without the bug.
@@ -33,6 +33,8 @@ ENGINE_TESTS = ("tests/engine/test_backward_paths.py", "tests/engine/test_engine
 OPS = "src/rnnkit/ops"
 ENG = "src/rnnkit/engine"
 CPP = "src/rnnkit/engine/csrc/recurrence.cpp"
+SCAN = "src/rnnkit/engine/csrc/scan.cpp"
+SCAN_TESTS = ("tests/engine/test_min_scan.py",)
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,27 @@ MUTATIONS = [
     Mutation("dropped_thread_dw_cpp", "C++: the second thread's weight gradients dropped", CPP,
              "for (size_t k = 1; k < dw.size(); ++k) dw[0].add_(dw[k]);",
              "for (size_t k = 2; k < dw.size(); ++k) dw[0].add_(dw[k]);"),
+    # -- the minGRU/minLSTM scan (csrc/scan.cpp; each rebuilds the extension)
+    Mutation("min_exp_polynomial_cpp", "scan: a wrong coefficient in the double exp's polynomial", SCAN,
+             "p = p * r + 1.0 / 6.0;", "p = p * r + 1.0 / 7.0;", SCAN_TESTS),
+    Mutation("min_mask_ignored_cpp", "scan forward: padded steps update the state", SCAN,
+             "if (mp == nullptr || mp[b * T + t] != S(0)) {\n          forward_step",
+             "if (true) {\n          forward_step", SCAN_TESTS),
+    Mutation("min_gate_grad_sign_cpp", "scan backward: the gate's gradient with a flipped sign", SCAN,
+             "const S du = st.s * st.a * d * (st.g - hprev[jj]);", "const S du = st.s * st.a * d * (hprev[jj] - st.g);",
+             SCAN_TESTS),
+    Mutation("min_carry_cpp", "scan backward: delta carried to h_{t-1} by s instead of a", SCAN,
+             "delta[jj] = st.a * d;  // carried", "delta[jj] = st.s * d;  // carried", SCAN_TESTS),
+    Mutation("min_lstm_forget_sign_cpp", "scan backward: minLSTM's forget-gate gradient with a flipped sign", SCAN,
+             "dkf = -du * st.sf_neg;", "dkf = du * st.sf_neg;", SCAN_TESTS),
+    Mutation("min_bias_grad_cpp", "scan backward: minGRU's gate-bias gradient summed from the candidate's", SCAN,
+             "db[0][jj] += du;", "db[0][jj] += dkh;", SCAN_TESTS),
+    Mutation("min_tbptt_off_by_one_cpp", "scan backward: TBPTT cut one step late", SCAN,
+             "if (tbptt > 0 && p > 0 && p % tbptt == 0)", "if (tbptt > 0 && p > 1 && (p - 1) % tbptt == 0)",
+             SCAN_TESTS),
+    Mutation("min_norms_cpp", "scan backward: the probe's norms never written", SCAN,
+             "if (np != nullptr) {\n          double sq", "if (np != nullptr && false) {\n          double sq",
+             SCAN_TESTS),
 ]
 
 

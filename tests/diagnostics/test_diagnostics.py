@@ -18,6 +18,7 @@ from rnnkit.diagnostics import (
     GradientFlow,
     LayerFlow,
     ProbedRecurrent,
+    RunConfig,
     VanishingGradientWarning,
     diagnose_flow,
     gradient_flow,
@@ -26,6 +27,7 @@ from rnnkit.diagnostics import (
     plot_flow_curves,
     plot_flow_heatmap,
     plot_learning_curves,
+    train_run,
 )
 from rnnkit.diagnostics import cli as diag_cli
 
@@ -256,6 +258,19 @@ def test_diagnose_command_trains_and_writes_the_report(tmp_path):
     assert len(records[0]["flow"]["heatmap"]) == 3  # before training + 2 epochs
     with pytest.raises(SystemExit):
         parser.parse_args(["diagnose", "--cells", "rnn,transformer"])
+
+
+@pytest.mark.parametrize("recipe", ["mingru", "minlstm"])
+def test_diagnose_trains_the_min_cells_and_records_their_flow(recipe):
+    """The scan layers are recipes too: their probes report ||dL/dh_t|| per step, as the cells' do."""
+    cfg = RunConfig(task="adding", length=12, recipe=recipe, hidden=8, steps=4, eval_every=2, batch_size=8,
+                    flow_batch=8, warn=False)
+    record = train_run(cfg).to_dict()
+    heat = np.asarray(record["flow"]["heatmap"])
+    assert heat.shape == (3, 12) and np.isfinite(heat).all() and (heat > 0).all()
+    parser = argparse.ArgumentParser(prog="rnnkit")
+    diag_cli.register(parser.add_subparsers(dest="command", required=True))
+    assert parser.parse_args(["diagnose", "--cells", f"gru,{recipe}"]).cells == ["gru", recipe]
 
 
 def test_gradient_flow_callback_inside_fit_with_the_compiled_loss():

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rnnkit.engine import Streamer
-from rnnkit.engine.min_scan import min_scan, python_scan, run_min, scan_backend
+from rnnkit.engine.min_scan import min_project, min_scan, python_scan, run_min, scan_backend
 from rnnkit.cells import MinRNNCell
 from rnnkit.ops import min_rnn
 
@@ -88,13 +88,37 @@ def test_gradcheck(kind, backend):
     assert torch.autograd.gradcheck(fn, (x, w, b, h0), eps=1e-6, atol=1e-7, rtol=1e-5)
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_gradcheck_of_the_operator_itself(backend):
+def test_gradcheck_of_the_operator_itself(kind, backend):
+    """k, the bias the operator adds to it, and h0; with a mask and without a bias."""
     gen = torch.Generator().manual_seed(3)
-    k = torch.randn(2, 4, 6, generator=gen, dtype=DT, requires_grad=True)
+    G = 3 * min_rnn.MIN_KINDS[kind]
+    k = torch.randn(2, 4, G, generator=gen, dtype=DT, requires_grad=True)
+    bias = torch.randn(G, generator=gen, dtype=DT, requires_grad=True)
     h0 = torch.randn(2, 3, generator=gen, dtype=DT, requires_grad=True)
     mask = torch.tensor([[1.0, 0, 1, 1], [1, 1, 1, 0]], dtype=DT)
-    assert torch.autograd.gradcheck(lambda k, h0: min_scan(k, h0, mask, None, "mingru", False, 0, backend), (k, h0))
+    assert torch.autograd.gradcheck(lambda k, b, h0: min_scan(k, b, h0, mask, None, kind, False, 0, backend),
+                                    (k, bias, h0))
+    assert torch.autograd.gradcheck(lambda k, h0: min_scan(k, None, h0, None, None, kind, True, 0, backend), (k, h0))
+
+
+def test_projection_operator_equals_linear_with_its_gradients():
+    """``min_project`` (the compiled path's GEMMs into pooled buffers) against F.linear, values and
+    gradients in float64, for a batch-first input and for a transposed (non-contiguous) one."""
+    x, w, _, _ = make("minlstm", B=3, T=7, F=4, H=5)
+    for inp in (x, x.detach().transpose(0, 1).contiguous().transpose(0, 1).requires_grad_()):
+        k = min_project(inp, w)
+        want = torch.nn.functional.linear(inp, w)
+        assert_rel(k, want, 1e-14, "k")
+        gk = torch.randn(k.shape, dtype=DT)
+        got = torch.autograd.grad(k, [inp, w], gk)
+        ref = torch.autograd.grad(want, [inp, w], gk)
+        for name, g, r in zip(("dx", "dw"), got, ref):
+            assert_rel(g, r, 1e-13, name)
+    (dw,) = torch.autograd.grad(min_project(x.detach(), w).sum(), [w])  # dx not wanted
+    assert dw.shape == w.shape
+    assert torch.autograd.gradcheck(min_project, (x[:, :3].detach().requires_grad_(), w))
 
 
 def test_backend_choice():
@@ -143,6 +167,7 @@ def test_two_threads_give_the_one_thread_result(kind):
     around it are not compared: their sums may be ordered differently)."""
     gen = torch.Generator().manual_seed(4)
     k = torch.randn(4, 600, min_rnn.MIN_KINDS[kind] * 130, generator=gen, dtype=DT, requires_grad=True)
+    bias = torch.randn(k.shape[2], generator=gen, dtype=DT, requires_grad=True)
     h0 = torch.randn(4, 130, generator=gen, dtype=DT, requires_grad=True)
     mask = (torch.rand(4, 600, generator=gen) > 0.1).to(DT)
     res = []
@@ -150,8 +175,8 @@ def test_two_threads_give_the_one_thread_result(kind):
         torch.set_num_threads(threads)
         try:
             probe = torch.zeros(600, 1, dtype=DT, requires_grad=True)
-            h, h_n = min_scan(k, h0, mask, probe, kind, True, 50, "compiled")  # long enough to split the lanes
-            res.append((h, h_n, *torch.autograd.grad((h * h).sum() + h_n.sum(), [k, h0, probe])))
+            h, h_n = min_scan(k, bias, h0, mask, probe, kind, True, 50, "compiled")  # long enough to split the lanes
+            res.append((h, h_n, *torch.autograd.grad((h * h).sum() + h_n.sum(), [k, bias, h0, probe])))
         finally:
             torch.set_num_threads(1)
     for a, c in zip(*res):
@@ -218,6 +243,8 @@ def test_bad_arguments_are_named():
         run_min("mingru", x, w, b, tbptt=0)
     with pytest.raises(ValueError, match="Argument `bias`"):
         run_min("mingru", x, w, b[:3])
+    with pytest.raises(TypeError, match="Argument `bias`"):
+        run_min("mingru", x, w, b.float())
 
 
 def test_compile_fullgraph_and_export_see_one_operator():
@@ -247,12 +274,23 @@ def test_compile_fullgraph_and_export_see_one_operator():
     torch.testing.assert_close(ep.module()(x.detach(), h0.detach()), fn(x, h0).detach())
 
 
+def test_cpu_autocast_projects_in_bf16_as_f_linear_does():
+    """Autocast does not see the pooled projection operator, so under it the layer keeps F.linear,
+    whose bf16 k then takes the Python scan: the output is bf16, near the float32 one."""
+    x, w, b, h0 = (t.detach().float() for t in make("mingru", B=2, T=20, F=4, H=5))
+    want, _ = run_min("mingru", x, w, b, h0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got, _ = run_min("mingru", x, w, b, h0)
+    assert want.dtype == torch.float32 and got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), want, rtol=5e-2, atol=5e-2)
+
+
 def test_bfloat16_runs_the_python_scan_in_float32():
     """Half precision takes the Python path; its log-space sums would lose the state's digits in bf16."""
     gen = torch.Generator().manual_seed(5)
     k = torch.randn(2, 300, 8, generator=gen)
     h0 = torch.randn(2, 4, generator=gen)
-    want, _ = min_scan(k, h0, None, None, "mingru", False, 0, "python")
-    got, _ = min_scan(k.bfloat16(), h0.bfloat16(), None, None, "mingru", False, 0, "python")
+    want, _ = min_scan(k, None, h0, None, None, "mingru", False, 0, "python")
+    got, _ = min_scan(k.bfloat16(), None, h0.bfloat16(), None, None, "mingru", False, 0, "python")
     assert got.dtype == torch.bfloat16
     torch.testing.assert_close(got.float(), want, rtol=2e-2, atol=2e-2)

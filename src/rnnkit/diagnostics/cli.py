@@ -49,7 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--task", choices=TASKS, default="adding", help="long-range task")
     p.add_argument("--length", type=_positive(int), default=100, help="sequence length T (adding, copy)")
     p.add_argument("--cells", type=_cells, default=["rnn", "irnn", "lstm", "gru"],
-                   help="comma-separated cells: rnn (tanh SimpleRNN), irnn (ReLU + identity), lstm, gru")
+                   help="comma-separated cells: rnn (tanh SimpleRNN), irnn (ReLU + identity), lstm, gru, "
+                        "mingru, minlstm (Feng et al. 2024, trained with the parallel scan)")
     p.add_argument("--hidden", type=_positive(int), default=64, help="hidden units")
     p.add_argument("--steps", type=_positive(int), default=1500, help="training steps per cell")
     p.add_argument("--batch-size", type=_positive(int), default=50, help="sequences per step")

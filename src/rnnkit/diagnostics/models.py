@@ -14,6 +14,8 @@ The recipes follow the papers and Keras defaults:
     irnn  ReLU, identity recurrent, N(0, 0.001^2) input, zero bias (Le, Jaitly & Hinton 2015)
     lstm  glorot_uniform, orthogonal, zero bias, forget bias 1 (Keras; Jozefowicz et al. 2015)
     gru   glorot_uniform, orthogonal, zero biases, reset_after (Keras / PyTorch)
+    mingru, minlstm   Feng et al. 2024: ``rnnkit.nn.MinGRU`` / ``MinLSTM`` with torch's init,
+          trained with the parallel scan (their probes report ||dL/dh_t|| from the reverse scan)
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from ..cells import RecurrentCell
+from ..nn.min_rnn import MinGRU, MinLSTM
 from ..recurrent import run_layer
 
 CELL_RECIPES: dict[str, dict] = {
@@ -35,13 +38,18 @@ CELL_RECIPES: dict[str, dict] = {
                  recurrent_initializer="orthogonal", bias_initializer="zeros", unit_forget_bias=True),
     "gru": dict(kind="gru", bias="double", kernel_initializer="glorot_uniform",
                 recurrent_initializer="orthogonal", bias_initializer="zeros"),
+    # Not RecurrentCells: layers that run the whole sequence as one scan (``MinLayer``).
+    "mingru": dict(kind="mingru"),
+    "minlstm": dict(kind="minlstm"),
 }
+MIN_LAYERS = {"mingru": MinGRU, "minlstm": MinLSTM}
 
 
 def make_cell(recipe: str, input_size: int, hidden_size: int, dtype: Optional[torch.dtype] = None) -> RecurrentCell:
     """A ``RecurrentCell`` from a recipe name in ``CELL_RECIPES`` ("rnn", "irnn", "lstm", "gru")."""
-    if recipe not in CELL_RECIPES:
-        raise ValueError(f"Received an invalid value for argument `recipe`: expected one of {sorted(CELL_RECIPES)}, got {recipe!r}")
+    cells = sorted(set(CELL_RECIPES) - set(MIN_LAYERS))
+    if recipe not in cells:
+        raise ValueError(f"Received an invalid value for argument `recipe`: expected one of {cells}, got {recipe!r}")
     kw = dict(CELL_RECIPES[recipe])
     kind = kw.pop("kind")
     return RecurrentCell(kind, input_size, hidden_size, dtype=dtype, **kw)
@@ -74,6 +82,20 @@ class ProbedRecurrent(nn.Module):
         return out if self.return_sequences else state[0]
 
 
+class MinLayer(nn.Module):
+    """A minGRU/minLSTM layer over (B, T, F) (``rnnkit.nn``, batch-first): outputs (B, T, H) if
+    ``return_sequences`` else the last h (B, H). Its inner module follows Contract P itself."""
+
+    def __init__(self, recipe: str, input_size: int, hidden_size: int, return_sequences: bool = False) -> None:
+        super().__init__()
+        self.layer = MIN_LAYERS[recipe](input_size, hidden_size, batch_first=True)
+        self.return_sequences = return_sequences
+
+    def forward(self, x: Tensor) -> Tensor:
+        out, h_n = self.layer(x)
+        return out if self.return_sequences else h_n[-1]
+
+
 class SequenceModel(nn.Module):
     """Recurrent layer + linear head: many-to-one (head on the last h) or per step.
 
@@ -84,8 +106,11 @@ class SequenceModel(nn.Module):
                  per_step: bool = False, implementation: str = "auto") -> None:
         super().__init__()
         self.recipe = recipe
-        self.rnn = ProbedRecurrent(make_cell(recipe, input_size, hidden_size), name=recipe,
-                                   return_sequences=per_step, implementation=implementation)
+        if recipe in MIN_LAYERS:  # one scan over the sequence; `implementation` is the classic cells'
+            self.rnn: nn.Module = MinLayer(recipe, input_size, hidden_size, return_sequences=per_step)
+        else:
+            self.rnn = ProbedRecurrent(make_cell(recipe, input_size, hidden_size), name=recipe,
+                                       return_sequences=per_step, implementation=implementation)
         self.head = nn.Linear(hidden_size, output_size)
 
     def forward(self, x: Tensor) -> Tensor:
