@@ -14,6 +14,9 @@ a step with a non-finite loss still runs its backward (its gradients are then dr
 only bad steps pay). With ``fit(distributed=True)`` the processes must agree before the
 backward (its all-reduce), so there the loss is read first, as before. Label values are
 checked once per ``fit``/``evaluate`` over all targets (``Loss.check_targets``), not per batch.
+The per-tensor norms are float64 when clipnorm or global_clipnorm scales by them; otherwise
+(guard and ``grad_norm`` log only) float32, recomputed in float64 only when one is not finite
+(``clipping.finite_norms``), so the guard decides exactly as with float64 norms.
 """
 
 from __future__ import annotations
