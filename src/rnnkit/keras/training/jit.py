@@ -117,7 +117,10 @@ class JitSteps:
     def _forward_loss(self, x: Any, y: Tensor) -> tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor], list[Any]]:
         t = self.trainer
         y_pred, mask = t.model._call_with_mask(x)
-        loss = t.compute_loss(y, y_pred, mask)  # labels already checked: no read-back in the graph
+        # Labels are checked eagerly before the graph runs (Trainer._compiled): once per fit for
+        # arrays, per batch for streamed data. Checking them here would read values back, which
+        # fails capture with fullgraph=True and so turned compilation off for streamed data.
+        loss = t.compute_loss(y, y_pred, mask, check_targets=False)
         detached = y_pred.detach()
         return loss, y_pred, mask, t.loss.range_probe(detached), t.metrics.batch_sums(y, detached, mask)
 

@@ -148,14 +148,17 @@ class Trainer:
             self.targets, self.targets_checked = saved
 
     def compute_loss(self, y: Tensor, y_pred: Any, mask: Optional[Tensor],
-                     sample_weight: Optional[Tensor] = None) -> Tensor:
-        """The scalar loss. Its range probe (``Loss.range_probe``) is the caller's to read."""
+                     sample_weight: Optional[Tensor] = None, *, check_targets: bool = True) -> Tensor:
+        """The scalar loss. Its range probe (``Loss.range_probe``) is the caller's to read.
+        ``check_targets=False``: the caller has checked ``y``'s label values (the compiled step,
+        which must not read values back inside its graph)."""
         if self.outputs is not None:
             return self.outputs(y, y_pred, mask, sample_weight)
         if not isinstance(y_pred, Tensor):
             raise TypeError(f"The model returned {type(y_pred).__name__}; compile/fit need a single output tensor "
                             "(drop return_state=True from the last layer, or subclass Model and return one tensor)")
-        self._check_targets(y, y_pred)
+        if check_targets:
+            self._check_targets(y, y_pred)
         if self._pred_like is None:
             self._pred_like = torch.empty((0, *y_pred.shape[1:]), dtype=y_pred.dtype, device="meta")
         if sample_weight is None:
