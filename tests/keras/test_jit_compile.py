@@ -178,3 +178,13 @@ def test_streamed_batches_compile_and_still_check_their_labels(graphs):
     with pytest.raises(ValueError, match=r"labels in \[0, 4\)"):
         models[True].fit(batches_of(x, bad), steps_per_epoch=3, epochs=1, verbose=0)
     assert models[True]._trainer.jit.off is None
+
+
+def test_the_compiled_step_returns_its_prediction_detached(graphs):
+    """An output that required grad would get a zero tangent in the compiled backward, every step."""
+    x, y = data()
+    model = seq2seq()
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=True)
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    loss, y_pred, *_ = model._trainer.jit.train(torch.from_numpy(x[:8]), torch.from_numpy(y[:8]))
+    assert loss.requires_grad and not y_pred.requires_grad
