@@ -46,8 +46,8 @@ def sparse_categorical_accuracy(y_true: Tensor, y_pred: Tensor) -> Tensor:
 
 
 # The accuracies' values are 0/1 per sample (binary: per sample with one output unit), so with no
-# mask and no weights their running sum is a count of hits: summed as integers, exact, and two ops
-# fewer per batch than the float values. Per-sample function -> its (B, ...) bool hits.
+# mask and no weights their running sum is a count of hits: counted as integers, exact, and two
+# ops fewer per batch than the float values. Per-sample function -> its (B, ...) bool hits.
 _HITS: dict[Callable[..., Tensor], Callable[..., Tensor]] = {
     binary_accuracy: _binary_hits, categorical_accuracy: _categorical_hits,
     sparse_categorical_accuracy: _sparse_categorical_hits,
@@ -183,7 +183,7 @@ class MeanMetricWrapper(Mean):
             hits = _HITS.get(self.fn) if mask is None and sample_weight is None else None
             if hits is not None and (self.fn is not binary_accuracy or y_pred.shape[-1:] == (1,)):
                 right = hits(y_true, y_pred, **self.kwargs)
-                return right.sum(), right.numel()
+                return right.count_nonzero(), right.numel()  # no bool -> int64 copy, as sum() makes
             return masked_sums(self.fn(y_true, y_pred, **self.kwargs), mask, sample_weight)
 
     def get_config(self) -> dict[str, Any]:
