@@ -4,6 +4,7 @@ hand-written torch loop over the same module, in the same process, interleaved, 
     flock /tmp/rnnkit-bench.lock python benchmarks/fit_overhead.py
     python benchmarks/fit_overhead.py --models seq2seq --reps 5 --no-jit
     python benchmarks/fit_overhead.py --smoke        # tiny sizes, aot_eager: proves it runs
+    python benchmarks/fit_overhead.py --ops --no-jit # ATen ops per step, fit vs hand (no timing)
 
 Models (batch 32 unless said):
     seq2seq    LSTM(128) over 7 steps -> RepeatVector(4) -> LSTM(128, return_sequences) ->
@@ -23,6 +24,11 @@ and converts them to numpy. ``jit`` rows use a copy compiled with ``jit_compile=
 first epochs (compilation) are reported separately and left out of the medians.
 
 ratio = rnnkit / hand (goal: eager <= 1.10; jit < 1.00, i.e. faster than the hand eager loop).
+
+``--ops`` counts instead of timing: the ATen operators (nested ones included) that one training
+step of ``fit`` and of the hand loop run, per step over one epoch, and those fit runs more often.
+The counts do not depend on the machine's load, so they show what a change removed even where
+timings cannot.
 """
 
 from __future__ import annotations
@@ -113,6 +119,24 @@ def hand_predict(model: torch.nn.Module, x: torch.Tensor, batch: int) -> np.ndar
         return torch.cat([model(x[s : s + batch]) for s in range(0, len(x), batch)]).numpy()
 
 
+def op_counts(fn: Callable[[], Any], steps: int) -> dict[str, float]:
+    """ATen operators per step that ``fn`` runs (torch.profiler, nested calls included)."""
+    from collections import Counter
+
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    counts = Counter(e.name for e in prof.events() if e.name.startswith("aten::"))
+    return {k: v / steps for k, v in counts.items()}
+
+
+def print_ops(name: str, ours: dict[str, float], hand: dict[str, float]) -> None:
+    print(f"{name:10} ATen ops per training step: fit {sum(ours.values()):.1f}, hand {sum(hand.values()):.1f}")
+    extra = sorted(((ours.get(k, 0.0) - hand.get(k, 0.0), k) for k in set(ours) | set(hand)), reverse=True)
+    print("           fit - hand: " + ", ".join(f"{k[6:]} {d:+.1f}" for d, k in extra if abs(d) >= 0.5))
+
+
 def timed(fn: Callable[[], Any]) -> float:
     start = time.perf_counter()
     fn()
@@ -129,6 +153,7 @@ def main() -> None:
     parser.add_argument("--no-jit", action="store_true")
     parser.add_argument("--backend", default="inductor", help="torch.compile backend of the jit rows")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, 1 rep, aot_eager: check that it runs")
+    parser.add_argument("--ops", action="store_true", help="count ATen ops per training step instead of timing")
     args = parser.parse_args()
     if args.smoke:
         args.samples, args.reps, args.compile_epochs, args.backend = 96, 1, 1, "aot_eager"
@@ -139,7 +164,8 @@ def main() -> None:
         jit_mod.JitSteps.backend = args.backend
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {args.threads} threads, "
           f"{args.samples} samples, {args.reps} reps, jit backend {args.backend}")
-    print(f"{'model':10} {'what':9} {'rnnkit ms':>10} {'hand ms':>8} {'ratio':>6} {'jit ms':>8} {'jit/hand':>8}")
+    if not args.ops:
+        print(f"{'model':10} {'what':9} {'rnnkit ms':>10} {'hand ms':>8} {'ratio':>6} {'jit ms':>8} {'jit/hand':>8}")
     for name in args.models:
         torch.manual_seed(0)
         spec = MODELS[name](args.samples)
@@ -151,6 +177,10 @@ def main() -> None:
         model.fit(x, y, batch_size=batch, epochs=1, verbose=0)  # builds; warms the kernels
         hand_opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         hand_train(model, spec["torch_loss"], hand_opt, xt, yt, batch)
+        if args.ops:
+            print_ops(name, op_counts(lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0), steps),
+                      op_counts(lambda: hand_train(model, spec["torch_loss"], hand_opt, xt, yt, batch), steps))
+            continue
         compiled = None
         if not args.no_jit:
             compiled = copy.deepcopy(model)

@@ -150,3 +150,41 @@ def test_save_and_load_keep_jit_compile_and_steps_per_execution(tmp_path):
     model.save(tmp_path / "plain.safetensors")
     plain = load_model(tmp_path / "plain.safetensors")
     assert plain._trainer.jit is None and plain._trainer.steps_per_execution == 1
+
+
+def batches_of(x, y, size=8):
+    """A generator over (x, y) batches: streamed data, whose labels are checked batch by batch."""
+    def gen():
+        while True:
+            for s in range(0, len(x), size):
+                yield x[s:s + size], y[s:s + size]
+    return gen()
+
+
+def test_streamed_batches_compile_and_still_check_their_labels(graphs):
+    x, y = data()
+    models = {}
+    for jit_compile in (False, True):
+        model = models[jit_compile] = seq2seq()
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=jit_compile)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # compiled: no fallback warning
+            model.fit(batches_of(x, y), steps_per_epoch=3, epochs=2, verbose=0)
+    assert len(graphs) == 1 and models[True]._trainer.jit.off is None
+    for a, b in zip(models[False].state_dict().values(), models[True].state_dict().values()):
+        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12)
+    bad = y.copy()
+    bad[-1] = 9  # only the last streamed batch holds a bad label
+    with pytest.raises(ValueError, match=r"labels in \[0, 4\)"):
+        models[True].fit(batches_of(x, bad), steps_per_epoch=3, epochs=1, verbose=0)
+    assert models[True]._trainer.jit.off is None
+
+
+def test_the_compiled_step_returns_its_prediction_detached(graphs):
+    """An output that required grad would get a zero tangent in the compiled backward, every step."""
+    x, y = data()
+    model = seq2seq()
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=True)
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    loss, y_pred, *_ = model._trainer.jit.train(torch.from_numpy(x[:8]), torch.from_numpy(y[:8]))
+    assert loss.requires_grad and not y_pred.requires_grad

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -150,3 +151,35 @@ def test_clipping_from_numbers_read_back_equals_clipping_from_tensors():
     expected = [torch.linalg.vector_norm(t.double()) for t in grads]
     torch.testing.assert_close(norms, torch.stack(expected))
     assert clipping.global_norm(norms) == pytest.approx(math.sqrt(sum(float(n) ** 2 for n in expected)))
+
+
+def test_float32_norms_for_the_guard_agree_with_float64_and_tell_overflow_from_inf():
+    g = torch.Generator().manual_seed(0)
+    grads = [torch.randn(64, 32, generator=g), torch.randn(7, generator=g) * 1e-3]
+    exact = clipping.norms(grads)
+    assert exact.dtype == torch.float64
+    fast = [float(n) for n in clipping.norm_list(grads, exact=False)]
+    assert fast == pytest.approx(exact.tolist(), rel=1e-6)
+    assert clipping.finite_norms(grads, fast) is fast
+    huge = [torch.full((10,), 1e20), grads[1]]  # finite, but the sum of squares is past float32
+    fast = [float(n) for n in clipping.norm_list(huge, exact=False)]
+    assert math.isinf(fast[0])
+    assert clipping.finite_norms(huge, fast) == pytest.approx([huge[0][0].item() * math.sqrt(10), exact[1].item()], rel=1e-12)
+    bad = [torch.tensor([1.0, math.inf]), torch.tensor([math.nan])]
+    assert all(not math.isfinite(v) for v in clipping.finite_norms(bad, [math.inf, math.nan]))
+    half = [t.to(torch.bfloat16) for t in grads]
+    assert [n.dtype for n in clipping.norm_list(half, exact=False)] == [torch.float32] * 2
+
+
+def test_a_large_but_finite_gradient_is_not_skipped():
+    x, y = task(8)
+    model = classifier()
+    model.build((None, 5, 2))
+    weight = next(p for n, p in model.named_parameters() if p.dim() == 2 and "cell" not in n)
+    weight.register_hook(lambda grad: torch.full_like(grad, 1e20))  # ||g|| ~ 4e20: inf in float32
+    logs = []
+    probe = callbacks.LambdaCallback(on_train_batch_end=lambda b, l: logs.append(dict(l)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no "non-finite gradient" warning
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[probe])
+    assert logs[0]["skipped_steps"] == 0 and logs[0]["grad_norm"] == pytest.approx(1e20 * math.sqrt(8), rel=1e-6)

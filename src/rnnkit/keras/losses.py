@@ -163,11 +163,15 @@ def sparse_categorical_crossentropy(y_true: Tensor, y_pred: Tensor, from_logits:
         )
     y_true = check_sparse_labels(y_true, y_pred.shape[-1]) if validate else y_true.long()
     if from_logits:
-        log_p = F.log_softmax(y_pred, dim=-1)
-    else:
-        p = y_pred / y_pred.sum(-1, keepdim=True)
-        log_p = p.clamp(EPSILON, 1.0 - EPSILON).log()
-    return -log_p.gather(-1, y_true.unsqueeze(-1)).squeeze(-1)
+        # -log_softmax(y_pred)[label]: the same numbers as a gather, in two ops instead of five.
+        # Labels are in [0, C) here (checked), so nll_loss's ignore_index never applies.
+        C = y_pred.shape[-1]
+        return F.cross_entropy(y_pred.reshape(-1, C), y_true.reshape(-1), reduction="none").view(y_true.shape)
+    # Keras renormalises, then clips: p = clip(y_pred / sum(y_pred)). Only the label's entry of p
+    # counts, and every step after the sum is elementwise, so taking that entry first gives the
+    # same values and gradients (the other entries' zeros add nothing) at 1/C of the work.
+    picked = y_pred.gather(-1, y_true.unsqueeze(-1)).squeeze(-1)
+    return -(picked / y_pred.sum(-1)).clamp(EPSILON, 1.0 - EPSILON).log()
 
 
 # Aliases accepted by `get`.

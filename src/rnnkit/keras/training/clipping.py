@@ -18,21 +18,49 @@ def gradients(params: Sequence[torch.nn.Parameter]) -> list[Tensor]:
     return [p.grad for p in params if p.grad is not None]
 
 
-def norms(grads: Sequence[Tensor]) -> Tensor:
-    """Per-tensor L2 norms, (n,) float64 so that large gradients do not overflow the sum of squares.
+def norm_list(grads: Sequence[Tensor], exact: bool = True) -> list[Tensor]:
+    """Per-tensor L2 norms, 0-dim tensors left on the gradients' device (one ``_foreach_norm`` call).
 
-    One fused ``_foreach_norm`` call; the values stay on the gradients' device.
+    ``exact=True``: in float64, so that large gradients do not overflow the sum of squares; this
+    is what clipnorm and global_clipnorm scale by. ``exact=False`` (for the NaN/inf guard and the
+    ``grad_norm`` log only): in float32, accurate to float32 rounding, without converting every
+    gradient to float64 first (on the CPU that copy costs more than the norms). A norm past
+    float32's range (about 1.8e19) comes out inf there: recompute with ``exact=True`` before
+    calling a gradient non-finite (``finite_norms``).
     """
+    if exact:
+        return list(torch._foreach_norm(grads, 2, dtype=torch.float64))
+    if all(g.dtype in (torch.float32, torch.float64) for g in grads):
+        return list(torch._foreach_norm(grads, 2))
+    return list(torch._foreach_norm(grads, 2, dtype=torch.float32))  # half/bfloat16: not in their own dtype
+
+
+def norms(grads: Sequence[Tensor], exact: bool = True) -> Tensor:
+    """Per-tensor L2 norms, (n,): ``norm_list`` stacked (float64 when ``exact``)."""
     if not grads:
         return torch.zeros(0, dtype=torch.float64)
-    return torch.stack(torch._foreach_norm(grads, 2, dtype=torch.float64))
+    return torch.stack(norm_list(grads, exact))
+
+
+def finite_norms(grads: Sequence[Tensor], values: list[float]) -> list[float]:
+    """``values`` (norms read back from ``norm_list(grads, exact=False)``), or the exact float64
+    norms if one of them is not finite: inf there may be an overflow of float32 or a gradient
+    that is inf, and only the float64 norms tell which."""
+    if all(math.isfinite(v) for v in values):
+        return values
+    return norms(grads, exact=True).tolist()
+
+
+def max_abs_list(grads: Sequence[Tensor]) -> list[Tensor]:
+    """Per-tensor largest |g|, 0-dim tensors: what clipvalue compares with its bound."""
+    return list(torch._foreach_norm(grads, math.inf))
 
 
 def max_abs(grads: Sequence[Tensor]) -> Tensor:
-    """Per-tensor largest |g|, (n,): what clipvalue compares with its bound."""
+    """Per-tensor largest |g|, (n,)."""
     if not grads:
         return torch.zeros(0, dtype=torch.float64)
-    return torch.stack(torch._foreach_norm(grads, math.inf))
+    return torch.stack(max_abs_list(grads))
 
 
 def global_norm(per_tensor: Tensor) -> float:

@@ -117,13 +117,18 @@ class JitSteps:
     def _forward_loss(self, x: Any, y: Tensor) -> tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor], list[Any]]:
         t = self.trainer
         y_pred, mask = t.model._call_with_mask(x)
-        loss = t.compute_loss(y, y_pred, mask)  # labels already checked: no read-back in the graph
+        # Labels are checked eagerly before the graph runs (Trainer._compiled): once per fit for
+        # arrays, per batch for streamed data. Checking them here would read values back, which
+        # fails capture with fullgraph=True and so turned compilation off for streamed data.
+        loss = t.compute_loss(y, y_pred, mask, check_targets=False)
+        # y_pred leaves the graph detached: an output that requires grad gets a tangent in the
+        # compiled backward, which AOTAutograd fills with zeros and adds in on every step.
         detached = y_pred.detach()
-        return loss, y_pred, mask, t.loss.range_probe(detached), t.metrics.batch_sums(y, detached, mask)
+        return loss, detached, mask, t.loss.range_probe(detached), t.metrics.batch_sums(y, detached, mask)
 
     def train(self, x: Any, y: Tensor) -> Optional[tuple[Any, ...]]:
-        """(loss, y_pred, mask, probe, metric sums) from the compiled graph, or None if it failed
-        (warned; run the step eagerly)."""
+        """(loss, y_pred (detached), mask, probe, metric sums) from the compiled graph, or None if
+        it failed (warned; run the step eagerly)."""
         if self._train is None:
             self._train = self._compile(self._forward_loss)
         return self._run(self._train, x, y)

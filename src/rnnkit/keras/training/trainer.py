@@ -14,6 +14,9 @@ a step with a non-finite loss still runs its backward (its gradients are then dr
 only bad steps pay). With ``fit(distributed=True)`` the processes must agree before the
 backward (its all-reduce), so there the loss is read first, as before. Label values are
 checked once per ``fit``/``evaluate`` over all targets (``Loss.check_targets``), not per batch.
+The per-tensor norms are float64 when clipnorm or global_clipnorm scales by them; otherwise
+(guard and ``grad_norm`` log only) float32, recomputed in float64 only when one is not finite
+(``clipping.finite_norms``), so the guard decides exactly as with float64 norms.
 """
 
 from __future__ import annotations
@@ -145,14 +148,17 @@ class Trainer:
             self.targets, self.targets_checked = saved
 
     def compute_loss(self, y: Tensor, y_pred: Any, mask: Optional[Tensor],
-                     sample_weight: Optional[Tensor] = None) -> Tensor:
-        """The scalar loss. Its range probe (``Loss.range_probe``) is the caller's to read."""
+                     sample_weight: Optional[Tensor] = None, *, check_targets: bool = True) -> Tensor:
+        """The scalar loss. Its range probe (``Loss.range_probe``) is the caller's to read.
+        ``check_targets=False``: the caller has checked ``y``'s label values (the compiled step,
+        which must not read values back inside its graph)."""
         if self.outputs is not None:
             return self.outputs(y, y_pred, mask, sample_weight)
         if not isinstance(y_pred, Tensor):
             raise TypeError(f"The model returned {type(y_pred).__name__}; compile/fit need a single output tensor "
                             "(drop return_state=True from the last layer, or subclass Model and return one tensor)")
-        self._check_targets(y, y_pred)
+        if check_targets:
+            self._check_targets(y, y_pred)
         if self._pred_like is None:
             self._pred_like = torch.empty((0, *y_pred.shape[1:]), dtype=y_pred.dtype, device="meta")
         if sample_weight is None:
@@ -271,12 +277,16 @@ class Trainer:
         (loss * share if share != 1.0 else loss).backward()
         params = [p for g in opt.torch_optimizer.param_groups for p in g["params"]]
         grads = clipping.gradients(params)
-        per_tensor = clipping.norms(grads)
+        # clipnorm and global_clipnorm scale by the norms: exact float64 ones. Otherwise they only
+        # feed the guard and the grad_norm log, and float32 is enough (see clipping.norm_list).
+        exact = self.clipnorm is not None or self.global_clipnorm is not None
         y_pred = y_pred.detach() if isinstance(y_pred, Tensor) else y_pred  # several outputs: a list
         # The one read-back of the step (see the module docstring): per-tensor norms, (max |g|
         # per tensor), then the loss, (the range probe's min and max), (the metric sums).
         n = len(grads)
-        vectors = [per_tensor] + ([clipping.max_abs(grads)] if self.clipvalue is not None else [])
+        values = clipping.norm_list(grads, exact)
+        if self.clipvalue is not None:
+            values += clipping.max_abs_list(grads)
         if graph is not None:
             probe, sums = graph[3], graph[4]
         elif self.outputs is not None:  # per-output losses and metrics update after the step
@@ -284,9 +294,12 @@ class Trainer:
         else:
             probe = self.loss.range_probe(y_pred)
             sums = self.metrics.batch_sums(y, y_pred, mask) if share != 0.0 else []
-        host = _read_back(vectors, [loss.detach(), *(probe or ()), *sums])
+        at = len(values)
+        host = _read_back([*values, loss.detach(), *(probe or ()), *sums])
         norms, largest = host[:n], (host[n:2 * n] if self.clipvalue is not None else None)
-        loss_value, at = host[len(vectors) * n], len(vectors) * n + 1
+        if not exact:
+            norms = clipping.finite_norms(grads, norms)
+        loss_value, at = host[at], at + 1
         if probe is not None:
             self.loss.check_range(host[at], host[at + 1])
             at += 2
@@ -343,7 +356,7 @@ class Trainer:
                     self.jit.settle()
             else:
                 loss, y_pred, mask, probe, sums = graph
-        host = _read_back([], [loss, *(probe or ()), *sums])  # one transfer
+        host = _read_back([loss, *(probe or ()), *sums])  # one transfer
         if probe is not None:
             self.loss.check_range(host[1], host[2])
         weight = float(num_samples(x))
@@ -398,20 +411,16 @@ class Trainer:
         return {"optimizer": opt, **per_output, **extra, **clip, **steps}
 
 
-def _read_back(vectors: list[Tensor], scalars: list[Any]) -> list[Any]:
-    """``vectors`` (1-D tensors) then ``scalars`` (0-dim tensors or numbers) as Python numbers,
-    read from the device in one transfer. Concatenation promotes to the widest dtype, so
-    every value arrives exact (float32 sums, float64 norms, counts of one batch)."""
-    tensors = [t for t in scalars if isinstance(t, Tensor)]
-    vectors = [v for v in vectors if v.numel()]  # no gradients: an empty CPU placeholder
-    if tensors:
-        vectors = [*vectors, torch.stack(tensors)]
-    values = (torch.cat(vectors) if len(vectors) > 1 else vectors[0]).tolist() if vectors else []
-    if len(tensors) == len(scalars):
-        return values
-    head = len(values) - len(tensors)
-    tail = iter(values[head:])
-    return values[:head] + [next(tail) if isinstance(t, Tensor) else t for t in scalars]
+def _read_back(values: list[Any]) -> list[Any]:
+    """``values`` (0-dim tensors or numbers) as Python numbers, exact (float32 sums, float64
+    norms, integer counts of one batch). Tensors on an accelerator arrive in one transfer (one
+    device sync); on the CPU there is nothing to wait for, and reading each tensor costs less
+    than stacking them (stacking mixed dtypes takes torch's slow per-tensor path)."""
+    tensors = [t for t in values if isinstance(t, Tensor)]
+    if all(t.device.type == "cpu" for t in tensors):
+        return [t.item() if isinstance(t, Tensor) else t for t in values]
+    host = iter(torch.stack(tensors).tolist())
+    return [next(host) if isinstance(t, Tensor) else t for t in values]
 
 
 def _nan_last(v: float) -> float:
