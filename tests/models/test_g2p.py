@@ -8,7 +8,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from rnnkit.datasets import load_cmudict
 from rnnkit.models import Seq2Seq, TokenVocab, edit_distance, phoneme_error_rate, word_error_rate
@@ -17,13 +16,7 @@ from rnnkit.models.tasks.translate import _length_batches, decode_words, fit_g2p
 from rnnkit.models.vocab import encode_batch
 
 
-@pytest.fixture(autouse=True)
-def _small_and_seeded():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_seeded")
 
 
 def _reference_rates(predicted, references):

@@ -15,13 +15,7 @@ from rnnkit.models import LSTMFCN, load_model, save_model
 SMALL = dict(filters=(6, 8, 5), kernel_sizes=(5, 3, 3), units=4)
 
 
-@pytest.fixture(autouse=True)
-def _small_and_seeded():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_seeded")
 
 
 @pytest.mark.parametrize("F,T,C", [(1, 24, 2), (6, 30, 4)])
