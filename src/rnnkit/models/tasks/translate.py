@@ -268,8 +268,7 @@ class CMUDictTask(Seq2SeqTask):
                  f"examples (beam {k}):"]
         notes += [f"  {w} -> {self.join(p)}   (truth: {' | '.join(self.join(r) for r in rs)})"
                   for w, p, rs in list(zip(test_words, beam, refs))[:4]]
-        history = {"loss": hist["loss"], "val_loss": hist["val_loss"], "lr": hist["lr"], "time": hist["time"]}
-        return Run(model, history, scores, notes=notes, loss_name="cross-entropy per target token (nats)",
+        return Run(model, hist, scores, notes=notes, loss_name="cross-entropy per target token (nats)",
                    extras={"src_vocab": sv.get_config(), "tgt_vocab": tv.get_config(), "stress": stress})
 
     def source_tokens(self, text: str) -> list[str]:
