@@ -435,17 +435,37 @@ template <typename T> void outer_sum(const T* A, int64_t lda, const uint32_t* A1
 // The n rows of a chunk ring (row stride ldx, G values each) as bf16 pairs for outer_sum:
 // out[k * ldo + m] = (row 2k's m-th value, row 2k+1's), a missing last partner zero.
 // transposed (AMX): out[m * ldo + k] instead, zero for k from (n + 1) / 2 up to k2 pairs.
+// The transpose goes through a 16 x 16 tile: written straight, each value was a 4-byte store to
+// its own cache line (G of them live at once, more than L1 holds), about a tenth of a bf16 LSTM
+// training step at config L; through the tile, the reads and the stores both run along rows.
 inline void ring_to_pairs_t(const float* ring, int64_t ldx, int64_t n, int64_t G, uint32_t* out, int64_t ldo,
                             int64_t k2) {
-  for (int64_t k = 0; 2 * k < n; ++k) {
-    const float* lo = ring + 2 * k * ldx;
-    const float* hi = lo + ldx;
-    const bool pair = 2 * k + 1 < n;
-    for (int64_t m = 0; m < G; ++m)
-      out[m * ldo + k] = static_cast<uint32_t>(rnnkit::to_bf16(lo[m])) |
-                         (pair ? static_cast<uint32_t>(rnnkit::to_bf16(hi[m])) << 16 : 0u);
+  constexpr int64_t kTile = 16;
+  alignas(64) uint32_t tile[kTile][kTile];  // [pair k][column m] of one block
+  const int64_t pairs = (n + 1) / 2;
+  for (int64_t k0 = 0; k0 < pairs; k0 += kTile) {
+    const int64_t kn = std::min(kTile, pairs - k0);
+    for (int64_t m0 = 0; m0 < G; m0 += kTile) {
+      const int64_t mn = std::min(kTile, G - m0);
+      for (int64_t kk = 0; kk < kn; ++kk) {
+        const int64_t k = k0 + kk;
+        const float* lo = ring + 2 * k * ldx + m0;
+        const float* hi = lo + ldx;
+        uint32_t* t = tile[kk];
+        if (2 * k + 1 < n) {
+          for (int64_t mm = 0; mm < mn; ++mm)
+            t[mm] = static_cast<uint32_t>(rnnkit::to_bf16(lo[mm])) | (static_cast<uint32_t>(rnnkit::to_bf16(hi[mm])) << 16);
+        } else {
+          for (int64_t mm = 0; mm < mn; ++mm) t[mm] = rnnkit::to_bf16(lo[mm]);
+        }
+      }
+      for (int64_t mm = 0; mm < mn; ++mm) {
+        uint32_t* o = out + (m0 + mm) * ldo + k0;
+        for (int64_t kk = 0; kk < kn; ++kk) o[kk] = tile[kk][mm];
+      }
+    }
   }
-  for (int64_t m = 0; m < G; ++m) std::fill(out + m * ldo + (n + 1) / 2, out + m * ldo + k2, 0u);
+  for (int64_t m = 0; m < G; ++m) std::fill(out + m * ldo + pairs, out + m * ldo + k2, 0u);
 }
 
 inline void ring_to_pairs(const float* ring, int64_t ldx, int64_t n, int64_t G, uint32_t* out, int64_t ldo) {
