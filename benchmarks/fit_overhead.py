@@ -5,6 +5,7 @@ hand-written torch loop over the same module, in the same process, interleaved, 
     python benchmarks/fit_overhead.py --models seq2seq --reps 5 --no-jit
     python benchmarks/fit_overhead.py --smoke        # tiny sizes, aot_eager: proves it runs
     python benchmarks/fit_overhead.py --ops --no-jit # ATen ops per step, fit vs hand (no timing)
+    python benchmarks/fit_overhead.py --threads 1 --clock cpu   # on a shared machine: CPU time, 1 thread
 
 Models (batch 32 unless said):
     seq2seq    LSTM(128) over 7 steps -> RepeatVector(4) -> LSTM(128, return_sequences) ->
@@ -137,10 +138,13 @@ def print_ops(name: str, ours: dict[str, float], hand: dict[str, float]) -> None
     print("           fit - hand: " + ", ".join(f"{k[6:]} {d:+.1f}" for d, k in extra if abs(d) >= 0.5))
 
 
+CLOCK: Callable[[], float] = time.perf_counter
+
+
 def timed(fn: Callable[[], Any]) -> float:
-    start = time.perf_counter()
+    start = CLOCK()
     fn()
-    return time.perf_counter() - start
+    return CLOCK() - start
 
 
 def main() -> None:
@@ -154,7 +158,13 @@ def main() -> None:
     parser.add_argument("--backend", default="inductor", help="torch.compile backend of the jit rows")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, 1 rep, aot_eager: check that it runs")
     parser.add_argument("--ops", action="store_true", help="count ATen ops per training step instead of timing")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="cpu: this thread's CPU time (with --threads 1), which a shared machine's load "
+                             "disturbs less than wall time; wall: the real thing, for a quiet machine")
     args = parser.parse_args()
+    if args.clock == "cpu":
+        global CLOCK
+        CLOCK = time.thread_time
     if args.smoke:
         args.samples, args.reps, args.compile_epochs, args.backend = 96, 1, 1, "aot_eager"
     torch.set_num_threads(args.threads)
@@ -163,7 +173,7 @@ def main() -> None:
 
         jit_mod.JitSteps.backend = args.backend
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {args.threads} threads, "
-          f"{args.samples} samples, {args.reps} reps, jit backend {args.backend}")
+          f"{args.samples} samples, {args.reps} reps, jit backend {args.backend}, {args.clock} clock")
     if not args.ops:
         print(f"{'model':10} {'what':9} {'rnnkit ms':>10} {'hand ms':>8} {'ratio':>6} {'jit ms':>8} {'jit/hand':>8}")
     for name in args.models:
