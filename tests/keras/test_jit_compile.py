@@ -214,3 +214,21 @@ def test_a_torch_optimizer_is_left_as_given_and_rmsprop_has_no_fused_kernel(grap
     model.compile("rmsprop", "sparse_categorical_crossentropy", jit_compile=True)
     model.fit(x, y, batch_size=8, epochs=1, verbose=0)
     assert "fused" not in model._trainer.optimizer.torch_optimizer.param_groups[0]
+
+
+def test_each_model_keeps_its_own_graphs_under_the_recompile_limit(graphs, monkeypatch):
+    """Dynamo counts graphs per code object: shared by all trainers, a third model would hit a
+    limit of 4 here (train, then dynamic batch, and evaluate's no-grad graph per model)."""
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 4)
+    x, y = data(20)  # batches of 8, 8 and 4
+    y = y[:, 0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for units in (3, 4, 5):
+            torch.manual_seed(0)
+            model = Sequential([layers.Input(shape=(5, 3)), layers.LSTM(units), layers.Dense(4, activation="softmax")])
+            model.to(DTYPE).compile("adam", "sparse_categorical_crossentropy", jit_compile=True)
+            model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+            model.evaluate(x, y, batch_size=8, verbose=0)
+            assert model._trainer.jit.usable()
+    assert 3 * 2 <= len(graphs) <= 3 * 3  # later models may start with a dynamic batch size
