@@ -80,6 +80,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, 2 epochs, aot_eager: check that it runs")
     args = parser.parse_args()
+    began = time.perf_counter()
     backend = "inductor"
     if args.smoke:
         args.samples, args.epochs, backend = 128, 2, "aot_eager"
@@ -118,6 +119,7 @@ def main() -> None:
         for label in runs:
             steady = statistics.median(times[label][1:]) if len(times[label]) > 1 else float("nan")
             print(f"{name:10} {label:16} {steady:8.2f} {times[label][0]:10.2f} {last[label]:9.4f}", flush=True)
+    print(f"total {time.perf_counter() - began:.0f} s")
 
 
 if __name__ == "__main__":
