@@ -5,6 +5,8 @@ hand-written torch loop over the same module, in the same process, interleaved, 
     python benchmarks/fit_overhead.py --models seq2seq --reps 5 --no-jit
     python benchmarks/fit_overhead.py --smoke        # tiny sizes, aot_eager: proves it runs
     python benchmarks/fit_overhead.py --ops --no-jit # ATen ops per step, fit vs hand (no timing)
+    python benchmarks/fit_overhead.py --threads 1 --clock cpu   # on a shared machine: CPU time, 1 thread
+    python benchmarks/fit_overhead.py --counts --no-jit --threads 1  # Python calls, ATen ops per step (no timing)
 
 Models (batch 32 unless said):
     seq2seq    LSTM(128) over 7 steps -> RepeatVector(4) -> LSTM(128, return_sequences) ->
@@ -137,10 +139,57 @@ def print_ops(name: str, ours: dict[str, float], hand: dict[str, float]) -> None
     print("           fit - hand: " + ", ".join(f"{k[6:]} {d:+.1f}" for d, k in extra if abs(d) >= 0.5))
 
 
+CLOCK: Callable[[], float] = time.perf_counter
+
+
+def per_step_counts(spec: dict[str, Any], model: Any, hand_opt: torch.optim.Optimizer, k: int = 4) -> None:
+    """Python calls, C calls and ATen ops per step of each mode: the counts over 2k batches minus
+    those over k, divided by k (what a call costs once cancels). Load does not change them."""
+    import sys
+
+    from torch.profiler import ProfilerActivity, profile
+
+    batch = spec["batch"]
+
+    def run(mode: str, n: int) -> None:
+        x, y = spec["x"][: n * batch], spec["y"][: n * batch]
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+        {"fit": lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0),
+         "hand": lambda: hand_train(model, spec["torch_loss"], hand_opt, xt, yt, batch),
+         "evaluate": lambda: model.evaluate(x, y, batch_size=batch, verbose=0),
+         "hand_evaluate": lambda: hand_evaluate(model, spec["torch_loss"], xt, yt, batch),
+         "predict": lambda: model.predict(x, batch_size=batch, verbose=0),
+         "hand_predict": lambda: hand_predict(model, xt, batch)}[mode]()
+
+    def counted(mode: str, n: int) -> tuple[int, int, int]:
+        calls = [0, 0]
+
+        def hook(frame: Any, event: str, arg: Any) -> None:
+            if event == "call":
+                calls[0] += 1
+            elif event == "c_call":
+                calls[1] += 1
+
+        sys.setprofile(hook)
+        try:
+            run(mode, n)
+        finally:
+            sys.setprofile(None)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            run(mode, n)
+        return calls[0], calls[1], sum(1 for e in prof.events() if e.name.startswith("aten::"))
+
+    for mode in ("fit", "hand", "evaluate", "hand_evaluate", "predict", "hand_predict"):
+        run(mode, k)
+        one, two = counted(mode, k), counted(mode, 2 * k)
+        py, c, ops = ((b - a) / k for a, b in zip(one, two))
+        print(f"{spec['name']:10} {mode:14} Python calls {py:6.1f}  C calls {c:6.1f}  ATen ops {ops:6.1f}", flush=True)
+
+
 def timed(fn: Callable[[], Any]) -> float:
-    start = time.perf_counter()
+    start = CLOCK()
     fn()
-    return time.perf_counter() - start
+    return CLOCK() - start
 
 
 def main() -> None:
@@ -154,7 +203,15 @@ def main() -> None:
     parser.add_argument("--backend", default="inductor", help="torch.compile backend of the jit rows")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, 1 rep, aot_eager: check that it runs")
     parser.add_argument("--ops", action="store_true", help="count ATen ops per training step instead of timing")
+    parser.add_argument("--counts", action="store_true",
+                        help="Python calls, C calls and ATen ops per step of fit/evaluate/predict and the hand loops")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="cpu: this thread's CPU time (with --threads 1), which a shared machine's load "
+                             "disturbs less than wall time; wall: the real thing, for a quiet machine")
     args = parser.parse_args()
+    if args.clock == "cpu":
+        global CLOCK
+        CLOCK = time.thread_time
     if args.smoke:
         args.samples, args.reps, args.compile_epochs, args.backend = 96, 1, 1, "aot_eager"
     torch.set_num_threads(args.threads)
@@ -163,8 +220,8 @@ def main() -> None:
 
         jit_mod.JitSteps.backend = args.backend
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {args.threads} threads, "
-          f"{args.samples} samples, {args.reps} reps, jit backend {args.backend}")
-    if not args.ops:
+          f"{args.samples} samples, {args.reps} reps, jit backend {args.backend}, {args.clock} clock")
+    if not args.ops and not args.counts:
         print(f"{'model':10} {'what':9} {'rnnkit ms':>10} {'hand ms':>8} {'ratio':>6} {'jit ms':>8} {'jit/hand':>8}")
     for name in args.models:
         torch.manual_seed(0)
@@ -177,6 +234,11 @@ def main() -> None:
         model.fit(x, y, batch_size=batch, epochs=1, verbose=0)  # builds; warms the kernels
         hand_opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         hand_train(model, spec["torch_loss"], hand_opt, xt, yt, batch)
+        if args.counts:
+            spec["name"] = name
+            model.compile(spec["optimizer"](), loss=spec["loss"], metrics=["accuracy"], jit_compile=not args.no_jit)
+            per_step_counts(spec, model, hand_opt)
+            continue
         if args.ops:
             print_ops(name, op_counts(lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0), steps),
                       op_counts(lambda: hand_train(model, spec["torch_loss"], hand_opt, xt, yt, batch), steps))

@@ -7,6 +7,7 @@ system's torch and rnnkit:
     python -m venv --system-site-packages /tmp/kjax && /tmp/kjax/bin/pip install keras jax
     flock /tmp/rnnkit-bench.lock /tmp/kjax/bin/python benchmarks/keras_jax_side_by_side.py
     /tmp/kjax/bin/python benchmarks/keras_jax_side_by_side.py --smoke      # tiny: proves it runs
+    /tmp/kjax/bin/python benchmarks/keras_jax_side_by_side.py --threads 1  # one thread each (loaded machine)
 
 Models and data are benchmarks/fit_overhead.py's (seq2seq and bilstm on random data, so their
 accuracy is chance; sentiment on the bundled sentences, its accuracy measured on the test split).
@@ -33,10 +34,20 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).parent))
 import fit_overhead as fo  # noqa: E402
 
-try:
-    import keras  # noqa: E402
-except ImportError:
-    sys.exit("Keras 3 with JAX is not installed here; see this script's docstring for a venv that has them")
+keras: Any = None  # imported in main(), after XLA_FLAGS is set
+
+
+def import_keras(threads: int) -> None:
+    """Keras on JAX; with one torch thread, XLA's CPU client gets one too (set before JAX loads)."""
+    global keras
+    if threads == 1:
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false "
+                                   "intra_op_parallelism_threads=1").strip()
+    try:
+        import keras as keras_module
+    except ImportError:
+        sys.exit("Keras 3 with JAX is not installed here; see this script's docstring for a venv that has them")
+    keras = keras_module
 
 
 def keras_model(name: str, spec: dict[str, Any]) -> Any:
@@ -77,9 +88,13 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(fo.MODELS), choices=list(fo.MODELS))
     parser.add_argument("--samples", type=int, default=4500, help="training samples (sentiment: at most ~8,000)")
     parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch threads (1: XLA's CPU client too); on a loaded machine use 1, since two "
+                             "OpenMP threads that get preempted wait for each other")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, 2 epochs, aot_eager: check that it runs")
     args = parser.parse_args()
+    began = time.perf_counter()
+    import_keras(args.threads)
     backend = "inductor"
     if args.smoke:
         args.samples, args.epochs, backend = 128, 2, "aot_eager"
@@ -118,6 +133,7 @@ def main() -> None:
         for label in runs:
             steady = statistics.median(times[label][1:]) if len(times[label]) > 1 else float("nan")
             print(f"{name:10} {label:16} {steady:8.2f} {times[label][0]:10.2f} {last[label]:9.4f}", flush=True)
+    print(f"total {time.perf_counter() - began:.0f} s")
 
 
 if __name__ == "__main__":

@@ -183,3 +183,41 @@ def test_a_large_but_finite_gradient_is_not_skipped():
         warnings.simplefilter("error", RuntimeWarning)  # no "non-finite gradient" warning
         model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[probe])
     assert logs[0]["skipped_steps"] == 0 and logs[0]["grad_norm"] == pytest.approx(1e20 * math.sqrt(8), rel=1e-6)
+
+
+def test_history_alone_gets_each_grad_norm_without_the_full_logs():
+    x, y = task(40)
+    history = classifier().fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    logs = []
+    probe = callbacks.LambdaCallback(on_train_batch_end=lambda b, l: logs.append(dict(l)))
+    with_probe = classifier().fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0, callbacks=[probe])
+    assert history.grad_norms == with_probe.grad_norms and [len(g) for g in history.grad_norms] == [3, 3]
+    assert history.grad_norms[1] == [l["grad_norm"] for l in logs[3:]]
+
+
+def test_data_is_checked_for_nan_and_inf_but_huge_finite_values_pass():
+    x, y = task(16)
+    huge = np.full_like(x, 3e38)  # finite, but their float32 sum overflows to inf
+    model = classifier()
+    model.evaluate(huge, y, batch_size=8, verbose=0)
+    for bad in (np.nan, np.inf, -np.inf):
+        x_bad = x.copy()
+        x_bad[5, 2, 1] = bad
+        with pytest.raises(ValueError, match=r"`x` contains NaN or inf values \(1 of them, first in sample 5\)"):
+            model.evaluate(x_bad, y, batch_size=8, verbose=0)
+    x_bad = huge.copy()
+    x_bad[3, 0, 0] = -3e38  # inf + (-inf) in the sum: NaN, then the exact check finds nothing
+    model.evaluate(x_bad, y, batch_size=8, verbose=0)
+
+
+def test_evaluate_and_predict_in_order_equal_a_loop_over_slices():
+    x, y = task(37)  # a last, shorter batch
+    model = classifier(metrics=["accuracy"])
+    loss, acc = model.evaluate(x, y, batch_size=8, verbose=0)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    with torch.no_grad():
+        out = torch.cat([model(xt[s:s + 8]) for s in range(0, 37, 8)])
+    np.testing.assert_array_equal(model.predict(x, batch_size=8, verbose=0), out.numpy())
+    picked = out.gather(1, yt[:, None]).squeeze(1) / out.sum(1)
+    assert loss == pytest.approx(float(-picked.clamp(1e-7, 1 - 1e-7).log().mean()), rel=1e-6)
+    assert acc == pytest.approx(float((out.argmax(1) == yt).float().mean()))

@@ -82,6 +82,10 @@ class CallbackList:
         """Whether any callback implements ``hook``."""
         return bool(self._implementing(hook))
 
+    def implementers(self, hook: str) -> list[Callable[..., Any]]:
+        """The bound ``hook`` methods that ``call`` runs, in order."""
+        return list(self._implementing(hook))
+
     def call(self, hook: str, *args: Any) -> None:
         for fn in self._implementing(hook):
             fn(*args)

@@ -12,6 +12,7 @@ Data that is not arrays (generators, datasets, DataLoaders) goes through
 
 from __future__ import annotations
 
+import math
 from typing import Any, Iterator, Optional, Union
 
 import numpy as np
@@ -76,7 +77,9 @@ def to_tensor(a: Any, argument: str, float_dtype: torch.dtype) -> Tensor:
         raise ValueError(f"Argument `{argument}` must have a leading batch axis (B, ...), got a scalar")
     if t.shape[0] == 0:
         raise ValueError(f"Argument `{argument}` is empty: it has 0 samples (shape {tuple(t.shape)})")
-    if t.is_floating_point():
+    # One pass first: a NaN or inf makes the sum NaN or inf. Only then (or when finite values
+    # overflow the sum) the exact check, which allocates several masks the size of the data.
+    if t.is_floating_point() and not math.isfinite(float(t.sum())):
         bad = ~torch.isfinite(t)
         if bool(bad.any()):
             rows = bad.reshape(t.shape[0], -1).any(1).nonzero().flatten()

@@ -22,6 +22,7 @@ that reads values back to Python, say).
 
 from __future__ import annotations
 
+import types
 import warnings
 from typing import Any, Callable, Optional, Union
 
@@ -50,6 +51,22 @@ def unavailable() -> Optional[str]:
     if not torch._dynamo.is_dynamo_supported():
         return "torch.compile is not supported on this Python/torch build"
     return None
+
+
+def _own_copy(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` (a function or bound method) with a code object of its own.
+
+    Dynamo keeps compiled graphs per code object, and counts them against its recompile limit
+    (``torch._dynamo.config.recompile_limit``, 8) there. Without a copy every trainer's train and
+    test graphs in a process pile onto ``_forward_loss`` (two or three per model: batch sizes,
+    grad mode), so a fourth jit-compiled model would hit the limit and run eagerly, and each call
+    would first try the guards of the other models' graphs.
+    """
+    if isinstance(fn, types.MethodType):
+        return types.MethodType(_own_copy(fn.__func__), fn.__self__)
+    copy = types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+    copy.__kwdefaults__, copy.__qualname__ = fn.__kwdefaults__, fn.__qualname__
+    return copy
 
 
 class JitSteps:
@@ -112,7 +129,7 @@ class JitSteps:
     # -- the steps -------------------------------------------------------------------------
 
     def _compile(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        return torch.compile(fn, fullgraph=True, backend=self.backend)
+        return torch.compile(_own_copy(fn), fullgraph=True, backend=self.backend)
 
     def _forward_loss(self, x: Any, y: Tensor) -> tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor], list[Any]]:
         t = self.trainer

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from .. import callbacks as cb
-from .data import (Data, batches, check_batch_size, concat, is_nested, num_samples, split_validation, take, to_device,
-                   to_numpy)
+from .data import (Data, batches, check_batch_size, concat, flatten, is_nested, num_samples, split_validation, take,
+                   to_device, to_numpy)
 from .data_adapters import ArrayAdapter, Batch, DataAdapter, EpochIterator, get_adapter
 from ..layers.base import is_built
 from .tbptt import carrying_state, check_tbptt
@@ -190,6 +190,15 @@ def _all_targets(adapter: Any) -> Any:
     return adapter.y if isinstance(adapter, ArrayAdapter) else None
 
 
+def _on_device(adapter: DataAdapter, device: torch.device) -> bool:
+    """Whether every batch of ``adapter`` is on ``device`` already: arrays that are (numpy arrays
+    become CPU tensors), checked once, so that batches skip ``to_device``. Streamed data: False."""
+    if not isinstance(adapter, ArrayAdapter):
+        return False
+    parts = [adapter.x, adapter.y, adapter.sample_weight]
+    return all(t.device == device for part in parts if part is not None for _, t in flatten(part))
+
+
 def _epoch_batches(adapter: DataAdapter, epochs_it: EpochIterator, progress: Any, group: Any) -> Iterator[tuple[int, Batch]]:
     """This epoch's batches: from the drawn sample order for plain arrays (so checkpoints can
     resume inside the epoch and processes can shard it), else from the epoch iterator."""
@@ -221,6 +230,9 @@ def _fit_epochs(model: Any, trainer: Trainer, adapter: DataAdapter, val: Optiona
               "samples": adapter.samples if isinstance(adapter, ArrayAdapter) else None, "mode": "fit"}
     callbacks_ = _callback_list(model, callbacks, verbose, params, history)
     batch_begin = callbacks_.has("on_train_batch_begin")
+    # History alone reads a batch's logs (its grad_norm) in most fits: then no logs dict per step.
+    history_only = callbacks_.implementers("on_train_batch_end") == [history.on_train_batch_end]
+    moved = not _on_device(adapter, device)
     # steps_per_execution=N: the batch hooks run once per N batches, logs over those N steps.
     every, pending = trainer.steps_per_execution, None
     model.stop_training = False
@@ -251,8 +263,10 @@ def _fit_epochs(model: Any, trainer: Trainer, adapter: DataAdapter, val: Optiona
             for batch, data in _epoch_batches(adapter, epochs_it, progress, group):
                 if batch_begin and (pending is None or every == 1):
                     callbacks_.call("on_train_batch_begin", batch, {"batch": batch, "size": num_samples(data.x)})
-                xb, yb = to_device(data.x, device), to_device(data.y, device)
-                sw = None if data.sample_weight is None else data.sample_weight.to(device)
+                xb, yb, sw = data
+                if moved:
+                    xb, yb = to_device(xb, device), to_device(yb, device)
+                    sw = None if sw is None else sw.to(device)
                 outcome: StepOutcome = (trainer.train_step_tbptt(xb, yb, tbptt, modules, sw) if tbptt
                                         else trainer.train_step(xb, yb, sw))
                 progress.clip_events += int(outcome.clipped)
@@ -260,9 +274,12 @@ def _fit_epochs(model: Any, trainer: Trainer, adapter: DataAdapter, val: Optiona
                 if every > 1:
                     pending = outcome = outcome if pending is None else pending.merge(outcome)
                 if every == 1 or (batch + 1) % every == 0 or batch + 1 == epochs_it.num_steps or model.stop_training:
-                    logs = {**trainer.results(), "grad_norm": outcome.grad_norm, "clipped": outcome.clipped,
-                            "skipped_steps": progress.skipped}
-                    callbacks_.call("on_train_batch_end", batch, logs)
+                    if history_only:
+                        history.on_train_batch_end(batch, {"grad_norm": outcome.grad_norm})
+                    else:
+                        logs = {**trainer.results(), "grad_norm": outcome.grad_norm, "clipped": outcome.clipped,
+                                "skipped_steps": progress.skipped}
+                        callbacks_.call("on_train_batch_end", batch, logs)
                     pending = None
                 progress.batch, progress.step = batch + 1, trainer.step
                 if model.stop_training:
@@ -297,12 +314,16 @@ def _run_test(model: Any, trainer: Trainer, batches_: EpochIterator, callbacks_:
     trainer.reset_metrics()
     callbacks_.call("on_test_begin", {})
     batch_begin, batch_end = callbacks_.has("on_test_batch_begin"), callbacks_.has("on_test_batch_end")
+    moved = not _on_device(batches_.adapter, device)
     with _mode(model, False), trainer.targets_once(_all_targets(batches_.adapter)):
         for batch, data in batches_:
             if batch_begin:
                 callbacks_.call("on_test_batch_begin", batch, {})
-            sw = None if data.sample_weight is None else data.sample_weight.to(device)
-            trainer.test_step(to_device(data.x, device), to_device(data.y, device), sw)
+            xb, yb, sw = data
+            if moved:
+                xb, yb = to_device(xb, device), to_device(yb, device)
+                sw = None if sw is None else sw.to(device)
+            trainer.test_step(xb, yb, sw)
             if batch_end:
                 callbacks_.call("on_test_batch_end", batch, trainer.results())
     logs = trainer.results()
@@ -343,11 +364,12 @@ def predict(model: Any, x: Any, *, batch_size: Optional[int], verbose: Union[str
     batch_begin, batch_end = callbacks_.has("on_predict_batch_begin"), callbacks_.has("on_predict_batch_end")
     jit = getattr(getattr(model, "_trainer", None), "jit", None)
     jit = jit if jit is not None and is_built(model) else None  # an unbuilt model builds eagerly
+    moved = not _on_device(adapter, device)
     with _mode(model, False), torch.no_grad():
         for batch, data in it:
             if batch_begin:
                 callbacks_.call("on_predict_batch_begin", batch, {})
-            xb = to_device(data.x, device)
+            xb = to_device(data.x, device) if moved else data.x
             out = jit.predict(xb) if jit is not None and jit.usable() else None
             if out is None:
                 out = model(xb)

@@ -133,7 +133,8 @@ class Trainer:
             if any(id(p) not in owned for p in params):
                 raise ValueError(f"The optimizer {opt!r} was built for other parameters (another model, or before "
                                  "layers were added); compile with a new optimizer")
-        opt.build(params)
+        # A compiled step runs the optimizer's fused kernel: the update is part of the step's work.
+        opt.build(params, fused=self.jit is not None)
 
     # -- one batch ------------------------------------------------------------------------
 
@@ -297,13 +298,14 @@ class Trainer:
         at = len(values)
         host = _read_back([*values, loss.detach(), *(probe or ()), *sums])
         norms, largest = host[:n], (host[n:2 * n] if self.clipvalue is not None else None)
-        if not exact:
+        norm = math.hypot(*norms)  # ||G||, correctly rounded, inf/nan if a gradient is
+        if not exact and not math.isfinite(norm):  # finite exactly when every norm is
             norms = clipping.finite_norms(grads, norms)
+            norm = math.hypot(*norms)
         loss_value, at = host[at], at + 1
         if probe is not None:
             self.loss.check_range(host[at], host[at + 1])
             at += 2
-        norm = math.hypot(*norms)  # ||G||, correctly rounded, inf/nan if a gradient is
         if not math.isfinite(loss_value):
             self._bad_step(f"non-finite loss (loss={loss_value:g})", outcome)
             outcome.grad_norm = max(outcome.grad_norm, float("nan"), key=_nan_last)
