@@ -164,7 +164,8 @@ def keras_twin(recipe: Recipe) -> Any:
         outputs = L.Dense(cfg["num_classes"])(L.Dropout(cfg["dropout"])(h))
     elif kind == "CharLanguageModel":
         if cfg.get("layer_norm") or cfg.get("zoneout"):
-            raise NotImplementedError("Keras 3's LSTM has no layer norm or zoneout: this charlm recipe has no twin here")
+            raise NotImplementedError("Keras 3's LSTM has no layer norm or zoneout: this charlm recipe has no "
+                                      "twin here")
         inputs = L.Input((_seq_len(x),), dtype="int32")
         h = L.Embedding(cfg["vocab_size"], cfg["embedding_dim"])(inputs)
         for _ in range(cfg["num_layers"]):

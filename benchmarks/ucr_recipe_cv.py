@@ -20,7 +20,6 @@ batches of 16, standardised per feature with training statistics; ``base`` is th
     ep500     500 epochs
 
 Results (2026-12-02, ItalyPowerDemand, under load): README.md, "Against published results".
-The seeds' test accuracies can move by a few test series between torch builds and machines.
 """
 
 from __future__ import annotations
