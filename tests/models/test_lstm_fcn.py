@@ -74,6 +74,27 @@ def test_nan_padding_equals_the_shorter_series_and_an_explicit_mask():
     assert torch.isfinite(a).all()
 
 
+def test_series_without_padding_take_the_unmasked_path_with_the_masked_values_and_gradients():
+    torch.manual_seed(0)
+    model = LSTMFCN(3, input_size=2, length=12, **SMALL).double()
+    x = torch.randn(4, 12, 2, dtype=torch.float64)
+    out, start = {}, {k: v.clone() for k, v in model.state_dict().items()}
+    for label, mask in (("unmasked", None), ("masked", torch.ones(4, 12, dtype=torch.bool))):
+        model.load_state_dict(start)  # the same moving statistics before each call
+        model.zero_grad()
+        torch.manual_seed(1)  # the same dropout draws
+        logits = model(x, mask=mask, training=True)
+        logits.pow(2).sum().backward()
+        out[label] = (logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None},
+                      [norm.moving_mean.clone() for norm in model.norms])
+    torch.testing.assert_close(out["unmasked"][0], out["masked"][0])
+    assert out["unmasked"][1].keys() == out["masked"][1].keys()
+    for name, grad in out["unmasked"][1].items():
+        torch.testing.assert_close(grad, out["masked"][1][name], msg=name)
+    for a, b in zip(out["unmasked"][2], out["masked"][2]):  # the moving statistics too
+        torch.testing.assert_close(a, b)
+
+
 def test_padding_is_left_out_of_the_batch_statistics():
     model = LSTMFCN(2, input_size=1, length=12, **SMALL)
     x = torch.randn(2, 12, 1)
