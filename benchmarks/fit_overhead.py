@@ -19,8 +19,9 @@ Models (batch 32 unless said):
 
 Each rep times one epoch of ``model.fit(..., verbose=0)`` (compiled with metrics=["accuracy"], as
 a Keras user would) and one epoch of the hand loop: a fresh ``torch.randperm`` order, ``x[idx]``,
-forward, the matching torch loss, ``zero_grad``, ``backward``, ``Adam.step`` (torch's defaults),
-over the same module. Evaluate: ``model.evaluate`` against a no_grad loop that sums
+forward, the matching torch loss, ``zero_grad``, ``backward``, ``Adam.step`` (torch's defaults,
+as a torch user writes it; ``--hand-fused``: ``Adam(..., fused=True)``, the implementation fit's
+own optimizers use, so that the ratio holds fit's overhead alone), over the same module. Evaluate: ``model.evaluate`` against a no_grad loop that sums
 ``loss.item()``; predict: ``model.predict`` against a no_grad loop that concatenates the outputs
 and converts them to numpy. ``jit`` rows use a copy compiled with ``jit_compile=True``; their
 first epochs (compilation) are reported separately and left out of the medians.
@@ -200,6 +201,7 @@ def main() -> None:
     parser.add_argument("--compile-epochs", type=int, default=2, help="jit epochs run before timing (compilation)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-jit", action="store_true")
+    parser.add_argument("--hand-fused", action="store_true", help="the hand loop's Adam with fused=True")
     parser.add_argument("--backend", default="inductor", help="torch.compile backend of the jit rows")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, 1 rep, aot_eager: check that it runs")
     parser.add_argument("--ops", action="store_true", help="count ATen ops per training step instead of timing")
@@ -232,7 +234,7 @@ def main() -> None:
         xt, yt = torch.from_numpy(x), torch.from_numpy(y)
         steps = -(-len(x) // batch)
         model.fit(x, y, batch_size=batch, epochs=1, verbose=0)  # builds; warms the kernels
-        hand_opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        hand_opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=args.hand_fused)
         hand_train(model, spec["torch_loss"], hand_opt, xt, yt, batch)
         if args.counts:
             spec["name"] = name

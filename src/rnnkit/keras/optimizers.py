@@ -74,14 +74,15 @@ class Optimizer:
         """Keyword arguments for ``torch_class`` (besides ``lr``)."""
         return {}
 
-    def build(self, params: Iterable[nn.Parameter], fused: bool = False) -> torch.optim.Optimizer:
+    def build(self, params: Iterable[nn.Parameter], fused: bool = True) -> torch.optim.Optimizer:
         """Create the torch optimizer over ``params`` (once; later calls return it).
 
-        ``fused=True`` (``compile(jit_compile=True)``): torch's fused implementation where
-        ``torch_class`` has one for these parameters (Adam, AdamW, SGD, Adagrad on CPU or CUDA):
-        one kernel over all the tensors instead of about six ops (and as many scalar-to-tensor
+        ``fused=True`` (the default, eager and ``jit_compile`` alike): torch's fused implementation
+        where ``torch_class`` has one for these parameters (Adam, AdamW, SGD, Adagrad on CPU or
+        CUDA): one kernel over all the tensors instead of about six ops (and as many scalar-to-tensor
         copies) per tensor, which on the CPU costs more than a small model's forward. The same
-        update rule; results agree with the default implementation to rounding.
+        update rule; results agree with torch's default implementation to rounding (Keras promises
+        the rule, not torch's summation order). ``fused=False``: torch's default implementation.
         """
         if self.torch_optimizer is None:
             assert self.torch_class is not None

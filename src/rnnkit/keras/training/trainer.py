@@ -133,8 +133,7 @@ class Trainer:
             if any(id(p) not in owned for p in params):
                 raise ValueError(f"The optimizer {opt!r} was built for other parameters (another model, or before "
                                  "layers were added); compile with a new optimizer")
-        # A compiled step runs the optimizer's fused kernel: the update is part of the step's work.
-        opt.build(params, fused=self.jit is not None)
+        opt.build(params)
 
     # -- one batch ------------------------------------------------------------------------
 
