@@ -459,7 +459,9 @@ std::tuple<at::Tensor, at::Tensor> min_project_backward(const at::Tensor& dk, co
     at::Tensor rows = dx.view({-1, x.size(2)});  // (B*T, F)
     at::mm_out(rows, dk2, w);
   }
-  if (want_dw) dw = at::mm(dk2.t(), x.reshape({-1, x.size(2)}));
+  // dW as (x^T dk)^T: MKL runs the (F, B*T) x (B*T, G) product some 10-15% faster than
+  // dk^T x here (measured at B*T = 32000, F = 128, G = 256); the transpose is a (G, F) copy.
+  if (want_dw) dw = at::mm(x.reshape({-1, x.size(2)}).t(), dk2).t().contiguous();
   return {dx, dw};
 }
 
