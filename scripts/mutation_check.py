@@ -151,6 +151,12 @@ MUTATIONS = [
     Mutation("min_norms_cpp", "scan backward: the probe's norms never written", SCAN,
              "if (np != nullptr) {\n          double sq", "if (np != nullptr && false) {\n          double sq",
              SCAN_TESTS),
+    Mutation("min_sig2_pairing_cpp", "scan: the shared division's two sigmoids swapped", SCAN,
+             "const S bx = r * py, by = r * px;", "const S bx = r * px, by = r * py;", SCAN_TESTS),
+    Mutation("min_backward_mask_ignored_cpp", "scan backward: padded steps get a gradient", SCAN,
+             "if (mp != nullptr && mp[b * T + t] == S(0)) {  // a and b", "if (false) {  // a and b", SCAN_TESTS),
+    Mutation("min_exp_polynomial_float_cpp", "scan: a wrong coefficient in the float exp's polynomial", SCAN,
+             "p = p * r + 1.0f / 6.0f;", "p = p * r + 1.0f / 7.0f;", SCAN_TESTS),
 ]
 
 

@@ -66,11 +66,16 @@ def test_parallel_equals_the_sequential_reference(kind, backend):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_compiled_equals_python_at_a_longer_sequence(kind):
-    x, w, b, h0 = make(kind, B=2, T=300, F=3, H=70, scale=3.0)  # H > one 64-unit lane chunk
+@pytest.mark.parametrize("B, T, H", [(2, 300, 70), (1, 60, 300), (9, 40, 260)])
+def test_compiled_equals_python_at_a_longer_sequence(kind, B, T, H):
+    """Past the prefetch distance, and over the lane splits: one lane per row (H = 70), a row
+    over several lanes because B is small (B = 1: 7 lanes, the last of 12 units) and because H
+    is more than a lane holds (H = 260: 144 + 116)."""
+    x, w, b, h0 = make(kind, B=B, T=T, F=3, H=H, scale=3.0)
+    lengths = torch.linspace(T, T // 3, B).long()
     res = {}
     for backend in BACKENDS:
-        out, h_n = run_min(kind, x, w, b, h0, lengths=torch.tensor([300, 123]), reverse=True, backend=backend)
+        out, h_n = run_min(kind, x, w, b, h0, lengths=lengths, reverse=True, backend=backend)
         res[backend] = (out, h_n, *grads_of(out, h_n, (x, w, b, h0)))
     for name, got, want in zip("out h_n dx dw db dh0".split(), res["compiled"], res["python"]):
         assert_rel(got, want, 1e-10, name)
