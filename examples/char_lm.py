@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=512)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--dropout", type=float, default=0.25)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -49,7 +50,7 @@ def main() -> None:
     X, Y = text_streams(vocab.encode(d.train), 64)  # (64, 6539): one batch, 66 windows of 100 per epoch
     Xv, Yv = windows(vocab.encode(d.valid), 100)
     Xt, Yt = windows(vocab.encode(d.test), 100)
-    model = CharLanguageModel(len(vocab), embedding_dim=32, units=args.units, cell=args.cell, dropout=0.25)
+    model = CharLanguageModel(len(vocab), embedding_dim=32, units=args.units, cell=args.cell, dropout=args.dropout)
     model.compile(rnnkit.optimizers.Adam(args.lr, global_clipnorm=1.0),
                   loss=rnnkit.losses.SparseCategoricalCrossentropy(from_logits=True))
     cosine = rnnkit.callbacks.LearningRateScheduler(
