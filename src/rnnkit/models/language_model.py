@@ -116,7 +116,7 @@ class CharLanguageModel(Model):
             state, total = None, 0.0
             for s in range(0, x.shape[1], chunk):
                 logits, state = self.step(x[:, s : s + chunk], state)
-                logits = logits[0].to(torch.promote_types(logits.dtype, torch.float32))  # bf16 (autocast) summed in float
+                logits = logits[0].to(torch.promote_types(logits.dtype, torch.float32))  # bf16 -> float
                 total += float(nn.functional.cross_entropy(logits, y[s : s + chunk], reduction="sum"))
         finally:
             self.train(was_training)
