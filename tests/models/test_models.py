@@ -14,7 +14,8 @@ from rnnkit.data import CharVocab, WordVocab, make_windows, pad_sequences
 from rnnkit.datasets import load_digits_captions, load_pydoc_text, load_sentiment, load_sunspots, make_dates
 from rnnkit.models import (CharLanguageModel, ConditionalGenerator, Forecaster, OneToOne, Seq2Seq,
                            SequenceClassifier, SequenceTagger, TeacherForcingSchedule, TokenVocab, edit_distance,
-                           fit_seq2seq, load_model, sample_logits, save_model, sequence_accuracy, token_error_rate)
+                           fit_seq2seq, load_model, sample_logits, save_model, sequence_accuracy, text_streams,
+                           token_error_rate)
 from rnnkit.models.teacher_forcing import evaluate_loss
 from rnnkit.models.vocab import encode_batch
 
@@ -170,6 +171,40 @@ def test_generation_greedy_three_ways_and_a_stepwise_state_equals_the_full_pass(
         for _ in range(12):
             ids.append(int(model(torch.as_tensor([ids]))[0, -1].argmax()))
     assert ids[len(prompt) :] == greedy.tolist()
+
+
+def test_text_streams_are_consecutive_pieces_and_y_is_x_shifted():
+    ids = np.arange(23)
+    x, y = text_streams(ids, 4)  # L = 22 // 4 = 5; ids 20..22 left out
+    assert x.shape == y.shape == (4, 5)
+    assert (x.ravel() == np.arange(20)).all() and (y == x + 1).all()
+    with pytest.raises(ValueError, match="`batch_size`"):
+        text_streams(ids, 0)
+    with pytest.raises(ValueError, match="too few for 30 streams"):
+        text_streams(ids, 30)
+    with pytest.raises(ValueError, match=r"`ids` must have shape \(N,\)"):
+        text_streams(ids.reshape(1, -1), 2)
+
+
+def test_stream_loss_carries_the_state_as_one_full_pass_does():
+    """stream_loss over chunks equals the cross-entropy of one pass over the whole text (float64),
+    whatever the chunk; the fit tbptt over text_streams sees the same windows (fit's own tests)."""
+    vocab, x, _ = _pydoc_windows()
+    ids = x.ravel()[:50]
+    model = CharLanguageModel(len(vocab), embedding_dim=8, units=16, num_layers=2).double().eval()
+    with torch.no_grad():
+        logits = model(torch.as_tensor(ids[:-1])[None])[0]
+        expected = float(torch.nn.functional.cross_entropy(logits, torch.as_tensor(ids[1:])))
+    for chunk in (1, 7, 49, 1000):
+        assert abs(model.stream_loss(ids, chunk=chunk) - expected) < 1e-10
+    assert model.training is False
+    model.train()
+    model.stream_loss(ids)
+    assert model.training  # restored
+    with pytest.raises(ValueError, match=r"N >= 2"):
+        model.stream_loss(ids[:1])
+    with pytest.raises(ValueError, match="another vocabulary"):
+        model.stream_loss([0, len(vocab)])
 
 
 def test_sample_logits_temperature_top_k_and_seeding():

@@ -27,6 +27,7 @@ from .generator import ConditionalGenerator as ConditionalGenerator
 from .io import load_model as load_model
 from .io import save_model as save_model
 from .language_model import CharLanguageModel as CharLanguageModel
+from .language_model import text_streams as text_streams
 from .lstm_fcn import LSTMFCN as LSTMFCN
 from .one_to_one import OneToOne as OneToOne
 from .sampling import sample_logits as sample_logits
@@ -48,6 +49,6 @@ ARCHITECTURES = (SequenceClassifier, LSTMFCN, Ensemble, Forecaster, SequenceTagg
 __all__ = [
     "ARCHITECTURES", "ATTENTION_KINDS", "Attention", "CharLanguageModel", "ConditionalGenerator", "Ensemble", "Forecaster",
     "LSTMFCN", "OneToOne", "Seq2Seq", "SequenceClassifier", "SequenceTagger", "TeacherForcingSchedule", "TokenVocab",
-    "edit_distance", "fit_seq2seq", "load_model", "phoneme_error_rate", "sample_logits", "save_model",
+    "edit_distance", "fit_seq2seq", "load_model", "phoneme_error_rate", "sample_logits", "save_model", "text_streams",
     "sequence_accuracy", "token_error_rate", "word_error_rate",
 ]

@@ -14,9 +14,27 @@ from ._checks import (CELLS, SCAN_CELLS, as_ids, built_dropout, check_cell, chec
                       check_rate, check_vocab_size, recurrent)
 from .sampling import check_sampling, sample_logits
 
-__all__ = ["CharLanguageModel"]
+__all__ = ["CharLanguageModel", "text_streams"]
 
 State = list[list[Tensor]]  # per layer: [h] or [h, c], each (B, H)
+
+
+def text_streams(ids: Union[Sequence[int], np.ndarray], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """A text's ids (N,) cut into ``batch_size`` consecutive streams: x (B, L), y (B, L), y = x shifted by one.
+
+    Stream b is ids[b*L : (b+1)*L] with L = (N - 1) // B (the last few ids are left out). Pass them
+    to ``fit(x, y, batch_size=B, tbptt=k)``: the whole text is then one batch of B rows, cut into
+    windows of k steps with the state carried from window to window, so every character after
+    the first of its stream is predicted from all the text before it.
+    """
+    ids = np.asarray(ids)
+    check_positive(batch_size, "batch_size")
+    if ids.ndim != 1:
+        raise ValueError(f"`ids` must have shape (N,), got shape {ids.shape}")
+    L = (len(ids) - 1) // batch_size
+    if L < 1:
+        raise ValueError(f"`ids` holds {len(ids)} ids, too few for {batch_size} streams of at least 1 step")
+    return ids[: batch_size * L].reshape(batch_size, L), ids[1 : batch_size * L + 1].reshape(batch_size, L)
 
 
 class CharLanguageModel(Model):
@@ -81,6 +99,28 @@ class CharLanguageModel(Model):
             raise ValueError(f"{type(self).__name__} {self.name!r} takes token ids of shape (B, T); got shape "
                              f"{tuple(inputs.shape)} and dtype {inputs.dtype}")
         return self.step(inputs, None, training)[0]
+
+    @torch.no_grad()
+    def stream_loss(self, ids: Union[Sequence[int], np.ndarray, Tensor], chunk: int = 1000) -> float:
+        """Mean cross-entropy (nats) of predicting ids[1:] from everything before, the state carried
+        through the whole text (read ``chunk`` steps at a time); ids (N,), N >= 2."""
+        check_positive(chunk, "chunk")
+        t = torch.as_tensor(np.asarray(ids) if not isinstance(ids, Tensor) else ids)
+        if t.dim() != 1 or t.shape[0] < 2:
+            raise ValueError(f"`ids` must have shape (N,) with N >= 2, got shape {tuple(t.shape)}")
+        t = as_ids(t[None], "ids", self.vocab_size)
+        x, y = t[:, :-1], t[0, 1:]
+        was_training = self.training
+        self.eval()
+        try:
+            state, total = None, 0.0
+            for s in range(0, x.shape[1], chunk):
+                logits, state = self.step(x[:, s : s + chunk], state)
+                logits = logits[0].to(torch.promote_types(logits.dtype, torch.float32))  # bf16 -> float
+                total += float(nn.functional.cross_entropy(logits, y[s : s + chunk], reduction="sum"))
+        finally:
+            self.train(was_training)
+        return total / y.shape[0]
 
     @torch.no_grad()
     def generate(self, prompt: Union[Sequence[int], np.ndarray, Tensor], length: int, temperature: float = 1.0,

@@ -1389,7 +1389,9 @@ std::vector<Tensor> backward_impl(const Codes& c, Tensor d_out, const Tensor& d_
       for (int64_t i = 0; i < n_bias; ++i) bias[i] += acc[i];
       for (int64_t i = 0; i < n_opt; ++i) opt[i] += acc[n_bias + i];
       filled += nb;
-      if (t == 0 || filled + nb > cap) {
+      // Without in_loop there are no chunks (their rings were never allocated): the caller's
+      // GEMMs take dW from the histories, so there is nothing to flush.
+      if (in_loop && (t == 0 || filled + nb > cap)) {
         ch.rows = filled;
         flush(id);
         filled = 0;
